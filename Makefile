@@ -1,0 +1,54 @@
+# proxytrace: every target sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+DEMO_CAPTURE ?= captures/default.pcapng
+# Debian packages the tests and the lab use.
+APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium
+APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium
+
+.PHONY: install sysdeps demo test test-fast lint typecheck bench lab filters clean
+
+$(BIN)/proxytrace: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/proxytrace
+
+# Installs missing system tools with apt when running as root; otherwise lists what is missing.
+sysdeps:
+	@missing=""; for b in $(APT_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -z "$$missing" ]; then echo "system tools present"; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		echo "installing system packages (missing:$$missing)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	else echo "missing system tools:$$missing (run 'sudo make sysdeps'); tests that need them will skip"; fi
+
+demo: install
+	$(BIN)/proxytrace analyze $(DEMO_CAPTURE)
+
+lint: install
+	$(BIN)/ruff check analyzer tests bench
+	$(BIN)/mypy analyzer
+
+test: sysdeps install lint
+	$(BIN)/pytest -q -p no:cacheprovider
+
+test-fast: install
+	$(BIN)/pytest -q -m "not lab" -p no:cacheprovider
+
+bench: sysdeps install
+	$(PY) -m bench.run
+
+lab: sysdeps install
+	$(PY) -m tests.lab.record
+
+filters: install
+	$(BIN)/proxytrace filters export --out filters
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

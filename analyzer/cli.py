@@ -1,0 +1,78 @@
+"""The ``proxytrace`` command line: a thin layer over the library.
+
+Each subcommand lives in ``analyzer/commands/<name>.py`` and exposes a click command named
+``command``. Library errors become one line on stderr and an exit status from ``exitcodes``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import click
+
+from . import __version__, exitcodes
+from .errors import CaptureError, ProxytraceError, UsageError
+
+COMMAND_MODULES = ("analyze", "run", "capture", "filters", "probe", "explain", "report")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="proxytrace")
+def cli() -> None:
+    """Find which process contacts the Go module proxy, checksum database and other watched hosts,
+    through which layer (DNS, TLS, HTTP), doing which Go operation, and which setting caused it.
+
+    \b
+    Exit statuses: 0 ok; 1 a gate failed (--deny host contacted, hijack found); 2 usage error;
+    3 unreadable input; 4 a required tool is missing; 5 not enough privileges;
+    `run` otherwise exits with the command's own status (127 if it was not found).
+    """
+
+
+def _register() -> None:
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"analyzer.commands.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"analyzer.commands.{name}":
+                continue  # command not part of this build
+            raise
+        cli.add_command(module.command)
+
+
+_register()
+
+
+def main() -> None:
+    try:
+        # Commands set their status with ctx.exit(N); in non-standalone mode click returns it.
+        status = cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("proxytrace: interrupted", err=True)
+        sys.exit(exitcodes.INTERRUPTED)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except UsageError as exc:
+        click.echo(f"proxytrace: {exc}", err=True)
+        sys.exit(exitcodes.USAGE)
+    except CaptureError as exc:
+        click.echo(f"proxytrace: {exc}", err=True)
+        sys.exit(exitcodes.BAD_INPUT)
+    except ProxytraceError as exc:
+        code = getattr(exc, "exit_code", exitcodes.BAD_INPUT)
+        click.echo(f"proxytrace: {exc}", err=True)
+        sys.exit(code)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(exitcodes.OK)
+    except KeyboardInterrupt:
+        click.echo("proxytrace: interrupted", err=True)
+        sys.exit(exitcodes.INTERRUPTED)
+    else:
+        sys.exit(status if isinstance(status, int) else exitcodes.OK)
+
+
+if __name__ == "__main__":
+    main()

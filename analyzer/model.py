@@ -1,0 +1,171 @@
+"""Records passed between pipeline stages.
+
+Every stage of the pipeline (source -> packets -> flows -> protocol events -> contacts ->
+attribution -> findings -> report) hands the next one frozen dataclasses from this module, so
+each stage can be tested alone and a user can import them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Layer = Literal["dns", "tls", "http"]
+Transport = Literal["udp", "tcp"]
+AttributionSource = Literal["ebpf", "strace", "procfs", "pcapng-comment", "inferred"]
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessInfo:
+    """The process behind a contact, and the tier that found it."""
+
+    pid: int
+    comm: str | None
+    cmdline: str | None
+    ppid: int | None
+    source: AttributionSource
+    uid: int | None = None
+    parent_comm: str | None = None
+    parent_cmdline: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pid": self.pid,
+            "comm": self.comm,
+            "cmdline": self.cmdline,
+            "ppid": self.ppid,
+            "source": self.source,
+            "uid": self.uid,
+            "parent_comm": self.parent_comm,
+            "parent_cmdline": self.parent_cmdline,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """Something that looks wrong at one layer, with its evidence."""
+
+    layer: Layer
+    kind: str
+    detail: str
+    frames: tuple[int, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"layer": self.layer, "kind": self.kind, "detail": self.detail,
+                "frames": list(self.frames)}
+
+
+@dataclass(frozen=True, slots=True)
+class DnsInfo:
+    qname: str
+    qtype: str
+    answers: tuple[str, ...]
+    rcode: str | None
+    resolver: str
+    cnames: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TlsInfo:
+    sni: str | None
+    alpn: tuple[str, ...]
+    version: str | None
+    ja4: str | None
+    ja3: str | None
+    cert_issuer: str | None = None
+    cert_subject: str | None = None
+    cert_sans: tuple[str, ...] = ()
+    offered_version: str | None = None
+    name_from_dns: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HttpInfo:
+    method: str | None
+    path: str | None
+    user_agent: str | None
+    status: int | None
+    location: str | None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyHop:
+    address: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Contact:
+    """One piece of evidence that this machine talked to a watched host (the output contract)."""
+
+    ts: float
+    layer: Layer
+    host: str
+    transport: Transport
+    src: str
+    sport: int
+    dst: str
+    dport: int
+    flow_id: str
+    frames: tuple[int, ...] = ()
+    capture: str | None = None
+    process: ProcessInfo | None = None
+    client: str | None = None
+    client_evidence: str | None = None
+    dns: DnsInfo | None = None
+    tls: TlsInfo | None = None
+    http: HttpInfo | None = None
+    via_proxy: ProxyHop | None = None
+    operation: str | None = None
+    findings: tuple[Finding, ...] = ()
+    notes: tuple[str, ...] = ()
+    cause: str | None = None
+    url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON shape of ../DESIGN.md's output contract (field names are stable)."""
+        return {
+            "ts": self.ts,
+            "layer": self.layer,
+            "host": self.host,
+            "transport": self.transport,
+            "src": self.src,
+            "sport": self.sport,
+            "dst": self.dst,
+            "dport": self.dport,
+            "process": self.process.to_dict() if self.process else None,
+            "client": self.client,
+            "client_evidence": self.client_evidence,
+            "dns": _plain(self.dns),
+            "tls": _plain(self.tls),
+            "http": _plain(self.http),
+            "via_proxy": _plain(self.via_proxy),
+            "operation": self.operation,
+            "url": self.url,
+            "findings": [f.to_dict() for f in self.findings],
+            "notes": list(self.notes),
+            "cause": self.cause,
+            "flow_id": self.flow_id,
+            "frames": list(self.frames),
+            "capture": self.capture,
+        }
+
+
+def _plain(obj: Any) -> dict[str, Any] | None:
+    if obj is None:
+        return None
+    out = asdict(obj)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class CaptureStats:
+    """What a source read, and what it could not."""
+
+    capture: str
+    packets: int = 0
+    bytes: int = 0
+    link_type: str | None = None
+    warnings: tuple[str, ...] = ()
+    parse_errors: dict[str, int] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""Rendering: tables, machine-readable formats and files written with private permissions."""

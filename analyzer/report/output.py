@@ -1,0 +1,85 @@
+"""One output path for every command: ``--format`` and ``--output`` mean the same everywhere."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import click
+
+from .files import open_private
+
+MACHINE_FORMATS = ("jsonl", "json", "csv")
+BASE_FORMATS = ("table", *MACHINE_FORMATS)
+
+
+def output_options(formats: Sequence[str] = BASE_FORMATS) -> Callable[[Any], Any]:
+    """Decorator adding ``--format`` and ``--output`` to a click command."""
+
+    def decorate(fn: Any) -> Any:
+        fn = click.option("--output", "-o", "output", type=click.Path(dir_okay=False),
+                          default=None, help="Write to FILE (mode 0600) instead of stdout.")(fn)
+        fn = click.option("--format", "-f", "fmt", type=click.Choice(list(formats)),
+                          default="table", show_default=True, help="Output format.")(fn)
+        return fn
+
+    return decorate
+
+
+def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in record.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(_flatten(value, name + "."))
+        elif isinstance(value, list):
+            flat[name] = json.dumps(value, default=str) if value and isinstance(value[0], dict) \
+                else ";".join(str(v) for v in value)
+        else:
+            flat[name] = value
+    return flat
+
+
+def render_machine(records: Sequence[dict[str, Any]], fmt: str) -> str:
+    """Render records as jsonl, json or csv text."""
+    if fmt == "jsonl":
+        return "".join(json.dumps(r, default=str, sort_keys=False) + "\n" for r in records)
+    if fmt == "json":
+        return json.dumps(list(records), default=str, indent=2) + "\n"
+    if fmt == "csv":
+        rows = [_flatten(r) for r in records]
+        columns: list[str] = []
+        for row in rows:
+            for key in row:
+                if key not in columns:
+                    columns.append(key)
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return buf.getvalue()
+    raise ValueError(f"not a text format: {fmt}")
+
+
+def emit_text(text: str, output: str | None) -> None:
+    """Write text to ``output`` (private file) or stdout."""
+    if output:
+        with open_private(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+
+def emit_records(records: Sequence[dict[str, Any]], fmt: str, output: str | None,
+                 table: Callable[[Sequence[dict[str, Any]]], str] | None = None) -> None:
+    """Emit records in any base format; ``table`` renders the human form."""
+    if fmt == "table":
+        text = table(records) if table else render_machine(records, "json")
+        emit_text(text, output)
+    else:
+        emit_text(render_machine(records, fmt), output)
