@@ -169,3 +169,5 @@ class CaptureStats:
     link_type: str | None = None
     warnings: tuple[str, ...] = ()
     parse_errors: dict[str, int] = field(default_factory=dict)
+    damaged: bool = False            # the file ended in a truncated or corrupt record
+    kernel_drops: int | None = None  # from pcapng interface statistics, when recorded

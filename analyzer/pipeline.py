@@ -1,0 +1,157 @@
+"""The offline pipeline as one call: captures in, a report out.
+
+source -> packets -> flows + reassembly -> protocol events -> contacts -> attribution ->
+findings -> causes -> report. Each stage lives in its own module; this one only wires them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from .contacts import build_contacts
+from .engine import Engine
+from .events import Evidence, FlowRef
+from .model import CaptureStats, Contact, ProcessInfo
+from .source.capture_file import ReadState
+from .source.decode import Decoder
+from .source.reader import iter_frames_and_segments, linktype_name, open_source
+from .watchlist import WatchList
+
+
+class Attributor(Protocol):
+    """Something that knows which process owned a connection (a live tracer, or a capture's comments)."""
+
+    def process_for(self, flow: FlowRef, ts: float) -> ProcessInfo | None: ...
+
+
+@dataclass(frozen=True)
+class AnalyzeOptions:
+    watch: WatchList = field(default_factory=WatchList.build)
+    expect_path: Path | None = None      # expectations TOML merged over the shipped defaults
+    config: Any = None                   # an analyzer.config GoConfig, for causes on contacts
+    redact: bool = True                  # hide credentials (proxy userinfo, Authorization, Cookie)
+    engine: str = "builtin"              # "builtin" (dpkt) or "tshark"
+    keylog: Path | None = None
+    quiet: bool = True                   # no progress on stderr
+    workers: int = 1
+
+
+@dataclass
+class Report:
+    contacts: list[Contact]
+    evidence: Evidence
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def stats(self) -> list[CaptureStats]:
+        return self.evidence.stats
+
+
+ProgressFn = Callable[[str, int, int, int], None]  # (capture, bytes_read, packets, contacts)
+
+
+def analyze_files(paths: Sequence[str | Path], options: AnalyzeOptions | None = None,
+                  attributor: Attributor | None = None,
+                  progress: ProgressFn | None = None) -> Report:
+    """Analyse captures (paths, or "-" for stdin) into a report."""
+    opts = options or AnalyzeOptions()
+    evidence = Evidence()
+    warnings: list[str] = []
+    for path in paths:
+        ev = read_evidence(path, opts, progress)
+        evidence.extend(ev)
+        for st in ev.stats:
+            warnings.extend(st.warnings)
+    contacts = contacts_from_evidence(evidence, opts, attributor)
+    return Report(contacts, evidence, warnings)
+
+
+def read_evidence(path: str | Path, opts: AnalyzeOptions,
+                  progress: ProgressFn | None = None) -> Evidence:
+    """One capture through the chosen engine."""
+    if opts.engine == "tshark":
+        from .tshark_engine import read_evidence_tshark
+
+        return read_evidence_tshark(path, opts)
+    return read_evidence_builtin(path, progress)
+
+
+def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None) -> Evidence:
+    process_from_comments = _comment_parser()
+    decoder = Decoder()
+    with open_source(path) as (fh, name):
+        state = ReadState(name)
+        engine = Engine(name)
+        packets = 0
+        for frame, seg in iter_frames_and_segments(fh, state, decoder):
+            packets += 1
+            if seg is None:
+                continue
+            if (frame.comments or frame.pid) and process_from_comments is not None:
+                proc = process_from_comments(frame.comments, frame.pid)
+                if proc is not None:
+                    engine.note_process(seg, proc)
+            engine.feed(seg)
+            if progress is not None and packets % 50_000 == 0:
+                progress(name, state.bytes_read, packets, 0)
+        evidence = engine.finish()
+    if progress is not None:
+        progress(name, state.bytes_read, packets, -1)
+    for proto, count in engine.parse_errors.items():
+        state.warnings.append(f"{name}: {count} malformed {proto} message(s), first in frame "
+                              f"{engine.first_error_frame[proto]}")
+    evidence.stats.append(CaptureStats(
+        capture=name, packets=packets, bytes=state.bytes_read,
+        link_type=", ".join(sorted(linktype_name(t) for t in state.linktypes)) or None,
+        warnings=tuple(state.warnings), parse_errors=dict(engine.parse_errors),
+        damaged=state.damaged, kernel_drops=state.kernel_drops))
+    return evidence
+
+
+def _comment_parser() -> Callable[[Sequence[str], int | None], ProcessInfo | None] | None:
+    try:
+        from .attribution.comments import process_from_comments
+    except ImportError:
+        return None
+    return process_from_comments
+
+
+def contacts_from_evidence(evidence: Evidence, opts: AnalyzeOptions,
+                           attributor: Attributor | None = None) -> list[Contact]:
+    """Contacts, then attribution, findings and causes."""
+    contacts = build_contacts(evidence, opts.watch, redact=opts.redact)
+    contacts = attribute(contacts, evidence, attributor)
+    contacts = _apply_findings(contacts, evidence, opts)
+    if opts.config is not None:
+        from .config.causes import apply_causes
+
+        contacts = apply_causes(contacts, opts.config)
+    return contacts
+
+
+def attribute(contacts: list[Contact], evidence: Evidence,
+              attributor: Attributor | None) -> list[Contact]:
+    """Give each contact its process: a live tracer first, then the capture's own comments."""
+    out = []
+    for c in contacts:
+        proc = None
+        if attributor is not None:
+            flow = FlowRef(c.transport, c.src, c.sport, c.dst, c.dport, c.capture or "")
+            proc = attributor.process_for(flow, c.ts)
+        if proc is None:
+            proc = evidence.flow_processes.get(c.flow_id)
+        out.append(replace(c, process=proc) if proc is not None else c)
+    return out
+
+
+def _apply_findings(contacts: list[Contact], evidence: Evidence,
+                    opts: AnalyzeOptions) -> list[Contact]:
+    try:
+        from .expect import load_expectations
+        from .findings import apply_findings
+    except ImportError:
+        return contacts
+    return apply_findings(contacts, evidence, load_expectations(opts.expect_path), opts.watch)

@@ -1,0 +1,1 @@
+"""Sources: capture files (pcap, pcapng) decoded into transport segments."""

@@ -1,0 +1,18 @@
+"""Shared fixtures: paths to the project's captures and the public ones in ../shared."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CAPTURES = ROOT / "captures"
+SHARED_CAPTURES = ROOT.parent / "shared" / "captures"
+
+
+@pytest.fixture
+def shared_captures() -> Path:
+    if not SHARED_CAPTURES.is_dir():
+        pytest.skip(f"public captures not present at {SHARED_CAPTURES}")
+    return SHARED_CAPTURES
