@@ -120,6 +120,8 @@ def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap) -> list
                              f"in frame {frame}")
         if host is None or not watch.matches(host):
             continue
+        if s.server_note:
+            notes.append(s.server_note)
         if s.tunnel_host and hello.sni and s.tunnel_host != hello.sni:
             notes.append(f"CONNECT target {s.tunnel_host} differs from SNI {hello.sni}")
         server = s.server

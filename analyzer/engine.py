@@ -63,6 +63,7 @@ class _Tls:
     server_base: int = 0
     client_done: bool = False
     server_done: bool = False
+    server_note: str | None = None
 
 
 @dataclass(slots=True)
@@ -285,7 +286,10 @@ class Engine:
             try:
                 flight = tlsp.parse_server_flight(bytes(state.server_buf))
             except ParseError:
-                self._error("tls-server", chunk.frame)
+                if httpp.looks_like_http_response(bytes(state.server_buf[:16])):
+                    state.server_note = "the server answered the ClientHello in plaintext HTTP"
+                else:
+                    self._error("tls-server", chunk.frame)
                 state.server_done = True
                 return
             state.server = flight
@@ -389,7 +393,7 @@ class Engine:
             return
         self.evidence.tls.append(TlsSession(
             state.hello_ts, ref, state.hello, state.hello_frames, len(state.hello_frames),
-            state.server, state.server_frames, hop, tunnel_host))
+            state.server, state.server_frames, hop, tunnel_host, state.server_note))
 
     def finish(self) -> Evidence:
         for flow in list(self._flows.values()):

@@ -74,6 +74,7 @@ class TlsSession:
     server_frames: tuple[int, ...] = ()
     via_proxy: ProxyHop | None = None
     tunnel_host: str | None = None  # CONNECT target when inside a proxy tunnel
+    server_note: str | None = None  # e.g. the server answered in plaintext HTTP
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,86 @@
+"""Which client software sent a request, inferred from its User-Agent or its TLS fingerprint.
+
+This is the weakest attribution tier ("inferred"): it names software, never a process.
+Sources: ../shared/GO_NETWORK_FACTS.md sections 2 (User-Agents) and 9 (JA4 measurements).
+"""
+
+from __future__ import annotations
+
+# (prefix, client), matched case-insensitively against the start of the User-Agent.
+_UA_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("gocommand/", "go-command"),          # go1.27+: "GoCommand/1 (+https://go.dev/cmd/go)"
+    ("go-http-client/", "go-net-http"),    # go <=1.26 and every Go net/http program
+    ("node-fetch", "node"),                # vscode-go: "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)"
+    ("undici", "node"),
+    ("node/", "node"),
+    ("axios/", "node"),
+    ("curl/", "curl"),
+    ("git/", "git"),                       # git-remote-https: "git/2.39.5"
+    ("python-requests/", "python"),
+    ("python-urllib/", "python"),
+    ("python-httpx/", "python"),
+    ("python/", "python"),
+    ("aiohttp/", "python"),
+    ("wget/", "wget"),
+)
+
+
+def client_from_user_agent(ua: str | None) -> str | None:
+    """The client family a User-Agent names, or None when it names none we know."""
+    if not ua:
+        return None
+    text = ua.strip().lower()
+    if text == "node":
+        return "node"
+    for prefix, client in _UA_PREFIXES:
+        if text.startswith(prefix):
+            return client
+    return None
+
+
+_GO_SHARED = "any Go program using net/http's default TLS settings shares it"
+
+# JA4 -> (client, evidence). Measured on loopback against a name (SNI present, JA4 "d"); see
+# GO_NETWORK_FACTS.md section 9. Lab measurements are added here as they are recorded.
+JA4_TABLE: dict[str, tuple[str, str]] = {
+    "t13d1312h2_f57a46bbacb6_f50d94e863eb":
+        ("go-command", f"JA4 of go1.27.3's go command (measured; {_GO_SHARED})"),
+    "t13d131100_f57a46bbacb6_f50d94e863eb":
+        ("go-command", "JA4 of go1.27.3's go command GOINSECURE fallback client, no ALPN (measured)"),
+    "t13d1312h2_f57a46bbacb6_ab7e3b40a677":
+        ("go-command", f"JA4 of the go1.25/go1.26 go command (measured; {_GO_SHARED})"),
+    "t13d1311h2_f57a46bbacb6_e7c285222651":
+        ("go-command", f"JA4 of go1.24's go command (measured; {_GO_SHARED})"),
+    "t13d1911h2_9dc949149365_e7c285222651":
+        ("go-command", f"JA4 of the go1.21-go1.23 go command (measured; {_GO_SHARED})"),
+    "t13d190900_9dc949149365_97f8aa674fd9":
+        ("go-net-http", "JA4 of a bare Go crypto/tls client, older Go (FoxIO ja4plus mapping)"),
+    "t13d191000_9dc949149365_e7c285222651":
+        ("go-net-http", "JA4 of a Go program (ngrok 3.8.0, FoxIO ja4plus mapping)"),
+    "t13d2912h2_723694b0fccc_288f874c93d6":
+        ("git", "JA4 of git 2.39 git-remote-https, libcurl/OpenSSL 3 (measured)"),
+    "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6":
+        ("curl", "JA4 of curl 7.88.1 with OpenSSL 3.0 (measured)"),
+    "t13d591000_a33745022dd6_1f22a2ca17c4":
+        ("node", "JA4 of Node 20 https, as used by node-fetch v2 in vscode-go (measured)"),
+    "t13d5911h1_a33745022dd6_1f22a2ca17c4":
+        ("node", "JA4 of Node 20 global fetch (undici) (measured)"),
+}
+
+
+def client_from_ja4(ja4: str | None) -> tuple[str, str] | None:
+    """(client, evidence) for a known JA4, or None.
+
+    A connection to an IP literal carries no SNI, which only changes JA4's fourth character
+    ("i" instead of "d"), so that variant is matched too and said so.
+    """
+    if not ja4 or len(ja4) < 4:
+        return None
+    key = ja4.strip().lower()
+    if key in JA4_TABLE:
+        return JA4_TABLE[key]
+    if key[3] == "i":
+        hit = JA4_TABLE.get(key[:3] + "d" + key[4:])
+        if hit is not None:
+            return hit[0], f"{hit[1]}; connection without SNI"
+    return None

@@ -1,0 +1,44 @@
+"""``proxytrace capture``: system-wide capture with attribution, then the report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..pipeline import AnalyzeOptions
+from ..report.contacts import CONTACT_FORMATS, render_report
+from ..report.output import output_options
+from .common import build_watch, watch_options
+from .live_common import live_options, print_summary
+
+
+@click.command("capture")
+@click.option("--duration", type=click.FloatRange(min=0, min_open=True), default=None,
+              metavar="SECONDS", help="Stop after SECONDS (default: at Ctrl-C or SIGTERM).")
+@click.option("--attribution", "tier", type=click.Choice(["auto", "ebpf", "procfs"]),
+              default="auto", show_default=True, help="How to find each contact's process.")
+@live_options
+@watch_options
+@output_options(CONTACT_FORMATS)
+def command(duration: float | None, tier: str, backend: str, interface: str, bpf: str | None,
+            write: Path | None, watch: tuple[str, ...], watch_file: Path | None, all_hosts: bool,
+            expect_path: Path | None, no_redact: bool, fmt: str, output: str | None) -> int:
+    """Capture system-wide (until Ctrl-C or --duration) and report every watched contact with
+    the process that made it; the pcapng keeps the process as packet comments.
+
+    \b
+    Exit status: 0; 4 a capture or tracing tool is missing; 5 not enough privileges.
+    """
+    from ..live.session import LiveOptions, capture_for
+
+    analyze = AnalyzeOptions(watch=build_watch(watch, watch_file, all_hosts),
+                             expect_path=expect_path, redact=not no_redact)
+    opts = LiveOptions(analyze=analyze, tier=tier, backend=backend, interface=interface, bpf=bpf,
+                       write=write, system=True)
+    if duration is None:
+        click.echo("proxytrace: capturing; Ctrl-C to stop", err=True)
+    result = capture_for(duration, opts)
+    render_report(result.report, fmt, output)
+    print_summary(result)
+    return 0

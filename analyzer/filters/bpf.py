@@ -1,0 +1,103 @@
+"""The capture filter: keep every packet the analyzer reads, drop bulk download payload.
+
+BPF is stateless: it cannot know where a TCP stream starts, so "the first few KB of each
+direction" (what the analyzer reassembles) cannot be expressed. The trade-off chosen here:
+
+* DNS on any resolver: UDP and TCP port 53 (and mDNS/LLMNR), plus every IP fragment that is
+  not a first fragment (a fragmented UDP answer's later pieces carry no UDP header, so no port to test).
+* Client -> server on a watched port (or to a watched address): everything. Requests, TLS
+  ClientHellos (a post-quantum ClientHello spans two segments) and HTTP request headers are small,
+  and the go command never uploads bulk data.
+* Server -> client: only segments that carry SYN/FIN/RST (connection set-up and end), or whose
+  TCP payload *starts* with a TLS record header for a handshake, alert or change-cipher-spec
+  record (``16 03``, ``15 03``, ``14 03``: the ServerHello flight), or with ``HTTP`` (a plaintext
+  response's status line and headers). Bulk payload (application-data records, module zips,
+  toolchain tarballs) starts mid-record and is dropped, as are pure ACKs.
+
+What this loses, knowingly: server segments that continue a handshake record past its first
+segment. Under TLS 1.2 that can be the end of the certificate chain, under TLS 1.3 (what Go
+negotiates) the encrypted flight a key log would decrypt. ``keep_server_data=True`` keeps all
+server -> client traffic on the watched ports and addresses for those cases.
+
+With ``vlan=True`` every test is repeated behind one and two 802.1Q tags, for capture files from
+trunk ports that kept their tags (Ethernet only). Link types without an IP layer libpcap can index (NFLOG) are not supported.
+
+IPv6 tests read the fixed 40-byte header (libpcap's ``tcp[]`` only indexes IPv4), so IPv6
+packets with extension headers other than a fragment header are matched by port only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ..watchlist import WatchList
+from .inputs import DEFAULT_PORTS, validate_addresses, validate_ports
+from .libpcap import DLT_EN10MB, check_filter, compile_filter
+
+# First payload byte offset and payload length, IPv4 (variable IP and TCP header lengths).
+_OFF4 = "((tcp[12] & 0xf0) >> 2)"
+_LEN4 = f"(ip[2:2] - ((ip[0] & 0x0f) << 2) - {_OFF4})"
+# IPv6 with no extension header: TCP header at 40, data offset at 40 + 12.
+_OFF6 = "(40 + ((ip6[52] & 0xf0) >> 2))"
+_LEN6 = "(ip6[4:2] - ((ip6[52] & 0xf0) >> 2))"
+
+# DNS, and the multicast/link-local resolvers the analyzer also reads (mDNS, LLMNR).
+_DNS = "udp port 53 or tcp port 53 or udp port 5353 or udp port 5355"
+_FRAGMENTS = "(ip[6:2] & 0x1fff != 0) or (ip6 and ip6[6] == 44)"
+
+
+def _tls_or_http(load: str, off: str) -> str:
+    # Content types 0x14..0x16 with major version 3, or "HTTP" (0x48545450).
+    return (f"({load}[{off}] >= 0x14 and {load}[{off}] <= 0x16 and {load}[{off} + 1] == 0x03)"
+            f" or {load}[{off}:4] == 0x48545450")
+
+
+def _endpoints(ports: Sequence[int], addresses: Sequence[str], direction: str) -> str:
+    """TCP packets whose server side (``direction`` src or dst) is a watched port or address."""
+    terms = [f"tcp {direction} port {p}" for p in ports]
+    terms += [f"(tcp and {direction} net {a})" for a in addresses]
+    return "(" + " or ".join(terms) + ")"
+
+
+def capture_filter(watch: WatchList, ports: Sequence[int] = DEFAULT_PORTS,
+                   addresses: Sequence[str] = (), keep_server_data: bool = False,
+                   vlan: bool = False) -> str:
+    """A BPF expression keeping what the analyzer needs; compiled by libpcap before it is returned.
+
+    ``watch`` names the hosts the filter is for; BPF cannot see names (TLS SNI and HTTP Host
+    are inside payload at variable offsets), so it does not narrow the filter: every DNS
+    exchange is kept because the analyzer matches names there, and ``addresses`` (for example
+    the names' current addresses) widen it to any port. The result compiles for Ethernet and
+    Linux SLL2 (``vlan``: Ethernet only).
+    """
+    del watch  # names cannot be matched in BPF; kept in the signature for callers and docs
+    port_list = validate_ports(ports)
+    address_list = validate_addresses(addresses)
+    if not port_list and not address_list:
+        clauses = [_DNS, _FRAGMENTS]
+    else:
+        to_server = _endpoints(port_list, address_list, "dst")
+        from_server = _endpoints(port_list, address_list, "src")
+        clauses = [_DNS, _FRAGMENTS, to_server]
+        if keep_server_data:
+            clauses.append(from_server)
+        else:
+            # Order matters: BPF rejects the whole packet on an out-of-bounds load, so tests that
+            # read payload bytes come last and only after a non-empty payload was established.
+            clauses += [
+                f"({from_server} and tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0)",
+                f"({from_server} and ip6 and ip6[6] == 6 and ip6[53] & 0x07 != 0)",
+                f"({from_server} and ip and {_LEN4} > 0 and ({_tls_or_http('tcp', _OFF4)}))",
+                f"({from_server} and ip6 and ip6[6] == 6 and {_LEN6} > 0"
+                f" and ({_tls_or_http('ip6', _OFF6)}))",
+            ]
+    base = " or ".join(f"({c})" if " or " in c and not c.startswith("(") else c for c in clauses)
+    if not vlan:
+        check_filter(base)
+        return base
+    # Offsets move behind an 802.1Q tag, and libpcap's "vlan" shifts every later offset: the same
+    # tests again behind one tag and behind two (QinQ). Ethernet only: libpcap has no "vlan" for
+    # Linux cooked captures, where the kernel has already removed the tag.
+    expression = f"{base} or (vlan and ({base} or (vlan and ({base}))))"
+    compile_filter(expression, DLT_EN10MB)
+    return expression

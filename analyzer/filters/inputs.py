@@ -1,0 +1,163 @@
+"""Validation of everything a user can put into a filter: ports, addresses, GOPROXY values.
+
+Hostnames go through ``analyzer.watchlist.normalize_hostname``; what leaves this module is an
+int in 1..65535, a canonical ``ipaddress`` text, or a normalized hostname, so no filter syntax
+(quotes, spaces, operators, parentheses) can ride along.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..errors import UsageError
+from ..watchlist import normalize_hostname
+
+DEFAULT_PORTS: tuple[int, ...] = (80, 443)
+# $GOROOT/go.env's value since Go 1.21 (../shared/GO_NETWORK_FACTS.md section 1.1).
+DEFAULT_GOPROXY = "https://proxy.golang.org,direct"
+
+
+def validate_port(value: object) -> int:
+    """A TCP port as an int in 1..65535 (bools and text with anything but digits refused)."""
+    if isinstance(value, bool):
+        raise UsageError(f"invalid port {value!r}: not a number")
+    if isinstance(value, str):
+        text = value.strip()
+        if not text.isdigit() or not text.isascii():
+            raise UsageError(f"invalid port {value!r}: not a number")
+        value = int(text)
+    if not isinstance(value, int):
+        raise UsageError(f"invalid port {value!r}: not a number")
+    if not 1 <= value <= 65535:
+        raise UsageError(f"invalid port {value}: must be 1..65535")
+    return value
+
+
+def validate_ports(values: Iterable[object]) -> tuple[int, ...]:
+    return tuple(sorted({validate_port(v) for v in values}))
+
+
+def validate_address(value: str) -> str:
+    """An IPv4/IPv6 address or network in canonical text (``10.0.0.0/8``, ``2001:db8::1``)."""
+    text = str(value).strip()
+    try:
+        if "/" in text:
+            net = ipaddress.ip_network(text, strict=False)
+            if net.num_addresses == 1:
+                return str(net.network_address)
+            return str(net)
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        raise UsageError(f"invalid address {value!r}: not an IPv4/IPv6 address or network") from None
+
+
+def validate_addresses(values: Iterable[str]) -> tuple[str, ...]:
+    return tuple(sorted({validate_address(v) for v in values}, key=_address_key))
+
+
+def _address_key(text: str) -> tuple[int, int, str]:
+    net = ipaddress.ip_network(text, strict=False)
+    return (net.version, int(net.network_address), text)
+
+
+@dataclass(frozen=True, slots=True)
+class ProxyEntry:
+    """One proxy of a GOPROXY list (``direct`` and ``off`` carry no network endpoint)."""
+
+    scheme: str
+    host: str
+    port: int
+
+
+def parse_goproxy(value: str) -> tuple[ProxyEntry, ...]:
+    """The proxies a GOPROXY value names, in order.
+
+    Mirrors cmd/go/internal/modfetch/proxy.go: entries are separated by ``,`` or ``|``; an entry
+    without a scheme gets ``https://``; ``direct`` ends the list (later entries are never tried);
+    ``off`` is no endpoint. ``file://`` proxies are local and carry no network endpoint either.
+    """
+    entries: list[ProxyEntry] = []
+    for raw in value.replace("|", ",").split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        if item == "direct":
+            break
+        if item == "off":
+            continue
+        url = item if "://" in item else "https://" + item
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError:
+            raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: bad URL") from None
+        scheme = parts.scheme.lower()
+        if scheme == "file":
+            continue
+        if scheme not in ("http", "https"):
+            raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: scheme must be http or https")
+        if not parts.hostname:
+            raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: no host")
+        host = _proxy_host(parts.hostname, item)
+        entries.append(ProxyEntry(scheme, host, validate_port(port or (443 if scheme == "https" else 80))))
+    return tuple(entries)
+
+
+_PROXY_DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+
+
+def parse_forward_proxy(value: str) -> ProxyEntry:
+    """An HTTPS_PROXY/HTTP_PROXY value (Go's net/http reading: no scheme means http://)."""
+    item = value.strip()
+    url = item if "://" in item else "http://" + item
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise UsageError(f"invalid proxy {_redact(item)!r}: bad URL") from None
+    scheme = parts.scheme.lower()
+    if scheme not in _PROXY_DEFAULT_PORTS:
+        raise UsageError(f"invalid proxy {_redact(item)!r}: scheme must be http, https or socks5")
+    if not parts.hostname:
+        raise UsageError(f"invalid proxy {_redact(item)!r}: no host")
+    host = _proxy_host(parts.hostname, item)
+    return ProxyEntry(scheme, host, validate_port(port or _PROXY_DEFAULT_PORTS[scheme]))
+
+
+def _proxy_host(hostname: str, item: str) -> str:
+    try:
+        return validate_address(hostname) if _is_ip(hostname) else normalize_hostname(hostname)
+    except UsageError:
+        raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: bad host") from None
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _redact(item: str) -> str:
+    """GOPROXY URLs may carry credentials (user:token@host); never echo them back."""
+    if "@" in item:
+        scheme, sep, rest = item.partition("://")
+        rest = rest.split("@", 1)[1] if sep else item.split("@", 1)[1]
+        return f"{scheme}{sep}***@{rest}" if sep else f"***@{rest}"
+    return item
+
+
+def proxy_ports(entries: Sequence[ProxyEntry]) -> tuple[int, ...]:
+    return tuple(sorted({e.port for e in entries}))
+
+
+def proxy_hostnames(entries: Sequence[ProxyEntry]) -> tuple[str, ...]:
+    return tuple(sorted({e.host for e in entries if not _is_ip(e.host)}))
+
+
+def proxy_addresses(entries: Sequence[ProxyEntry]) -> tuple[str, ...]:
+    return tuple(sorted({e.host for e in entries if _is_ip(e.host)}))

@@ -1,0 +1,161 @@
+"""DNS hijack findings, from the query/response exchanges of a capture.
+
+Rules (docs/findings.md has the user's version):
+- an answer outside the host's expected ranges -> ``dns-unexpected-answer``; with no ranges
+  expected, a public name answered with a private, loopback, link-local or reserved address ->
+  ``dns-private-answer``;
+- two responses with different answers to one query -> ``dns-duplicate-response`` (an on-path
+  injector races the real resolver; identical retransmissions are not flagged);
+- a response nobody asked for, or from an address the query was not sent to ->
+  ``dns-unsolicited-response``;
+- answers for the same name and type from *different resolvers* that share no address ->
+  ``dns-answer-mismatch``. One resolver rotating through a CDN's addresses is normal, so answers
+  from the same resolver are never compared with each other.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+
+from ..events import DnsExchange
+from ..expect import Expectations
+from ..model import Finding
+from ..watchlist import WatchList
+from .access import dns_addresses, dns_answer_key, dns_summary
+from .addresses import bogon_reason, is_public_name
+
+ADDRESS_TYPES = ("A", "AAAA")
+
+
+def _frames(exchange: DnsExchange, responses: list[int] | None = None) -> tuple[int, ...]:
+    picked = exchange.response_frames if responses is None else tuple(
+        exchange.response_frames[i] for i in responses if i < len(exchange.response_frames))
+    query = (exchange.query_frame,) if exchange.query_frame is not None else ()
+    return query + tuple(picked)
+
+
+def _source(exchange: DnsExchange, index: int) -> str:
+    if index < len(exchange.response_sources):
+        return exchange.response_sources[index]
+    return exchange.flow.server
+
+
+def watched_name(exchange: DnsExchange, watch: WatchList) -> str | None:
+    """The name the exchange is about: the query name, or a watched name in its CNAME chain."""
+    if watch.matches(exchange.qname):
+        return exchange.qname.lower().rstrip(".")
+    first = exchange.first_response
+    for name in first.cname_chain(exchange.qname) if first is not None else ():
+        if watch.matches(name):
+            return name.lower().rstrip(".")
+    return None
+
+
+def answer_findings(exchange: DnsExchange, expectations: Expectations,
+                    name: str | None = None) -> Iterator[Finding]:
+    """Addresses that should not be there: outside the expected ranges, or bogons."""
+    name = name or exchange.qname.lower().rstrip(".")
+    expected = expectations.for_host(name)
+    for index, response in enumerate(exchange.responses):
+        addresses = dns_addresses(response)
+        frames = _frames(exchange, [index])
+        where = f"response from {_source(exchange, index)}"
+        if expected is not None and expected.addresses:
+            outside = [a for a in addresses if not expected.address_allowed(a)]
+            if outside:
+                ranges = ", ".join(str(n) for n in expected.addresses)
+                yield Finding("dns", "dns-unexpected-answer",
+                              f"{name} {exchange.qtype} answered {', '.join(outside)} ({where}), "
+                              f"outside the expected ranges {ranges} for {expected.pattern}",
+                              frames)
+        elif is_public_name(name):
+            bogons = [(a, r) for a in addresses if (r := bogon_reason(a))]
+            if bogons:
+                listed = ", ".join(f"{a} ({r})" for a, r in bogons)
+                yield Finding("dns", "dns-private-answer",
+                              f"public name {name} {exchange.qtype} answered {listed} ({where})",
+                              frames)
+
+
+def duplicate_findings(exchange: DnsExchange) -> Iterator[Finding]:
+    if len(exchange.responses) < 2:
+        return
+    keys = [dns_answer_key(r) for r in exchange.responses]
+    if len(set(keys)) < 2:
+        return
+    parts = [f"#{i + 1} from {_source(exchange, i)}: {dns_summary(r)}"
+             for i, r in enumerate(exchange.responses)]
+    yield Finding("dns", "dns-duplicate-response",
+                  f"{len(exchange.responses)} different responses to one {exchange.qname} "
+                  f"{exchange.qtype} query (id {exchange.txid:#06x}; a racing injected answer): "
+                  + "; ".join(parts),
+                  _frames(exchange))
+
+
+def unsolicited_findings(exchange: DnsExchange) -> Iterator[Finding]:
+    if exchange.query_frame is None and exchange.responses:
+        yield Finding("dns", "dns-unsolicited-response",
+                      f"response for {exchange.qname} {exchange.qtype} (id {exchange.txid:#06x}) "
+                      f"from {_source(exchange, 0)} to {exchange.flow.client} with no matching "
+                      "query in the capture",
+                      _frames(exchange))
+        return
+    for index in range(len(exchange.responses)):
+        source = _source(exchange, index)
+        if source != exchange.flow.server:
+            yield Finding("dns", "dns-unsolicited-response",
+                          f"response for {exchange.qname} {exchange.qtype} came from {source}, "
+                          f"but the query was sent to {exchange.flow.server}",
+                          _frames(exchange, [index]))
+
+
+def mismatch_findings(exchanges: list[DnsExchange]) -> dict[int, list[Finding]]:
+    """Per exchange index: answers disagreeing with another resolver's answers for the same name."""
+    # (name, qtype) -> resolver -> [(exchange index, addresses, frame)]
+    seen: dict[tuple[str, str], dict[str, list[tuple[int, frozenset[str], int | None]]]] = \
+        defaultdict(lambda: defaultdict(list))
+    for i, ex in enumerate(exchanges):
+        if ex.qtype not in ADDRESS_TYPES:
+            continue
+        for r_index, response in enumerate(ex.responses):
+            addresses = frozenset(dns_addresses(response))
+            if not addresses:
+                continue
+            frame = ex.response_frames[r_index] if r_index < len(ex.response_frames) else None
+            key = (ex.qname.lower().rstrip("."), ex.qtype)
+            seen[key][_source(ex, r_index)].append((i, addresses, frame))
+    out: dict[int, list[Finding]] = defaultdict(list)
+    for (name, qtype), by_resolver in seen.items():
+        if len(by_resolver) < 2:
+            continue
+        union = {r: frozenset().union(*(a for _, a, _ in rows)) for r, rows in by_resolver.items()}
+        for resolver, rows in by_resolver.items():
+            others = [(r, addrs) for r, addrs in union.items()
+                      if r != resolver and not (addrs & union[resolver])]
+            if not others:
+                continue
+            for index, addresses, frame in rows:
+                other_text = "; ".join(f"{r} said {', '.join(sorted(a))}" for r, a in others)
+                frames = tuple(f for f in (frame,) if f is not None)
+                out[index].append(Finding(
+                    "dns", "dns-answer-mismatch",
+                    f"{name} {qtype}: {resolver} said {', '.join(sorted(addresses))}, "
+                    f"but {other_text} (no address in common)", frames))
+    return out
+
+
+def exchange_findings(exchanges: list[DnsExchange], expectations: Expectations,
+                      watch: WatchList) -> dict[int, list[Finding]]:
+    """Findings per exchange index, for exchanges whose name is watched."""
+    mismatches = mismatch_findings(exchanges)
+    out: dict[int, list[Finding]] = {}
+    for i, ex in enumerate(exchanges):
+        name = watched_name(ex, watch)
+        if name is None:
+            continue
+        found = [*answer_findings(ex, expectations, name), *duplicate_findings(ex),
+                 *unsolicited_findings(ex), *mismatches.get(i, [])]
+        if found:
+            out[i] = found
+    return out

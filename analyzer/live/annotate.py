@@ -1,0 +1,72 @@
+"""Turn the capture tool's raw file into the final pcapng, each attributed packet carrying its process."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..attribution.comments import comments_for_process
+from ..events import FlowRef
+from ..model import ProcessInfo, Transport
+from ..pipeline import Attributor
+from ..report.files import open_private
+from ..source.capture_file import ReadState
+from ..source.decode import Decoder
+from ..source.reader import iter_frames_and_segments, open_source
+from .backends import CaptureCounts
+from .pcapng_writer import PcapngWriter
+
+CommentsFn = Callable[[ProcessInfo], Sequence[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class AnnotateResult:
+    packets: int
+    attributed: int
+    path: Path
+
+
+def _lookup(attributor: Attributor, transport: str, src: str, sport: int, dst: str, dport: int,
+            ts: float) -> ProcessInfo | None:
+    # A packet may travel either way: try it as sent by the client, then as the reply.
+    t: Transport = "udp" if transport == "udp" else "tcp"
+    proc = attributor.process_for(FlowRef(t, src, sport, dst, dport), ts)
+    if proc is None:
+        proc = attributor.process_for(FlowRef(t, dst, dport, src, sport), ts)
+    return proc
+
+
+def annotate_capture(raw: Path, out: Path, attributor: Attributor | None,
+                     counts: CaptureCounts | None = None, interface: str | None = None,
+                     comments_for: CommentsFn = comments_for_process) -> AnnotateResult:
+    """Copy every packet of ``raw`` (pcap or pcapng) into ``out`` (pcapng, mode 0600)."""
+    cache: dict[tuple[str, str, int, str, int], ProcessInfo | None] = {}
+    state = ReadState(str(raw))
+    decoder = Decoder()
+    packets = attributed = 0
+    last_ts = time.time()
+    with open_source(raw) as (fh, _name), open_private(out, "wb") as dst:
+        writer = PcapngWriter(dst)  # type: ignore[arg-type]
+        for frame, seg in iter_frames_and_segments(fh, state, decoder):
+            packets += 1
+            last_ts = frame.ts
+            writer.interface(frame.linktype, interface)
+            proc = None
+            if seg is not None and attributor is not None:
+                key = (seg.transport, seg.src, seg.sport, seg.dst, seg.dport)
+                if key not in cache:
+                    cache[key] = _lookup(attributor, *key, ts=seg.ts)
+                proc = cache[key]
+            if proc is not None:
+                attributed += 1
+                writer.packet(frame.linktype, frame.ts, frame.data, frame.wire_len,
+                              comments_for(proc), pid=proc.pid)
+            else:
+                writer.packet(frame.linktype, frame.ts, frame.data, frame.wire_len)
+        if counts is not None and (counts.received is not None or counts.dropped is not None):
+            if packets == 0:
+                writer.interface(276, interface)  # an ISB needs an interface to count for
+            writer.statistics(last_ts, counts.received, counts.dropped)
+    return AnnotateResult(packets, attributed, out)

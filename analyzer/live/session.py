@@ -1,0 +1,349 @@
+"""A live session: tracer + capture around a command (``run``) or a duration (``capture``).
+
+Order matters for complete results: the tracer attaches first, then the capture starts, then
+the command runs; on the way out the capture stops after the command (and after a short grace
+period for the last packets), the tracer last. Ctrl-C and SIGTERM end the command, never the
+write-up: the pcapng is finished and the report produced either way.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from ..attribution import ebpf, strace
+from ..attribution.gotrace import apply_go_trace, parse_get_line
+from ..attribution.joiner import SocketAttributor
+from ..attribution.procfs import ProcfsPoller
+from ..errors import ProxytraceError
+from ..exitcodes import MISSING_TOOL, NO_PERMISSION
+from ..model import Contact
+from ..pipeline import AnalyzeOptions, Report, analyze_files
+from .annotate import AnnotateResult, annotate_capture
+from .backends import Capture, CaptureCounts
+from .privileges import capture_problem, invoking_user
+
+TIERS = ("auto", "ebpf", "strace", "procfs")
+GRACE = 0.3  # seconds of capture after the command ends, for its last packets in flight
+
+
+class LiveError(ProxytraceError):
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+@dataclass
+class LiveResult:
+    report: Report
+    pcapng: Path
+    tier: str
+    counts: CaptureCounts
+    annotated: AnnotateResult
+    notes: list[str] = field(default_factory=list)
+    exit_status: int = 0
+    root_pid: int | None = None
+
+    def unattributed(self) -> int:
+        return sum(1 for c in self.report.contacts if c.process is None)
+
+
+def default_pcapng_name(now: float | None = None) -> Path:
+    return Path.cwd() / time.strftime("proxytrace-%Y%m%d-%H%M%S.pcapng", time.localtime(now))
+
+
+def choose_tier(requested: str, for_run: bool) -> tuple[str, list[str]]:
+    """The tier to use, with a note for each stronger one that is not available."""
+    notes: list[str] = []
+    if requested == "ebpf" or requested == "auto":
+        why = ebpf.unavailable_reason()
+        if why is None:
+            return "ebpf", notes
+        if requested == "ebpf":
+            code = MISSING_TOOL if "not installed" in why else NO_PERMISSION
+            raise LiveError(f"--attribution ebpf: {why}", code)
+        notes.append(f"ebpf tier unavailable: {why}")
+    if for_run and requested in ("auto", "strace"):
+        why = strace.unavailable_reason()
+        if why is None:
+            return "strace", notes
+        if requested == "strace":
+            raise LiveError(f"--attribution strace: {why}", MISSING_TOOL)
+        notes.append(f"strace tier unavailable: {why}")
+    if requested == "strace":
+        raise LiveError("--attribution strace traces a command: use it with `run`", 2)
+    return "procfs", notes
+
+
+def resolve_backend(backend: str) -> str:
+    """The capture program, with a fallback when the requested one is missing."""
+    if shutil.which(backend):
+        return backend
+    for other in ("tcpdump", "dumpcap"):
+        if other != backend and shutil.which(other):
+            sys.stderr.write(f"proxytrace: {backend} is not installed; capturing with {other}\n")
+            return other
+    raise LiveError("neither tcpdump nor dumpcap is installed: install tcpdump (or Wireshark's "
+                    "dumpcap) to capture", MISSING_TOOL)
+
+
+def default_filter(watch_ports: Sequence[int] = (53, 80, 443)) -> str:
+    try:
+        from ..filters.bpf import capture_filter
+        from ..watchlist import WatchList
+
+        return capture_filter(WatchList.build())
+    except ImportError:
+        ports = " or ".join(f"port {p}" for p in watch_ports)
+        return f"tcp or udp and ({ports})"
+
+
+class _Tracer:
+    """ebpf or procfs, started before the capture; strace wraps the command instead."""
+
+    def __init__(self, tier: str) -> None:
+        self.tier = tier
+        self._impl: ebpf.BpftraceTracer | ProcfsPoller | None = None
+        if tier == "ebpf":
+            self._impl = ebpf.BpftraceTracer()
+        elif tier == "procfs":
+            self._impl = ProcfsPoller()
+
+    def start(self) -> None:
+        if self._impl is not None:
+            try:
+                self._impl.start()
+            except RuntimeError as exc:
+                raise LiveError(f"{self.tier} tracer: {exc}", MISSING_TOOL) from None
+
+    def stop(self) -> SocketAttributor | None:
+        return self._impl.stop() if self._impl is not None else None
+
+
+@dataclass
+class LiveOptions:
+    analyze: AnalyzeOptions
+    tier: str = "auto"
+    backend: str = "tcpdump"
+    interface: str = "any"
+    bpf: str | None = None
+    write: Path | None = None
+    system: bool = False
+    go_trace: bool = False
+
+
+def _prepare(opts: LiveOptions, for_run: bool) -> tuple[str, str, list[str], Path]:
+    backend = resolve_backend(opts.backend)
+    tool = shutil.which(backend) or backend
+    problem = capture_problem(tool)
+    if problem:
+        raise LiveError(problem, NO_PERMISSION)
+    tier, notes = choose_tier(opts.tier, for_run)
+    workdir = Path(tempfile.mkdtemp(prefix="proxytrace-"))
+    return backend, tier, notes, workdir
+
+
+def _command_env(go_trace: bool) -> dict[str, str]:
+    env = dict(os.environ)
+    if go_trace:
+        flags = env.get("GOFLAGS", "").split()
+        if "-x" not in flags:
+            flags.append("-x")
+        env["GOFLAGS"] = " ".join(flags)
+    return env
+
+
+def _as_user_kwargs() -> dict[str, object]:
+    user = invoking_user()
+    if user is None:
+        return {}
+    uid, gid = user
+    try:
+        groups = os.getgrouplist(pwd.getpwuid(uid).pw_name, gid)
+    except KeyError:
+        groups = [gid]
+    return {"user": uid, "group": gid, "extra_groups": groups}
+
+
+def _tee_stderr(stream: BinaryIO, sink: list[tuple[float, str]]) -> None:
+    """Copy the command's stderr through, stamping each line as it arrives (unbuffered pipe:
+    a buffered reader would hand over lines in late batches and spoil the stamps)."""
+    out = sys.stderr.buffer
+    for raw in iter(stream.readline, b""):
+        sink.append((time.time(), raw.decode(errors="replace")))
+        out.write(raw)
+        out.flush()
+
+
+def run_command(command: Sequence[str], opts: LiveOptions,
+                on_started: Callable[[int], None] | None = None) -> LiveResult:
+    """Run ``command`` under capture and attribution; the report covers its process tree."""
+    if shutil.which(command[0]) is None:
+        raise LiveError(f"{command[0]}: command not found", 127)
+    backend, tier, notes, workdir = _prepare(opts, for_run=True)
+    raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
+    tracer = _Tracer(tier)
+    tracer.start()
+    capture = Capture(backend, opts.interface, opts.bpf if opts.bpf is not None else default_filter(), raw)
+    try:
+        capture.start()
+    except RuntimeError as exc:
+        tracer.stop()
+        raise LiveError(str(exc), NO_PERMISSION) from None
+    strace_out = workdir / "strace.txt"
+    argv = list(command)
+    kwargs = _as_user_kwargs()
+    if tier == "strace":
+        argv = strace.strace_argv(str(strace_out), command)
+        if kwargs:
+            # strace itself stays root so it may trace; it drops to the user for the command.
+            user = pwd.getpwuid(int(kwargs["user"])).pw_name  # type: ignore[call-overload]
+            argv[1:1] = ["-u", user]
+            kwargs = {}
+    stderr_lines: list[tuple[float, str]] = []
+    proc = subprocess.Popen(argv, env=_command_env(opts.go_trace),  # noqa: S603 - argument list
+                            stderr=subprocess.PIPE if opts.go_trace else None, bufsize=0,
+                            **kwargs)  # type: ignore[call-overload]
+    tee = None
+    if opts.go_trace and proc.stderr is not None:
+        tee = threading.Thread(target=_tee_stderr, args=(proc.stderr, stderr_lines), daemon=True)
+        tee.start()
+    if on_started:
+        on_started(proc.pid)
+    status = _wait(proc)
+    if tee:
+        tee.join(timeout=5)
+    time.sleep(GRACE)
+    counts = capture.stop()
+    attributor = tracer.stop()
+    root_pid = proc.pid
+    if tier == "strace":
+        attributor = strace.attributor_from_file(str(strace_out), root_ppid=proc.pid)
+        first = min(attributor.processes.values(), key=lambda p: p.ts or 0.0, default=None)
+        root_pid = first.pid if first else proc.pid
+    result = _finish(raw, opts, tier, backend, counts, attributor, notes)
+    result.exit_status = status
+    result.root_pid = root_pid
+    contacts = result.report.contacts
+    if not opts.system and attributor is not None:
+        contacts = [c for c in contacts
+                    if c.process is None or attributor.in_tree(c.process.pid, root_pid)]
+    if opts.go_trace:
+        gets = [g for g in (parse_get_line(line, ts) for ts, line in stderr_lines) if g]
+        contacts = apply_go_trace(contacts, gets, _go_pids(attributor, root_pid))
+    result.report.contacts = contacts
+    return result
+
+
+def _go_pids(attributor: SocketAttributor | None, root: int) -> set[int] | None:
+    if attributor is None:
+        return None
+    return {p.pid for p in attributor.processes.values()
+            if p.comm == "go" and attributor.in_tree(p.pid, root)}
+
+
+def _wait(proc: subprocess.Popen[bytes]) -> int:
+    """Wait for the command; Ctrl-C / SIGTERM are passed on to it and then waited out."""
+    received: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        try:
+            proc.send_signal(signum)
+        except ProcessLookupError:
+            pass
+
+    old_int = signal.signal(signal.SIGINT, forward)
+    old_term = signal.signal(signal.SIGTERM, forward)
+    try:
+        while True:
+            try:
+                status = proc.wait()
+                break
+            except InterruptedError:
+                continue
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    return 128 - status if status < 0 else status
+
+
+def capture_for(duration: float | None, opts: LiveOptions,
+                on_started: Callable[[], None] | None = None) -> LiveResult:
+    """System-wide capture until ``duration`` passes or Ctrl-C / SIGTERM."""
+    backend, tier, notes, workdir = _prepare(opts, for_run=False)
+    raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
+    tracer = _Tracer(tier)
+    tracer.start()
+    capture = Capture(backend, opts.interface, opts.bpf if opts.bpf is not None else default_filter(), raw)
+    try:
+        capture.start()
+    except RuntimeError as exc:
+        tracer.stop()
+        raise LiveError(str(exc), NO_PERMISSION) from None
+    if on_started:
+        on_started()
+    stop = threading.Event()
+
+    def stop_now(_signum: int, _frame: object) -> None:
+        stop.set()
+
+    old_int = signal.signal(signal.SIGINT, stop_now)
+    old_term = signal.signal(signal.SIGTERM, stop_now)
+    try:
+        stop.wait(duration)
+    finally:
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    counts = capture.stop()
+    attributor = tracer.stop()
+    return _finish(raw, opts, tier, backend, counts, attributor, notes)
+
+
+def _finish(raw: Path, opts: LiveOptions, tier: str, backend: str, counts: CaptureCounts,
+            attributor: SocketAttributor | None, notes: list[str]) -> LiveResult:
+    out = opts.write or default_pcapng_name()
+    if not raw.exists():
+        raise LiveError(f"{backend} wrote no capture file", MISSING_TOOL)
+    comments_for = _comments_with_exe(attributor)
+    annotated = annotate_capture(raw, out, attributor, counts, opts.interface, comments_for)
+    report = analyze_files([out], opts.analyze, attributor=attributor)
+    shutil.rmtree(raw.parent, ignore_errors=True)
+    return LiveResult(report, out, tier, counts, annotated, notes)
+
+
+def _comments_with_exe(attributor: SocketAttributor | None) -> Callable[..., list[str]]:
+    from ..attribution.comments import comments_for_process
+
+    procs = attributor.processes if attributor is not None else {}
+
+    def comments(p: object) -> list[str]:
+        from ..model import ProcessInfo
+
+        assert isinstance(p, ProcessInfo)
+        rec = procs.get(p.pid)
+        parent = procs.get(p.ppid) if p.ppid is not None else None
+        return comments_for_process(p, exe=rec.exe if rec else None,
+                                    parent_exe=parent.exe if parent else None)
+
+    return comments
+
+
+def unattributed_by_tier(contacts: Sequence[Contact], tier: str) -> dict[str, int]:
+    """Contacts per tier that found their process, and how many none did (under ``tier``)."""
+    counts: dict[str, int] = {}
+    for c in contacts:
+        key = c.process.source if c.process else f"unattributed ({tier})"
+        counts[key] = counts.get(key, 0) + 1
+    return counts

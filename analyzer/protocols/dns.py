@@ -1,0 +1,379 @@
+"""DNS messages (RFC 1035, EDNS0 RFC 6891, SVCB/HTTPS RFC 9460): bytes in, frozen records out.
+
+dpkt.dns supplies the header and the section walk. Three of its pieces are replaced here because
+they fail on bytes we must handle:
+- names: dpkt follows compression pointers with no depth cap (a message of back-pointing chains
+  costs quadratic time) and decodes labels as strict UTF-8 (raises on binary labels);
+- record data: dpkt raises on any type it does not know (HTTPS, SVCB, NSEC, RRSIG...), which
+  would drop the whole message, and reads rdata past the end of a truncated message;
+- SVCB/HTTPS rdata: dpkt has no decoder for it at all.
+Only ParseError leaves this module.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import dpkt
+
+from ..errors import ParseError
+
+# A legal encoder needs at most one pointer per name (two when it points at a name that itself
+# ends in a pointer); 16 leaves room for odd but valid encoders while bounding hostile chains
+# (Zeek raises DNS_max_compression_chain_depth_exceeded for the same reason).
+MAX_POINTER_CHAIN = 16
+_MAX_NAME_WIRE = 255
+
+QTYPE_NAMES: dict[int, str] = {
+    1: "A", 2: "NS", 5: "CNAME", 6: "SOA", 12: "PTR", 13: "HINFO", 15: "MX", 16: "TXT",
+    28: "AAAA", 33: "SRV", 35: "NAPTR", 41: "OPT", 43: "DS", 46: "RRSIG", 47: "NSEC",
+    48: "DNSKEY", 50: "NSEC3", 64: "SVCB", 65: "HTTPS", 252: "AXFR", 255: "ANY", 257: "CAA",
+}
+RCODE_NAMES: dict[int, str] = {
+    0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED",
+    6: "YXDOMAIN", 7: "YXRRSET", 8: "NXRRSET", 9: "NOTAUTH", 10: "NOTZONE", 16: "BADVERS",
+}
+_SVC_KEYS = {0: "mandatory", 1: "alpn", 2: "no-default-alpn", 3: "port", 4: "ipv4hint",
+             5: "ech", 6: "ipv6hint", 7: "dohpath"}
+_NAME_TYPES = {"CNAME", "PTR", "NS"}
+
+
+def type_name(code: int) -> str:
+    return QTYPE_NAMES.get(code, f"TYPE{code}")
+
+
+def rcode_name(code: int) -> str:
+    return RCODE_NAMES.get(code, f"RCODE{code}")
+
+
+@dataclass(frozen=True, slots=True)
+class DnsQuestion:
+    name: str        # lower-case, no trailing dot
+    qtype: str
+
+
+@dataclass(frozen=True, slots=True)
+class SvcbData:
+    """The decoded parameters of an SVCB or HTTPS record (RFC 9460)."""
+
+    priority: int
+    target: str                      # "." for the owner name itself
+    alpn: tuple[str, ...] = ()
+    port: int | None = None
+    ipv4hint: tuple[str, ...] = ()
+    ipv6hint: tuple[str, ...] = ()
+    ech: bool = False                # an Encrypted ClientHello config is published
+    keys: tuple[str, ...] = ()       # every SvcParamKey present, in wire order
+
+
+@dataclass(frozen=True, slots=True)
+class DnsRecord:
+    name: str
+    rtype: str
+    ttl: int
+    value: str
+    addresses: tuple[str, ...] = ()
+    svcb: SvcbData | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DnsMessage:
+    txid: int
+    is_response: bool
+    opcode: int
+    rcode: str
+    questions: tuple[DnsQuestion, ...]
+    answers: tuple[DnsRecord, ...]
+    has_edns: bool
+    authority: tuple[DnsRecord, ...] = ()
+    additional: tuple[DnsRecord, ...] = ()     # without the OPT pseudo-record
+    truncated: bool = False
+    recursion_desired: bool = False
+    authenticated_data: bool = False
+    edns_payload_size: int | None = None       # OPT's UDP payload size (Go sends 1232)
+    edns_do: bool = False
+
+    def addresses(self) -> tuple[str, ...]:
+        """Every address the answer section gives (A, AAAA, SVCB/HTTPS hints), in order, once."""
+        seen: dict[str, None] = {}
+        for record in self.answers:
+            for address in record.addresses:
+                seen.setdefault(address, None)
+        return tuple(seen)
+
+    def cname_chain(self, qname: str) -> tuple[str, ...]:
+        """The names reached from ``qname`` by following CNAME answers (``qname`` itself excluded)."""
+        targets = {r.name: r.value for r in self.answers if r.rtype == "CNAME"}
+        chain: list[str] = []
+        current = qname.lower().rstrip(".")
+        while current in targets and targets[current] not in chain and targets[current] != qname:
+            current = targets[current]
+            chain.append(current)
+        return tuple(chain)
+
+
+# ---------------------------------------------------------------- names
+
+def _label_text(label: bytes) -> str:
+    """Presentation form of one label: printable ASCII as is, '.' and '\\' escaped, others \\DDD."""
+    try:
+        text = label.decode("utf-8")
+        if text.isprintable():
+            return text.replace("\\", "\\\\").replace(".", "\\.")
+    except UnicodeDecodeError:
+        pass
+    out = []
+    for byte in label:
+        if byte in (0x2E, 0x5C):
+            out.append("\\" + chr(byte))
+        elif 0x21 <= byte <= 0x7E:
+            out.append(chr(byte))
+        else:
+            out.append(f"\\{byte:03d}")
+    return "".join(out)
+
+
+def read_name(buf: bytes, off: int, *, allow_pointers: bool = True) -> tuple[str, int]:
+    """Read a (possibly compressed) name at ``off``; return it and the offset just past it.
+
+    Pointers must point strictly before the label sequence that holds them (as dpkt requires),
+    so loops are impossible, and a chain deeper than MAX_POINTER_CHAIN is refused.
+    """
+    labels: list[str] = []
+    wire_len = 0
+    jumps = 0
+    end: int | None = None
+    segment_start = off
+    while True:
+        if off >= len(buf):
+            raise ParseError("DNS name runs past the end of the message")
+        length = buf[off]
+        kind = length & 0xC0
+        if length == 0:
+            off += 1
+            break
+        if kind == 0xC0:
+            if not allow_pointers:
+                raise ParseError("compressed name where compression is not allowed")
+            if off + 1 >= len(buf):
+                raise ParseError("DNS compression pointer cut short")
+            target = ((length & 0x3F) << 8) | buf[off + 1]
+            if target >= segment_start:
+                raise ParseError("DNS compression pointer does not point backwards")
+            jumps += 1
+            if jumps > MAX_POINTER_CHAIN:
+                raise ParseError(f"DNS compression chain deeper than {MAX_POINTER_CHAIN}")
+            if end is None:
+                end = off + 2
+            off = segment_start = target
+            continue
+        if kind != 0:
+            raise ParseError(f"DNS label type 0x{kind:02x} is not supported")
+        label = buf[off + 1:off + 1 + length]
+        if len(label) != length:
+            raise ParseError("DNS label runs past the end of the message")
+        wire_len += length + 1
+        if wire_len > _MAX_NAME_WIRE:
+            raise ParseError("DNS name longer than 255 bytes")
+        labels.append(_label_text(label))
+        off += 1 + length
+    return ".".join(labels).lower(), (end if end is not None else off)
+
+
+# ---------------------------------------------------------------- record data
+
+def _svcb(rdata: bytes) -> SvcbData:
+    if len(rdata) < 3:
+        raise ParseError("SVCB/HTTPS record shorter than its fixed part")
+    priority = struct.unpack_from(">H", rdata)[0]
+    # RFC 9460 section 2.2: TargetName is uncompressed, so it is read from rdata alone.
+    target, off = read_name(rdata, 2, allow_pointers=False)
+    alpn: tuple[str, ...] = ()
+    port = None
+    v4: tuple[str, ...] = ()
+    v6: tuple[str, ...] = ()
+    ech = False
+    keys: list[str] = []
+    while off < len(rdata):
+        if off + 4 > len(rdata):
+            raise ParseError("SvcParam header cut short")
+        key, length = struct.unpack_from(">HH", rdata, off)
+        value = rdata[off + 4:off + 4 + length]
+        if len(value) != length:
+            raise ParseError("SvcParam value runs past the record")
+        off += 4 + length
+        keys.append(_SVC_KEYS.get(key, f"key{key}"))
+        if key == 1:
+            alpn = tuple(_character_strings(value))
+        elif key == 3:
+            if length != 2:
+                raise ParseError("SvcParam port is not two bytes")
+            port = struct.unpack(">H", value)[0]
+        elif key == 4:
+            v4 = _addresses(value, 4)
+        elif key == 5:
+            ech = True
+        elif key == 6:
+            v6 = _addresses(value, 16)
+    return SvcbData(priority, target or ".", alpn, port, v4, v6, ech, tuple(keys))
+
+
+def _svcb_text(data: SvcbData) -> str:
+    parts = [str(data.priority), data.target]
+    for key in data.keys:
+        if key == "alpn":
+            parts.append("alpn=" + ",".join(data.alpn))
+        elif key == "port":
+            parts.append(f"port={data.port}")
+        elif key == "ipv4hint":
+            parts.append("ipv4hint=" + ",".join(data.ipv4hint))
+        elif key == "ipv6hint":
+            parts.append("ipv6hint=" + ",".join(data.ipv6hint))
+        else:
+            parts.append(key)
+    return " ".join(parts)
+
+
+def _addresses(value: bytes, size: int) -> tuple[str, ...]:
+    if not value or len(value) % size:
+        raise ParseError(f"address list of {len(value)} bytes is not a multiple of {size}")
+    return tuple(str(ipaddress.ip_address(value[i:i + size])) for i in range(0, len(value), size))
+
+
+def _character_strings(value: bytes) -> list[str]:
+    out = []
+    off = 0
+    while off < len(value):
+        length = value[off]
+        item = value[off + 1:off + 1 + length]
+        if len(item) != length:
+            raise ParseError("character-string runs past the record")
+        out.append(item.decode("latin-1"))
+        off += 1 + length
+    return out
+
+
+def _record(buf: bytes, name: str, rtype: int, ttl: int, start: int, rdata: bytes) -> DnsRecord:
+    """Decode rdata of a record whose rdata begins at ``start`` in ``buf``."""
+    kind = type_name(rtype)
+    if kind in ("A", "AAAA"):
+        size = 4 if kind == "A" else 16
+        if len(rdata) != size:
+            raise ParseError(f"{kind} record with {len(rdata)} bytes of data")
+        address = str(ipaddress.ip_address(rdata))
+        return DnsRecord(name, kind, ttl, address, (address,))
+    if kind in _NAME_TYPES:
+        target, _ = read_name(buf, start)
+        return DnsRecord(name, kind, ttl, target)
+    if kind in ("SVCB", "HTTPS"):
+        data = _svcb(rdata)
+        return DnsRecord(name, kind, ttl, _svcb_text(data), data.ipv4hint + data.ipv6hint, data)
+    if kind == "MX" and len(rdata) >= 3:
+        target, _ = read_name(buf, start + 2)
+        return DnsRecord(name, kind, ttl, f"{struct.unpack_from('>H', rdata)[0]} {target}")
+    if kind == "SRV" and len(rdata) >= 7:
+        prio, weight, port = struct.unpack_from(">HHH", rdata)
+        target, _ = read_name(buf, start + 6)
+        return DnsRecord(name, kind, ttl, f"{prio} {weight} {port} {target}")
+    if kind == "SOA":
+        mname, off = read_name(buf, start)
+        rname, off = read_name(buf, off)
+        if off + 20 > start + len(rdata):
+            raise ParseError("SOA record cut short")
+        serial = struct.unpack_from(">I", buf, off)[0]
+        return DnsRecord(name, kind, ttl, f"{mname} {rname} {serial}")
+    if kind == "TXT":
+        text = " ".join(f'"{s}"' for s in _character_strings(rdata))
+        return DnsRecord(name, kind, ttl, text[:200])
+    return DnsRecord(name, kind, ttl, f"\\# {len(rdata)} {rdata[:32].hex()}")
+
+
+# ---------------------------------------------------------------- dpkt glue
+
+class _Wire(dpkt.dns.DNS):
+    """dpkt's DNS header and section walk with bounded names and lazily kept rdata."""
+
+    def unpack_q(self, buf: bytes, off: int) -> tuple[Any, int]:
+        q = self.Q()
+        q.name, off = read_name(buf, off)
+        if off + 4 > len(buf):
+            raise ParseError("DNS question cut short")
+        q.type, q.cls = struct.unpack_from(">HH", buf, off)
+        return q, off + 4
+
+    def unpack_rr(self, buf: bytes, off: int) -> tuple[Any, int]:
+        rr = self.RR()
+        rr.name, off = read_name(buf, off)
+        if off + 10 > len(buf):
+            raise ParseError("DNS record header cut short")
+        rr.type, rr.cls, rr.ttl, rdlen = struct.unpack_from(">HHIH", buf, off)
+        off += 10
+        if off + rdlen > len(buf):
+            raise ParseError("DNS record data runs past the end of the message")
+        rr.rdata = buf[off:off + rdlen]
+        rr.rlen = rdlen
+        rr.start = off
+        return rr, off + rdlen
+
+
+def _records(buf: bytes, rrs: list[Any]) -> tuple[DnsRecord, ...]:
+    return tuple(_record(buf, rr.name, rr.type, rr.ttl, rr.start, rr.rdata)
+                 for rr in rrs if rr.type != dpkt.dns.DNS_OPT)
+
+
+def parse_dns(data: bytes) -> DnsMessage:
+    """Parse one DNS message (the UDP payload, or one message of a TCP stream)."""
+    data = bytes(data)
+    if len(data) < 12:
+        raise ParseError(f"DNS message of {len(data)} bytes is shorter than its header")
+    try:
+        wire = _Wire(data)
+    except ParseError:
+        raise
+    except (dpkt.UnpackError, struct.error, IndexError, ValueError) as exc:
+        raise ParseError(f"malformed DNS message: {exc}") from None
+    opt = next((rr for rr in wire.ar if rr.type == dpkt.dns.DNS_OPT), None)
+    rcode = wire.rcode
+    payload_size = None
+    do_bit = False
+    if opt is not None:
+        # RFC 6891 section 6.1.3: the OPT TTL carries the upper 8 bits of the response code.
+        rcode |= ((opt.ttl >> 24) & 0xFF) << 4
+        payload_size = opt.cls
+        do_bit = bool(opt.ttl & 0x8000)
+    return DnsMessage(
+        txid=wire.id,
+        is_response=bool(wire.qr),
+        opcode=wire.opcode,
+        rcode=rcode_name(rcode),
+        questions=tuple(DnsQuestion(q.name, type_name(q.type)) for q in wire.qd),
+        answers=_records(data, wire.an),
+        has_edns=opt is not None,
+        authority=_records(data, wire.ns),
+        additional=_records(data, wire.ar),
+        truncated=bool(wire.tc),
+        recursion_desired=bool(wire.rd),
+        authenticated_data=bool(wire.op & dpkt.dns.DNS_AD),
+        edns_payload_size=payload_size,
+        edns_do=do_bit,
+    )
+
+
+def split_tcp_dns(stream: bytes) -> tuple[list[bytes], int]:
+    """Split a DNS-over-TCP byte stream into its 2-byte length-prefixed messages (RFC 1035 4.2.2).
+
+    Returns the complete messages and how many bytes they used; a message whose bytes have not all
+    arrived yet is left for the next call.
+    """
+    messages: list[bytes] = []
+    off = 0
+    while off + 2 <= len(stream):
+        length = (stream[off] << 8) | stream[off + 1]
+        if off + 2 + length > len(stream):
+            break
+        messages.append(bytes(stream[off + 2:off + 2 + length]))
+        off += 2 + length
+    return messages, off

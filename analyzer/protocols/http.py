@@ -1,0 +1,415 @@
+"""HTTP/1.x message heads from one direction of a TCP stream, as an incremental state machine.
+
+Hand-written rather than h11 because a capture analyser needs what h11 (an endpoint library)
+does not give: starting in the middle of a connection (a capture without the SYN), parsing each
+direction on its own with the request methods supplied from outside, skipping multi-megabyte
+bodies without producing events for them, tolerating what real clients send (bare LF line ends,
+obs-fold), and following a CONNECT into its tunnel. Only heads are kept; bodies are counted off.
+Only ParseError leaves this module.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from ..errors import ParseError
+
+METHODS = (b"GET", b"POST", b"HEAD", b"PUT", b"CONNECT", b"OPTIONS", b"DELETE", b"PATCH")
+TUNNEL_KEEP = 16 * 1024
+
+# RFC 9112 section 3: request-line = method SP request-target SP HTTP-version
+_REQUEST_LINE = re.compile(rb"^([!#$%&'*+.^_`|~0-9A-Za-z-]+) +([^\s]+) +HTTP/(\d)\.(\d) *$")
+# RFC 9112 section 4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+_STATUS_LINE = re.compile(rb"^HTTP/(\d)\.(\d) +(\d{3})(?: (.*))?$")
+_TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_START = re.compile(rb"(?:^|\n)(?:(?:" + b"|".join(METHODS) + rb") [^\s]+ HTTP/1\.\d|HTTP/1\.\d \d{3})")
+_CHUNK_LINE_MAX = 1024
+
+Headers = tuple[tuple[str, str], ...]
+
+
+def _find(headers: Headers, name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers:
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _strip_port(authority: str) -> str:
+    host = authority.rsplit("@", 1)[-1]
+    if host.startswith("["):
+        return host[1:host.find("]")] if "]" in host else host[1:]
+    if host.count(":") == 1:
+        host = host.split(":", 1)[0]
+    return host.rstrip(".").lower()
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequest:
+    method: str
+    target: str
+    version: str
+    headers: Headers
+    offset: int
+
+    def header(self, name: str) -> str | None:
+        return _find(self.headers, name)
+
+    @property
+    def host(self) -> str | None:
+        """The origin host: the target's host for absolute-form and CONNECT, else the Host header."""
+        if self.method == "CONNECT":
+            return _strip_port(self.target) or None
+        if "://" in self.target:
+            netloc = urlsplit(self.target).netloc
+            if netloc:
+                return _strip_port(netloc) or None
+        value = self.header("host")
+        return _strip_port(value.strip()) or None if value else None
+
+    @property
+    def path(self) -> str:
+        """Path and query. Absolute-form gives its path part; CONNECT and ``*`` give the target."""
+        if self.target.startswith("/"):
+            return self.target
+        if "://" in self.target:
+            parts = urlsplit(self.target)
+            return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return self.target
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.header("user-agent")
+
+    @property
+    def absolute_form(self) -> bool:
+        """True when the request was written for a forward proxy (``GET http://host/path``)."""
+        return "://" in self.target
+
+
+@dataclass(frozen=True, slots=True)
+class HttpResponse:
+    version: str
+    status: int
+    reason: str
+    headers: Headers
+    offset: int
+
+    def header(self, name: str) -> str | None:
+        return _find(self.headers, name)
+
+    @property
+    def location(self) -> str | None:
+        return self.header("location")
+
+
+def looks_like_http_request(data: bytes) -> bool:
+    return any(data.startswith(method + b" ") for method in METHODS)
+
+
+def looks_like_http_response(data: bytes) -> bool:
+    return data.startswith(b"HTTP/1.")
+
+
+# Parser states
+_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILER, _UNTIL_CLOSE, _TUNNEL, \
+    _MAYBE_TUNNEL, _FAILED = range(10)
+
+
+class HttpStreamParser:
+    """Incremental parser for one direction of one TCP connection."""
+
+    def __init__(self, is_client: bool, max_header_bytes: int = 65536, *,
+                 midstream: bool = False) -> None:
+        """``midstream``: the capture may have started inside this stream, so bytes before the
+        first plausible start line are skipped instead of being an error."""
+        self.is_client = is_client
+        self.max_header_bytes = max_header_bytes
+        self._state = _HEAD
+        self._buf = bytearray()
+        self._scan_from = 0          # where to resume looking for the end of the head
+        self._offset = 0             # stream offset of _buf[0]
+        self._remaining = 0          # body bytes (or chunk bytes) still to skip
+        self._methods: deque[str] = deque()
+        self._tunnel = False
+        self._tunnel_bytes = bytearray()
+        self._seeking = midstream
+
+    # -- public state
+    @property
+    def tunnel(self) -> bool:
+        return self._tunnel
+
+    @property
+    def tunnel_bytes(self) -> bytes:
+        return bytes(self._tunnel_bytes)
+
+    @property
+    def failed(self) -> bool:
+        return self._state == _FAILED
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held back waiting for more (an unfinished head; never a body)."""
+        return len(self._buf)
+
+    def note_request_method(self, method: str) -> None:
+        self._methods.append(method.upper())
+
+    # -- feeding
+    def feed(self, data: bytes) -> list[HttpRequest | HttpResponse]:
+        if self._state == _FAILED or not data:
+            return []
+        out: list[HttpRequest | HttpResponse] = []
+        self._buf += data
+        try:
+            while self._buf and self._step(out):
+                pass
+        except ParseError:
+            self._state = _FAILED
+            self._buf.clear()
+            raise
+        return out
+
+    def _consume(self, count: int) -> None:
+        del self._buf[:count]
+        self._offset += count
+        self._scan_from = 0
+
+    def _step(self, out: list[HttpRequest | HttpResponse]) -> bool:
+        """Advance by one unit of work; False when more bytes are needed."""
+        state = self._state
+        if state == _HEAD:
+            return self._step_head(out)
+        if state in (_LENGTH, _CHUNK_DATA):
+            take = min(self._remaining, len(self._buf))
+            self._consume(take)
+            self._remaining -= take
+            if self._remaining == 0:
+                self._state = _CHUNK_END if state == _CHUNK_DATA else _HEAD
+            return True
+        if state == _CHUNK_SIZE:
+            return self._step_chunk_size()
+        if state == _CHUNK_END:
+            return self._step_line_end(_CHUNK_SIZE)
+        if state == _TRAILER:
+            return self._step_trailer()
+        if state == _UNTIL_CLOSE:
+            self._consume(len(self._buf))
+            return False
+        if state == _MAYBE_TUNNEL:
+            # A CONNECT refused with 407 is retried on the same connection, so the bytes after a
+            # CONNECT are a new request if they start with a letter; TLS starts with 0x16.
+            if 0x41 <= self._buf[0] <= 0x5A:
+                self._tunnel = False
+                self._state = _HEAD
+            else:
+                self._state = _TUNNEL
+            return True
+        if state == _TUNNEL:
+            room = TUNNEL_KEEP - len(self._tunnel_bytes)
+            if room > 0:
+                self._tunnel_bytes += self._buf[:room]
+            self._consume(len(self._buf))
+            return False
+        return False
+
+    # -- heads
+    def _step_head(self, out: list[HttpRequest | HttpResponse]) -> bool:
+        if self._seeking and not self._resync():
+            return False
+        # RFC 9112 section 2.2: ignore empty lines before a start line.
+        while self._buf[:2] == b"\r\n" or self._buf[:1] == b"\n":
+            self._consume(2 if self._buf[:1] == b"\r" else 1)
+        if not self._buf:
+            return False
+        self._check_start()
+        end, sep = self._head_end()
+        if end < 0:
+            if len(self._buf) > self.max_header_bytes:
+                raise ParseError(f"HTTP header block longer than {self.max_header_bytes} bytes")
+            return False
+        if end > self.max_header_bytes:
+            raise ParseError(f"HTTP header block longer than {self.max_header_bytes} bytes")
+        head = bytes(self._buf[:end])
+        offset = self._offset
+        self._consume(end + sep)
+        message = self._parse_head(head, offset)
+        out.append(message)
+        self._after_head(message)
+        return True
+
+    def _resync(self) -> bool:
+        """Skip to the first plausible start line (captures that begin inside a body)."""
+        if looks_like_http_request(bytes(self._buf[:8])) or \
+                looks_like_http_response(bytes(self._buf[:7])):
+            self._seeking = False
+            return True
+        match = _START.search(self._buf)
+        if match is None:
+            # Keep a tail that may hold the start of a start line split across feeds.
+            keep = 64
+            if len(self._buf) > keep:
+                self._consume(len(self._buf) - keep)
+            return False
+        start = match.start() + (1 if self._buf[match.start():match.start() + 1] == b"\n" else 0)
+        self._consume(start)
+        self._seeking = False
+        return True
+
+    def _check_start(self) -> None:
+        """Fail early on a stream that is not HTTP/1.x in this direction (TLS sent to port 80...)."""
+        first = bytes(self._buf[:24])
+        if self.is_client:
+            token = first.split(b" ", 1)[0]
+            ok = bool(_TOKEN.match(token)) and len(token) <= 20 and (b" " in first or len(first) <= 20)
+        else:
+            ok = first[:7] == b"HTTP/1."[:len(first[:7])]
+        if not ok:
+            kind = "request" if self.is_client else "response"
+            raise ParseError(f"not an HTTP/1.x {kind}: starts with {first[:16]!r}")
+
+    def _head_end(self) -> tuple[int, int]:
+        start = max(0, self._scan_from - 3)
+        crlf = self._buf.find(b"\r\n\r\n", start)
+        lf = self._buf.find(b"\n\n", start)
+        self._scan_from = len(self._buf)
+        if crlf >= 0 and (lf < 0 or crlf < lf):
+            return crlf, 4
+        if lf >= 0:
+            return lf, 2
+        return -1, 0
+
+    def _parse_head(self, head: bytes, offset: int) -> HttpRequest | HttpResponse:
+        lines = head.replace(b"\r\n", b"\n").split(b"\n")
+        start = lines[0].rstrip(b"\r")
+        headers = _parse_headers(lines[1:])
+        if self.is_client:
+            match = _REQUEST_LINE.match(start)
+            if match is None:
+                raise ParseError(f"malformed HTTP request line {start[:80]!r}")
+            method, target, major, minor = match.groups()
+            return HttpRequest(method.decode("ascii"), target.decode("latin-1"),
+                               f"HTTP/{major.decode()}.{minor.decode()}", headers, offset)
+        match = _STATUS_LINE.match(start)
+        if match is None:
+            raise ParseError(f"malformed HTTP status line {start[:80]!r}")
+        major, minor, status, reason = match.groups()
+        return HttpResponse(f"HTTP/{major.decode()}.{minor.decode()}", int(status),
+                            (reason or b"").decode("latin-1").strip(), headers, offset)
+
+    # -- bodies
+    def _after_head(self, message: HttpRequest | HttpResponse) -> None:
+        if isinstance(message, HttpRequest):
+            if message.method == "CONNECT":
+                self._tunnel = True
+                self._state = _MAYBE_TUNNEL
+                return
+            self._start_body(message.headers, default_until_close=False)
+            return
+        status = message.status
+        if 100 <= status < 200:
+            if status == 101:        # Upgrade (websocket, h2c): the rest is not HTTP/1.x
+                self._tunnel = True
+                self._state = _TUNNEL
+            return                   # an interim answer; the final one follows
+        method = self._methods.popleft() if self._methods else "GET"
+        if method == "CONNECT" and 200 <= status < 300:
+            self._tunnel = True
+            self._state = _TUNNEL
+            return
+        if method == "HEAD" or status in (204, 304):
+            self._state = _HEAD
+            return
+        self._start_body(message.headers, default_until_close=True)
+
+    def _start_body(self, headers: Headers, *, default_until_close: bool) -> None:
+        encoding = _find(headers, "transfer-encoding")
+        if encoding is not None and encoding.lower().rsplit(",", 1)[-1].strip() == "chunked":
+            self._state = _CHUNK_SIZE
+            return
+        length = _content_length(headers)
+        if length is not None:
+            self._remaining = length
+            self._state = _LENGTH if length else _HEAD
+            return
+        self._state = _UNTIL_CLOSE if default_until_close or encoding else _HEAD
+
+    def _step_chunk_size(self) -> bool:
+        end = self._buf.find(b"\n")
+        if end < 0:
+            if len(self._buf) > _CHUNK_LINE_MAX:
+                raise ParseError("HTTP chunk-size line too long")
+            return False
+        line = bytes(self._buf[:end]).rstrip(b"\r").split(b";", 1)[0].strip()
+        if not line or len(line) > 16 or not all(c in b"0123456789abcdefABCDEF" for c in line):
+            raise ParseError(f"bad HTTP chunk size {line[:20]!r}")
+        size = int(line, 16)
+        self._consume(end + 1)
+        if size == 0:
+            self._state = _TRAILER
+        else:
+            self._remaining = size
+            self._state = _CHUNK_DATA
+        return True
+
+    def _step_line_end(self, next_state: int) -> bool:
+        if self._buf[:1] == b"\n":
+            self._consume(1)
+        elif self._buf[:2] == b"\r\n":
+            self._consume(2)
+        elif len(self._buf) < 2 and self._buf[:1] == b"\r":
+            return False
+        else:
+            raise ParseError("HTTP chunk not followed by CRLF")
+        self._state = next_state
+        return True
+
+    def _step_trailer(self) -> bool:
+        # Trailer fields end with an empty line; they are skipped.
+        end = self._buf.find(b"\n")
+        if end < 0:
+            if len(self._buf) > self.max_header_bytes:
+                raise ParseError("HTTP trailer too long")
+            return False
+        line = bytes(self._buf[:end]).rstrip(b"\r")
+        self._consume(end + 1)
+        if not line:
+            self._state = _HEAD
+        return True
+
+
+def _parse_headers(lines: list[bytes]) -> Headers:
+    headers: list[tuple[str, str]] = []
+    for raw in lines:
+        line = raw.rstrip(b"\r")
+        if not line:
+            continue
+        if line[:1] in (b" ", b"\t"):
+            if not headers:
+                raise ParseError("HTTP header continuation before any header")
+            name, value = headers[-1]
+            headers[-1] = (name, f"{value} {line.strip().decode('latin-1')}")
+            continue
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.match(name):
+            raise ParseError(f"malformed HTTP header line {line[:80]!r}")
+        headers.append((name.decode("ascii"), value.strip().decode("latin-1")))
+    return tuple(headers)
+
+
+def _content_length(headers: Headers) -> int | None:
+    values = {v.strip() for k, v in headers if k.lower() == "content-length"}
+    values = {part.strip() for v in values for part in v.split(",")}
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ParseError(f"conflicting Content-Length values {sorted(values)}")
+    value = values.pop()
+    if not value.isdigit() or len(value) > 18:
+        raise ParseError(f"bad Content-Length {value[:20]!r}")
+    return int(value)

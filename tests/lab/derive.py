@@ -1,0 +1,157 @@
+"""Expected contacts, derived from the lab's logs (never typed by hand).
+
+- one ``dns`` contact per query the client namespace sent for a watched name (dnsmasq's log;
+  A and AAAA separately);
+- one ``tls`` contact per TLS handshake with a watched SNI (the lab server's log; failed
+  handshakes count, their ClientHello was on the wire), including those tunnelled through the
+  forward proxy;
+- one ``http`` contact per plaintext request to a watched host (the lab server's log) and per
+  CONNECT request to a watched host (tinyproxy's log).
+
+``process`` comes from the User-Agent of the requests on the connection; for DNS queries and
+CONNECT requests (whose logs carry no User-Agent) it is the one client that talked to that host in
+the scenario, and derivation fails rather than guess when more than one did.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from analyzer.watchlist import WatchList
+
+Findings = Callable[[dict[str, Any]], list[str]]
+
+
+class DerivationError(RuntimeError):
+    pass
+
+
+def process_from_user_agent(ua: str | None) -> str | None:
+    if not ua:
+        return None
+    if ua.startswith("GoCommand/") or ua.startswith("Go-http-client/"):
+        return "go"
+    if ua.startswith("node-fetch/") or ua.startswith("node"):
+        return "node"
+    if ua.startswith("curl/"):
+        return "curl"
+    if ua.startswith("git/"):
+        return "git"
+    return None
+
+
+def operation_for(host: str, path: str, process: str | None) -> str | None:
+    """The Go operation a request path is (DESIGN.md's operation names)."""
+    split = urlsplit(path)
+    p, query = split.path, split.query
+    if "go-get=1" in query.split("&"):
+        return "go-get-meta"
+    if host == "go.dev" and p == "/dl/" and "mode=json" in query:
+        return "go-release-check"
+    if "/info/refs" in p or p.endswith("/git-upload-pack"):
+        return "vcs-fetch"
+    if p.startswith("/go/v0.0.1-go") or "golang.org/toolchain/@v/" in p and p.endswith(".zip"):
+        return "toolchain-download"
+    if p.endswith("/sumdb/sum.golang.org/supported"):
+        return "sumdb-supported"
+    if "/lookup/" in p:
+        return "sumdb-lookup"
+    if "/tile/" in p:
+        return "sumdb-tile"
+    if "/golang.org/x/tools/gopls/@v/" in p and p.endswith(".info") and process == "node":
+        return "gopls-version-check"
+    if p.endswith("/@latest"):
+        return "module-latest"
+    for suffix, op in (("/@v/list", "module-list"), (".info", "module-info"),
+                       (".mod", "module-mod"), (".zip", "module-zip")):
+        if "/@v/" in p and p.endswith(suffix):
+            return op
+    return None
+
+
+def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
+                    server_events: Iterable[dict[str, Any]], dns_queries: Iterable[dict[str, Any]],
+                    proxy_requests: Iterable[dict[str, Any]], findings: Findings
+                    ) -> list[dict[str, Any]]:
+    events = list(server_events)
+    requests = [e for e in events if e.get("event") == "request"]
+    handshakes = [e for e in events if e.get("event") == "tls"]
+    # Connections the client namespace made: directly, or through the forward proxy (which
+    # connects from the server namespace's own address).
+    sources = {client_ip} | ({proxy_ip} if proxy_ip else set())
+
+    def conn_key(e: dict[str, Any]) -> tuple[str, int]:
+        return (e["client_ip"], e["client_port"])
+
+    conn_process: dict[tuple[str, int], str] = {}
+    conn_ops: dict[tuple[str, int], list[str]] = defaultdict(list)
+    host_processes: dict[str, set[str]] = defaultdict(set)
+    for r in requests:
+        proc = process_from_user_agent(r.get("user_agent"))
+        if proc:
+            conn_process.setdefault(conn_key(r), proc)
+            host_processes[r["host"]].add(proc)
+        op = operation_for(r["host"], r["path"], proc)
+        if op:
+            conn_ops[conn_key(r)].append(op)
+
+    def only_process(host: str, layer: str) -> str | None:
+        procs = host_processes.get(host, set())
+        if len(procs) > 1:
+            raise DerivationError(f"{layer} contact with {host}: several clients talked to it "
+                                  f"({sorted(procs)}); the logs cannot say which one this was")
+        return next(iter(procs), None)
+
+    expected: list[dict[str, Any]] = []
+
+    def add(entry: dict[str, Any]) -> None:
+        entry["findings"] = findings(entry)
+        expected.append(entry)
+
+    for q in dns_queries:
+        if q["client_ip"] != client_ip or not watch.matches(q["name"]):
+            continue
+        add({"ts": q["ts"], "host": q["name"], "layer": "dns", "qtype": q["qtype"],
+             "process": only_process(q["name"], "dns"), "operation": None,
+             "answers": q["answers"], "client_port": q["client_port"]})
+    for h in handshakes:
+        sni = h.get("sni")
+        if h["client_ip"] not in sources or not sni or not watch.matches(sni):
+            continue
+        key = conn_key(h)
+        add({"ts": h["ts"], "host": sni, "layer": "tls",
+             "process": conn_process.get(key) or only_process(sni, "tls"), "operation": None,
+             "operations": conn_ops.get(key, []), "tls_ok": h["ok"], "tls_version": h.get("version"),
+             # The certificate is on the wire (and its issuer checkable) only below TLS 1.3.
+             "cert_issuer": h.get("issuer") if h.get("version") in ("TLSv1.2", "TLSv1.1") else None,
+             "via_proxy": h["client_ip"] == proxy_ip and proxy_ip != client_ip,
+             "client_port": h["client_port"] if h["client_ip"] == client_ip else None})
+    for r in requests:
+        if r["tls"] or r["client_ip"] != client_ip or not watch.matches(r["host"]):
+            continue
+        proc = process_from_user_agent(r.get("user_agent"))
+        add({"ts": r["ts"], "host": r["host"], "layer": "http", "process": proc,
+             "operation": operation_for(r["host"], r["path"], proc), "method": r["method"],
+             "path": r["path"], "status": r["status"], "client_port": r["client_port"]})
+    for c in proxy_requests:
+        if c["method"] != "CONNECT" or not watch.matches(c["host"]):
+            continue
+        add({"ts": None, "host": c["host"], "layer": "http", "process": only_process(c["host"], "http"),
+             "operation": None, "method": "CONNECT", "path": c["target"], "via_proxy": True})
+    expected.sort(key=lambda e: (e["ts"] is None, e["ts"] or 0.0))
+    return expected
+
+
+def go_x_mismatches(go_x: Iterable[dict[str, Any]], server_events: Iterable[dict[str, Any]]) -> list[str]:
+    """Fetches the go command reported with -x that the lab server did not log (should be none)."""
+    seen = {(e["host"], e["path"]) for e in server_events if e.get("event") == "request"}
+    missing = []
+    for item in go_x:
+        url = urlsplit(item["url"])
+        path = url.path + (f"?{url.query}" if url.query else "")
+        if (url.hostname, path) not in seen:
+            missing.append(item["url"])
+    return missing

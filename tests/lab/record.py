@@ -1,0 +1,127 @@
+"""Re-record the lab's scenarios into captures/: ``python -m tests.lab.record [SCENARIO...]`` (root).
+
+For each scenario: a fresh Lab, dumpcap on the client veth while the scenario runs, then
+``captures/<scenario>.pcapng`` and ``captures/<scenario>.json`` (the manifest, with the expected
+contacts derived from the logs), plus ``captures/<scenario>.keylog`` when a client wrote TLS keys.
+Also writes ``captures/lab-expect.toml``, the expectations file for the lab's hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from analyzer.watchlist import DEFAULT_HOSTS, WatchList
+
+from . import labca
+from .derive import derive_expected, go_x_mismatches
+from .logs import parse_go_x, parse_tinyproxy_log
+from .netlab import LAB_HOSTS, LAB_NET, REPO, Lab, lab_unavailable_reason
+from .scenarios import SCENARIOS, Run, Scenario
+
+CAPTURES = REPO / "captures"
+
+
+def expect_toml() -> str:
+    """Expectations for the lab: its addresses and its CA for every watched lab host."""
+    hosts = [h for h in LAB_HOSTS if h in DEFAULT_HOSTS or h in ("goproxy.example", "vanity.example")]
+    lines = ["# Expectations for captures recorded in the lab (tests/lab): every lab address is in",
+             f"# {LAB_NET} and every certificate comes from the lab CA. Scenarios that break these",
+             "# (dns-rewrite, interception) are meant to produce findings.", ""]
+    for host in hosts:
+        lines += [f'[hosts."{host}"]', f'addresses = ["{LAB_NET}"]',
+                  f'issuers = ["{labca.LAB_CA_NAME}"]', ""]
+    return "\n".join(lines)
+
+
+def manifest_for(scenario: Scenario, lab: Lab, run: Run) -> dict[str, Any]:
+    watch = WatchList.build([*DEFAULT_HOSTS, *scenario.watch])
+    events = lab.server_events()
+    proxy_requests = parse_tinyproxy_log(lab.proxy_log())
+    expected = derive_expected(
+        client_ip=lab.client_ip, proxy_ip=lab.server_ip if run.proxy_url else None, watch=watch,
+        server_events=events, dns_queries=lab.dns_queries(), proxy_requests=proxy_requests,
+        findings=scenario.findings)
+    go_x = [item for step in run.steps if step.process == "go" for item in parse_go_x(step.stderr)]
+    env: dict[str, str] = {}
+    for step in run.steps:
+        env.update(step.env)
+    return {
+        "scenario": scenario.name,
+        "number": scenario.number,
+        "description": scenario.description,
+        "command": "\n".join(s.to_dict()["command"] for s in run.steps),
+        "env": env,
+        "watch": list(scenario.watch),
+        "expected": [{k: v for k, v in e.items() if k != "ts"} | {"ts": e["ts"]} for e in expected],
+        "steps": [s.to_dict() for s in run.steps],
+        "lab": {"client_ip": lab.client_ip, "server_ip": lab.server_ip, "other_ip": lab.other_ip,
+                "client_if": lab.client_if, "proxy": run.proxy_url, "ca": labca.LAB_CA_NAME,
+                "intercept_ca": labca.INTERCEPT_CA_NAME, "sumdb_key": lab.sumdb_key,
+                "lab_env": {k: v for k, v in lab.client_env().items()
+                            if k in ("GOSUMDB", "GOFLAGS")}},
+        "go_x": go_x,
+        "go_x_not_in_server_log": go_x_mismatches(go_x, events),
+        "server_log": events,
+        "dns_log": lab.dns_queries(),
+        "proxy_log": proxy_requests,
+    }
+
+
+def record(name: str, out_dir: Path) -> dict[str, Any]:
+    scenario = SCENARIOS[name]
+    with Lab() as lab:
+        run = Run()
+        pcap = out_dir / f"{name}.pcapng"
+        with lab.capture(pcap):
+            scenario.run(lab, run)
+        manifest = manifest_for(scenario, lab, run)
+        keylog_out = out_dir / f"{name}.keylog"
+        if run.keylog is not None and run.keylog.exists() and run.keylog.stat().st_size:
+            shutil.copyfile(run.keylog, keylog_out)
+            manifest["keylog"] = keylog_out.name
+        elif keylog_out.exists():
+            keylog_out.unlink()
+    (out_dir / f"{name}.json").write_text(json.dumps(manifest, indent=1, sort_keys=False) + "\n")
+    return manifest
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.lab.record", description=__doc__)
+    parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
+                        help=f"default: all ({', '.join(SCENARIOS)})")
+    parser.add_argument("--out", type=Path, default=CAPTURES, help="output directory")
+    args = parser.parse_args(argv)
+    unknown = [s for s in args.scenarios if s not in SCENARIOS]
+    if unknown:
+        print(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(SCENARIOS)}",
+              file=sys.stderr)
+        return 2
+    reason = lab_unavailable_reason()
+    if reason:
+        print(f"cannot record: {reason}", file=sys.stderr)
+        return 2
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "lab-expect.toml").write_text(expect_toml())
+    failed = 0
+    for name in args.scenarios or list(SCENARIOS):
+        manifest = record(name, args.out)
+        layers: dict[str, int] = {}
+        for e in manifest["expected"]:
+            layers[e["layer"]] = layers.get(e["layer"], 0) + 1
+        codes = [s["returncode"] for s in manifest["steps"]]
+        size = (args.out / f"{name}.pcapng").stat().st_size
+        print(f"{name}: {len(manifest['expected'])} expected contacts {layers}, exit codes {codes}, "
+              f"{size} bytes")
+        if manifest["go_x_not_in_server_log"]:
+            print(f"  go -x fetches missing from the server log: {manifest['go_x_not_in_server_log']}")
+            failed += 1
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
