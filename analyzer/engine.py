@@ -8,6 +8,8 @@ payload costs one dictionary lookup per packet.
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -27,6 +29,11 @@ SERVER_FLIGHT_LIMIT = 128 * 1024   # ServerHello + certificate chain
 MAX_FLOWS = 200_000
 MAX_DNS_PENDING = 100_000
 DNS_LINGER = 30.0                  # seconds of capture time a query stays open for late answers
+# A connection silent this long (capture time) is closed and emitted: what it said stays in the
+# evidence and its buffers are freed. Longer than Go's 90 s idle-connection timeout, so a pooled
+# connection that is reused is still the same flow.
+FLOW_IDLE_TIMEOUT = 900.0
+SWEEP_INTERVAL = 60.0              # capture seconds between scans for idle flows
 
 
 @dataclass(slots=True)
@@ -94,6 +101,7 @@ class _TcpFlow:
     tunnel_host: str | None = None
     fins: int = 0
     done: bool = False         # nothing more to learn: later packets are skipped
+    wire_keys: tuple[bytes, bytes] | None = None  # its entries in Engine.skip_index
 
 
 class Engine:
@@ -106,6 +114,24 @@ class Engine:
         self._dns: OrderedDict[tuple[str, str, int, int], _DnsPending] = OrderedDict()
         self.parse_errors: dict[str, int] = {}
         self.first_error_frame: dict[str, int] = {}
+        # Raw address+port bytes of both directions -> flow, for every flow that is ``done``.
+        # A reader that sets it (analyzer.source.fastpath) can skip such a flow's packets from
+        # their header bytes alone; None keeps the index off.
+        self.skip_index: dict[bytes, _TcpFlow] | None = None
+        self.next_sweep = float("-inf")  # capture time of the next idle-flow scan
+
+    @property
+    def open_flows(self) -> int:
+        return len(self._flows)
+
+    @property
+    def pending_dns(self) -> int:
+        return len(self._dns)
+
+    def exchanges_seen(self) -> int:
+        """DNS/TLS/HTTP exchanges recognised so far (for progress)."""
+        ev = self.evidence
+        return len(ev.dns) + len(ev.tls) + len(ev.http) + len(self._dns)
 
     # -- bookkeeping -------------------------------------------------------------------------
     def _error(self, proto: str, frame: int) -> None:
@@ -159,10 +185,10 @@ class Engine:
         key = (transport, seg.dst, seg.dport, msg.txid)
         pending = self._dns.get(key)
         if pending is None:
-            q = msg.questions[0] if msg.questions else None
+            first = msg.questions[0] if msg.questions else None
             flow = FlowRef(transport, seg.dst, seg.dport, seg.src, seg.sport, self.capture)  # type: ignore[arg-type]
-            pending = _DnsPending(flow, msg.txid, q.name if q else "", q.qtype if q else "",
-                                  seg.ts, None)
+            pending = _DnsPending(flow, msg.txid, first.name if first else "",
+                                  first.qtype if first else "", seg.ts, None)
             self._dns[key] = pending
         pending.responses.append(msg)
         pending.frames.append(seg.frame)
@@ -182,6 +208,8 @@ class Engine:
 
     # -- TCP -----------------------------------------------------------------------------------
     def _tcp(self, seg: Segment) -> None:
+        if seg.ts >= self.next_sweep:
+            self._sweep(seg.ts)
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         flow = self._flows.get(key)
         from_client = True
@@ -206,6 +234,8 @@ class Engine:
                 self._stream_data(flow, from_client, chunk, seg.ts)
                 if flow.done:
                     break
+        if flow.done:
+            self._retire(flow)
         if seg.flags & TCP_RST:
             self._close(flow)
         elif seg.flags & TCP_FIN:
@@ -330,9 +360,11 @@ class Engine:
                 tunnel = _Tls()
                 flow.tunnel = tunnel
                 tunnel_bytes = parser.tunnel_bytes
+                # TLS starts right after the CONNECT header block, also when no tunnel bytes
+                # came with it (the client waits for "200"): hello frames count from there.
+                base = chunk.offset + len(chunk.data) - len(tunnel_bytes)
+                tunnel.client_base = base
                 if tunnel_bytes:
-                    base = chunk.offset + len(chunk.data) - len(tunnel_bytes)
-                    tunnel.client_base = base
                     self._tls_data(flow, tunnel, True, Chunk(base, tunnel_bytes, chunk.frame), ts,
                                    flow.ref)
         if http.server.tunnel and flow.tunnel is not None and not from_client:
@@ -363,11 +395,36 @@ class Engine:
                               ref.client_port, b"")
             self._dns_message(msg, seg, "tcp")
 
+    def _retire(self, flow: _TcpFlow) -> None:
+        """A flow just became ``done``: free its reassembly buffers, index it for skipping."""
+        for stream in (flow.c2s, flow.s2c):
+            if stream.pending:
+                stream.pending = {}
+                stream.pending_bytes = 0
+        if self.skip_index is not None and flow.wire_keys is None:
+            ref = flow.ref
+            fwd = wire_key(ref.client, ref.client_port, ref.server, ref.server_port)
+            rev = wire_key(ref.server, ref.server_port, ref.client, ref.client_port)
+            flow.wire_keys = (fwd, rev)
+            self.skip_index[fwd] = flow
+            self.skip_index[rev] = flow
+
+    def _sweep(self, now: float) -> None:
+        """Close flows idle for FLOW_IDLE_TIMEOUT of capture time (bounded state on long files)."""
+        self.next_sweep = now + SWEEP_INTERVAL
+        idle = [f for f in self._flows.values() if now - f.last_ts > FLOW_IDLE_TIMEOUT]
+        for flow in idle:
+            self._close(flow)
+
     def _close(self, flow: _TcpFlow) -> None:
         ref = flow.ref
         key = (ref.client, ref.client_port, ref.server, ref.server_port)
         if self._flows.pop(key, None) is None:
             return
+        if flow.wire_keys is not None and self.skip_index is not None:
+            for k in flow.wire_keys:
+                if self.skip_index.get(k) is flow:
+                    del self.skip_index[k]
         self._emit_flow(flow)
 
     def _emit_flow(self, flow: _TcpFlow) -> None:
@@ -399,6 +456,8 @@ class Engine:
         for flow in list(self._flows.values()):
             self._emit_flow(flow)
         self._flows.clear()
+        if self.skip_index is not None:
+            self.skip_index.clear()
         for pending in self._dns.values():
             self._emit_dns(pending)
         self._dns.clear()
@@ -430,6 +489,14 @@ def _looks_like_client(payload: bytes, sport: int, dport: int) -> bool:
     if dport in DNS_PORTS or sport in DNS_PORTS:
         return dport in DNS_PORTS
     return dport < sport
+
+
+def wire_key(src: str, sport: int, dst: str, dport: int) -> bytes:
+    """Addresses and ports as a packet carries them: IPv4 header bytes 12-19 (or IPv6 8-39),
+    then the first four bytes of the TCP header."""
+    family = socket.AF_INET6 if ":" in src else socket.AF_INET
+    return (socket.inet_pton(family, src) + socket.inet_pton(family, dst)
+            + struct.pack("!HH", sport, dport))
 
 
 def run_engine(segments: Iterable[Segment], capture: str) -> Evidence:

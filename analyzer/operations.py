@@ -32,8 +32,11 @@ _GOPLS_INFO = re.compile(r"(?:^|/)golang\.org/x/tools/gopls/@v/[^/]+\.info$")
 
 
 def _split(path: str) -> tuple[str, dict[str, list[str]]]:
-    parts = urlsplit(path if path.startswith("/") else "/" + path)
-    return unquote(parts.path), parse_qs(parts.query, keep_blank_values=True)
+    """(unescaped path, query) of a request path. Split by hand: urlsplit would read a path
+    starting with "//" as an authority."""
+    route, _, query = path.split("#", 1)[0].partition("?")
+    route = unquote(route)
+    return (route if route.startswith("/") else "/" + route), parse_qs(query, keep_blank_values=True)
 
 
 def _host(host: str | None) -> str:
@@ -156,9 +159,12 @@ def go_trace_lines(text: str) -> list[GoTraceGet]:
         if match is None:
             continue
         url = match["url"]
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+            host = (parts.hostname or "").lower()
+        except ValueError:
+            continue                      # not a URL the go command could have fetched
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        host = (parts.hostname or "").lower()
         status = seconds = error = None
         rest = match["rest"]
         if rest is not None:

@@ -11,6 +11,7 @@ import zipfile
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -101,6 +102,7 @@ def test_operation_without_host_uses_the_path_shape() -> None:
     ("/sumdb/sum.golang.org/lookup/example.com/m@v1.0.0", ("example.com/m", "v1.0.0")),
     ("/dl/mod/golang.org/toolchain/@v/v0.0.1-go1.22.0.linux-amd64.zip",
      ("golang.org/toolchain", "v0.0.1-go1.22.0.linux-amd64")),
+    ("/example.com/%21hello/@v/v1.0.0.zip", ("example.com/Hello", "v1.0.0")),
     ("/tile/8/0/x123/009", None),
     ("/x/text?go-get=1", None),
 ])
@@ -142,6 +144,8 @@ cd /tmp/x; git ls-remote -q origin
 
 MODULE = "example.com/Hello"           # upper case on purpose: the proxy path is escaped
 ESCAPED = "example.com/!hello"
+# On the wire (and in -x output) the go command percent-encodes the "!": "%21hello".
+WIRE = "example.com/%21hello"
 VERSION = "v1.0.0"
 
 
@@ -169,7 +173,7 @@ def module_proxy() -> Iterator[tuple[str, list[tuple[str, str]]]]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
             seen.append((self.path, self.headers.get("User-Agent", "")))
-            body = files.get(self.path)
+            body = files.get(unquote(self.path))
             self.send_response(200 if body is not None else 404)
             payload = body if body is not None else b"not found\n"
             self.send_header("Content-Length", str(len(payload)))
@@ -222,10 +226,10 @@ def test_real_go_command_trace(module_proxy: tuple[str, list[tuple[str, str]]],
     # Ground truth: the server's own log.
     assert sorted(by_path) == sorted(path for path, _ua in seen)
     expected = {
-        f"/{ESCAPED}/@v/list": "module-list",
-        f"/{ESCAPED}/@v/{VERSION}.info": "module-info",
-        f"/{ESCAPED}/@v/{VERSION}.mod": "module-mod",
-        f"/{ESCAPED}/@v/{VERSION}.zip": "module-zip",
+        f"/{WIRE}/@v/list": "module-list",
+        f"/{WIRE}/@v/{VERSION}.info": "module-info",
+        f"/{WIRE}/@v/{VERSION}.mod": "module-mod",
+        f"/{WIRE}/@v/{VERSION}.zip": "module-zip",
     }
     for path, operation in expected.items():
         fetch = by_path[path]

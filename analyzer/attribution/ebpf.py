@@ -260,8 +260,11 @@ class BpftraceTracer:
                 if sock:
                     self.attributor.add_sockets([sock])
 
-    def stop(self) -> SocketAttributor:
+    def stop(self, drain: float = 0.25) -> SocketAttributor:
         if self._proc and self._proc.poll() is None:
+            # bpftrace polls its perf buffers periodically; events of the last moments are
+            # only printed if it polls once more before SIGINT ends it.
+            time.sleep(drain)
             self._proc.send_signal(2)
             try:
                 self._proc.wait(timeout=10)

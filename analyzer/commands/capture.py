@@ -36,9 +36,11 @@ def command(duration: float | None, tier: str, backend: str, interface: str, bpf
                              expect_path=expect_path, redact=not no_redact)
     opts = LiveOptions(analyze=analyze, tier=tier, backend=backend, interface=interface, bpf=bpf,
                        write=write, system=True)
-    if duration is None:
-        click.echo("proxytrace: capturing; Ctrl-C to stop", err=True)
-    result = capture_for(duration, opts)
+    def started(tier: str) -> None:
+        until = f"for {duration:g}s" if duration is not None else "until Ctrl-C"
+        click.echo(f"proxytrace: capturing on {interface} {until} ({tier} attribution)", err=True)
+
+    result = capture_for(duration, opts, on_started=started)
     render_report(result.report, fmt, output)
     print_summary(result)
     return 0

@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from ..config import find_go_binary
 from ..config.explain import Explanation, explain
 from ..config.goconfig import NETWORK_VARS
 from ..config.proxylist import redact
@@ -41,13 +42,25 @@ def to_records(ex: Explanation, redacted: bool) -> list[dict[str, Any]]:
                             "value": show(s.value), "source": s.source, "path": s.path})
     records.extend({"kind": "consequence", **q.to_dict()} for q in ex.consequences)
     records.extend({"kind": "lint", **f.to_dict()} for f in ex.lint)
-    return records
+    return [_redact_all(r) for r in records] if redacted else records
+
+
+def _redact_all(value: Any) -> Any:
+    """Credentials can hide anywhere a URL is quoted (notes, lint details, go's own messages)."""
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redact_all(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_redact_all(v) for v in value]
+    return value
 
 
 def _wrap(text: str, indent: int) -> list[str]:
     width = max(60, min(shutil.get_terminal_size((100, 20)).columns, 120))
     pad = " " * indent
-    return textwrap.wrap(text, width=width, initial_indent=pad, subsequent_indent=pad + "  ") or [pad]
+    return textwrap.wrap(text, width=width, initial_indent=pad, subsequent_indent=pad + "  ",
+                         break_on_hyphens=False, break_long_words=False) or [pad]
 
 
 def render_table(records: Sequence[dict[str, Any]]) -> str:
@@ -137,7 +150,7 @@ def command(workspace: Path | None, vscode_settings: tuple[Path, ...], go_path: 
     env = dict(os.environ)
     go: str | None = None
     if not no_go:
-        go = go_path or shutil.which("go", path=env.get("PATH", os.defpath))
+        go = go_path or find_go_binary(env)
         if go_path and not (shutil.which(go_path) or os.path.isfile(go_path)):
             raise UsageError(f"{go_path}: no such go command")
     ex = explain(env, ws, go, vscode_settings, redacted=not no_redact)

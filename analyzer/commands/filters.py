@@ -116,6 +116,11 @@ def _proxies(goproxy: str | None, no_go_env: bool,
     return tuple(entries)
 
 
+def _plaintext_ports(proxies: Sequence[ProxyEntry]) -> list[int]:
+    """Port 80 and the ports of http:// GOPROXY entries: plaintext HTTP, kept whole."""
+    return sorted({80, *(p.port for p in proxies if p.scheme == "http")})
+
+
 def _forward(entry: ProxyEntry) -> ProxyEntry:
     # Marked so that _watch does not add the forward proxy's name to the watched hosts.
     return ProxyEntry("forward+" + entry.scheme, entry.host, entry.port)
@@ -176,7 +181,7 @@ def bpf_command(watch: tuple[str, ...], watch_file: Path | None, no_default_host
     if resolve:
         addr_list += resolve_now(sorted(wl.exact))
     expression = capture_filter(wl, port_list, validate_addresses(addr_list), keep_server_data,
-                                vlan)
+                                vlan, _plaintext_ports(proxies))
     emit_text(expression + "\n", output)
 
 
@@ -270,7 +275,8 @@ def profile_command(name: str, watch: tuple[str, ...], watch_file: Path | None,
     _check(filters, no_check)
     port_list = validate_ports([*(validate_port(p) for p in ports), *DEFAULT_PORTS,
                                 *proxy_ports(proxies)])
-    bpf = capture_filter(wl, port_list, validate_addresses(proxy_addresses(proxies)))
+    bpf = capture_filter(wl, port_list, validate_addresses(proxy_addresses(proxies)),
+                         plaintext_ports=_plaintext_ports(proxies))
     spec = ProfileSpec(name, tuple(filters), bpf, keylog.resolve() if keylog else None)
     files = render_profile(spec)
     if as_zip:

@@ -19,6 +19,10 @@ from .common import build_watch, watch_options
 @click.command("report")
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @watch_options
+@click.option("--engine", type=click.Choice(["builtin", "tshark"]), default="builtin",
+              show_default=True, help="builtin (dpkt, fast) or tshark (Wireshark's dissectors).")
+@click.option("--keylog", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="NSS key log to decrypt TLS (implies --engine tshark).")
 @click.option("--config-from", type=click.Path(exists=True, path_type=Path),
               help="Directory or env file describing the Go configuration, to give each contact "
                    "its cause.")
@@ -27,8 +31,8 @@ from .common import build_watch, watch_options
               help="Write the page to FILE (mode 0600); '-' writes it to stdout.")
 @click.option("--quiet", "-q", is_flag=True, help="Do not print where the report was written.")
 def command(captures: tuple[str, ...], watch: tuple[str, ...], watch_file: Path | None,
-            all_hosts: bool, expect_path: Path | None, no_redact: bool, config_from: Path | None,
-            output: str, quiet: bool) -> int:
+            all_hosts: bool, expect_path: Path | None, no_redact: bool, engine: str,
+            keylog: Path | None, config_from: Path | None, output: str, quiet: bool) -> int:
     """Write a self-contained HTML report of CAPTURE files ("-" reads stdin): the answer first,
     a timeline per process, and tables per host, process, operation, finding and cause.
     The page opens offline (nothing is fetched when it is viewed).
@@ -43,7 +47,8 @@ def command(captures: tuple[str, ...], watch: tuple[str, ...], watch_file: Path 
 
         config = load_config_from(config_from)
     opts = AnalyzeOptions(watch=build_watch(watch, watch_file, all_hosts), expect_path=expect_path,
-                          config=config, redact=not no_redact, quiet=True)
+                          config=config, redact=not no_redact,
+                          engine="tshark" if keylog else engine, keylog=keylog, quiet=True)
     report = analyze_files(list(captures), opts)
     to_stdout = output == "-"
     render_report(report, "html", None if to_stdout else output)

@@ -20,6 +20,8 @@ KNOWN_MIRRORS = frozenset({"proxy.golang.org", "goproxy.cn", "goproxy.io"})
 KNOWN_SUMDBS = frozenset({"sum.golang.org", "sum.golang.google.cn"})
 TOOLCHAIN_HOSTS = frozenset({"go.dev", "dl.google.com"})
 DIRECT_GOOGLE = frozenset({"golang.org", "go.googlesource.com"})
+# Processes the Go configuration applies to (git and ssh run as children of go in direct mode).
+GO_TOOLS = frozenset({"go", "gopls", "govulncheck", "dlv", "vscgo", "ssh", "hg", "svn", "bzr", "fossil"})
 
 _OPERATION_WORDS = {
     "module-list": "module version list", "module-info": "module version info",
@@ -81,7 +83,13 @@ class _Explainer:
         node = (c.client or "").startswith("node") or bool(
             c.process and c.process.comm and c.process.comm.lower() in ("node", "code", "electron"))
 
-        if op == "gopls-version-check":
+        comm = (c.process.comm or "") if c.process else ""
+        if comm and not node and comm.split("/")[-1] not in GO_TOOLS and not comm.startswith("git"):
+            return None, (f"{host} contacted by {comm} (pid {c.process.pid if c.process else '?'}), "
+                          "which is not a Go tool: the Go configuration does not explain it")
+        # The extension's only Node fetch to a module proxy is the gopls version check (facts 6).
+        if op == "gopls-version-check" or (node and op is None and
+                                           (host in self.pl.hosts or host in KNOWN_MIRRORS)):
             if host in self.pl.hosts:
                 return (f"{self.says('GOPROXY')} -> gopls version check by the VS Code Go extension "
                         "(first non-direct GOPROXY entry)", None)
@@ -115,9 +123,20 @@ class _Explainer:
         if host in self.pl.hosts:
             return self._proxy(host, op, module)
         if host in DIRECT_GOOGLE:
-            return self._direct(host, "golang.org/x/..." if module is None else module)
+            return self._direct(host, module)
         if host in KNOWN_MIRRORS:
             return None, f"{host} contacted but {self.says('GOPROXY')} does not list it"
+        return self._origin(host, module)
+
+    def _origin(self, host: str, module: str | None) -> tuple[str | None, str | None]:
+        """Any other watched host: a module origin, fetched directly (go-get meta, then mod/zip or git)."""
+        noproxy = self._setting("GONOPROXY")
+        probe = module or f"{host}/m"
+        if noproxy.value and self.goproxy.value != "direct" and match_prefix_patterns(noproxy.value, probe):
+            return f"{self.says('GONOPROXY')} -> direct fetch from the module's origin", None
+        if self.pl.has_direct:
+            how = "direct" if not self.pl.proxies else "direct (after the proxy answered 404/410)"
+            return f"{self.says('GOPROXY')} -> {how} fetch from the module's origin", None
         return None, None
 
     def _toolchain(self, host: str) -> tuple[str | None, str | None]:
@@ -166,23 +185,51 @@ class _Explainer:
         word = _OPERATION_WORDS.get(op or "", "module download")
         return f"{self.says('GOPROXY')} -> {word}", None
 
-    def _direct(self, host: str, module: str) -> tuple[str | None, str | None]:
+    def _direct(self, host: str, module: str | None) -> tuple[str | None, str | None]:
         noproxy = self._setting("GONOPROXY")
-        what = "go-get meta lookup" if host == "golang.org" else "git fetch (child of go)"
-        if noproxy.value and match_prefix_patterns(noproxy.value, "golang.org/x/text"):
-            return f"{self.says('GONOPROXY')} -> direct {what} for golang.org/x", None
+        if host == "golang.org":
+            what = f"go-get meta lookup for {module}" if module else \
+                "go-get meta lookup (golang.org/x/... modules, or golang.org/toolchain in a switch)"
+        else:
+            what = f"git fetch for {module or 'golang.org/x/...'} (git, a child of go)"
+        if noproxy.value and match_prefix_patterns(noproxy.value, module or "golang.org/x/text"):
+            return f"{self.says('GONOPROXY')} -> direct {what}", None
         if self.pl.has_direct:
-            how = "direct" if not self.pl.proxies else "direct fallback after the proxy answered 404/410"
-            return f"{self.says('GOPROXY')} -> {how} {what} for {module}", None
+            how = "direct" if not self.pl.proxies else "direct fallback after the proxy answered 404/410:"
+            return f"{self.says('GOPROXY')} -> {how} {what}", None
         return None, f"{host} contacted but {self.says('GOPROXY')} never fetches directly"
+
+
+def _follow_up(dns: Contact, contacts: list[Contact]) -> Contact | None:
+    """The connection a DNS lookup was made for: the next non-DNS contact with that name (from the
+    same process when both are known). A lookup alone cannot show which client asked, so it takes
+    the cause of what followed."""
+    best: Contact | None = None
+    for c in contacts:
+        if c.layer == "dns" or c.host.lower() != dns.host.lower() or c.ts < dns.ts:
+            continue
+        if dns.process and c.process and dns.process.pid != c.process.pid:
+            continue
+        if best is None or c.ts < best.ts:
+            best = c
+    return best
 
 
 def apply_causes(contacts: list[Contact], config: GoConfig, redact_values: bool = True) -> list[Contact]:
     """Set ``cause`` on each contact (keeping every other field), and flag unexplained ones."""
     ex = _Explainer(config, redact_values)
+    verdicts: dict[int, tuple[str | None, str | None]] = {}
+    for i, c in enumerate(contacts):
+        if c.layer != "dns":
+            verdicts[i] = ex.explain(c)
+    index = {id(c): i for i, c in enumerate(contacts)}
     out: list[Contact] = []
-    for c in contacts:
-        cause, unexplained = ex.explain(c)
+    for i, c in enumerate(contacts):
+        if c.layer == "dns":
+            nxt = _follow_up(c, contacts)
+            cause, unexplained = verdicts[index[id(nxt)]] if nxt is not None else ex.explain(c)
+        else:
+            cause, unexplained = verdicts[i]
         if cause and (c.via_proxy is not None or (c.http is not None and c.http.method == "CONNECT")):
             proxy = config.get("HTTPS_PROXY")
             if proxy is not None and proxy.value:

@@ -73,22 +73,24 @@ def tools_env(base: Mapping[str, str], editor: EditorSettings) -> tuple[dict[str
 
 def build_consumers(env: Mapping[str, str], editor: EditorSettings, go_binary: str | None,
                     platform: str | None = None) -> list[Consumer]:
+    """Every consumer's configuration; without ``go_binary`` only files are read (no go is run)."""
     ed = editor_settings(editor)
-    go_cfg = config_from_env(env, go_binary, platform=platform)
+    files_only = go_binary is None
+    go_cfg = config_from_env(env, go_binary, platform=platform, allow_go=not files_only)
     t_env, t_labels = tools_env(env, editor)
-    tools_cfg = config_from_env(t_env, go_binary, t_labels, platform)
+    tools_cfg = config_from_env(t_env, go_binary, t_labels, platform, allow_go=not files_only)
 
     i_env = {k: v for k, v in t_env.items() if k not in INSTALL_DELETES}
     i_env["GOTOOLCHAIN"] = "auto"
     i_labels = dict(t_labels, GOTOOLCHAIN="forced by vscode-go for tool installs")
-    install_cfg = config_from_env(i_env, go_binary, i_labels, platform)
+    install_cfg = config_from_env(i_env, go_binary, i_labels, platform, allow_go=not files_only)
 
     g_env, g_labels = dict(t_env), dict(t_labels)
     for k, s in editor.gopls_env.items():
         if isinstance(s.value, str):
             g_env[k] = s.value
             g_labels[k] = _label(s)
-    gopls_cfg = config_from_env(g_env, go_binary, g_labels, platform)
+    gopls_cfg = config_from_env(g_env, go_binary, g_labels, platform, allow_go=not files_only)
 
     # The extension host reads process.env.GOPROXY; when unset it copies `go env GOPROXY`
     # (run with the tools environment) into process.env (goInstallTools.ts updateGoVarsFromConfig).

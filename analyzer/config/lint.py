@@ -104,11 +104,13 @@ def lint_consumer(c: Consumer, redacted: bool = True) -> list[LintFinding]:
     sumdb = cfg.get("GOSUMDB")
     nosum = cfg.value("GONOSUMDB")
     if not pl.proxies and pl.terminal == "direct" and sumdb and parse_gosumdb(sumdb.value).name \
-            and not nosum and c.name != "vscode-extension":
+            and c.name != "vscode-extension":
         db = parse_gosumdb(sumdb.value)
+        exempt = f" (GONOSUMDB={nosum} exempts only the paths it matches)" if nosum else ""
         out.append(LintFinding("direct-with-default-sumdb", "warning", f"{where}; GOSUMDB from {sumdb.source}",
                                f"GOPROXY=direct but GOSUMDB={sumdb.value}: {db.direct_host} is still "
-                               "contacted directly for every module@version missing from go.sum.",
+                               "contacted directly for every module@version missing from go.sum"
+                               f"{exempt}.",
                                "modfetch/sumdb.go initBase maps direct/off to the database's own URL; "
                                "reproduced: `# get https://sum.golang.org/lookup/...` with GOPROXY=direct",
                                c.name))

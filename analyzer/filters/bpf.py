@@ -8,7 +8,11 @@ direction" (what the analyzer reassembles) cannot be expressed. The trade-off ch
 * Client -> server on a watched port (or to a watched address): everything. Requests, TLS
   ClientHellos (a post-quantum ClientHello spans two segments) and HTTP request headers are small,
   and the go command never uploads bulk data.
-* Server -> client: only segments that carry SYN/FIN/RST (connection set-up and end), or whose
+* Server -> client on a plaintext HTTP port (80, an ``http://`` GOPROXY's port): everything. The
+  analyzer reads responses in stream order on keep-alive connections, so one missing body
+  segment would hide every later response on that connection. Go's module traffic is HTTPS by
+  default, so this costs little.
+* Server -> client on the other ports (TLS): only segments that carry SYN/FIN/RST (connection set-up and end), or whose
   TCP payload *starts* with a TLS record header for a handshake, alert or change-cipher-spec
   record (``16 03``, ``15 03``, ``14 03``: the ServerHello flight), or with ``HTTP`` (a plaintext
   response's status line and headers). Bulk payload (application-data records, module zips,
@@ -61,27 +65,32 @@ def _endpoints(ports: Sequence[int], addresses: Sequence[str], direction: str) -
 
 def capture_filter(watch: WatchList, ports: Sequence[int] = DEFAULT_PORTS,
                    addresses: Sequence[str] = (), keep_server_data: bool = False,
-                   vlan: bool = False) -> str:
+                   vlan: bool = False, plaintext_ports: Sequence[int] = (80,)) -> str:
     """A BPF expression keeping what the analyzer needs; compiled by libpcap before it is returned.
 
     ``watch`` names the hosts the filter is for; BPF cannot see names (TLS SNI and HTTP Host
     are inside payload at variable offsets), so it does not narrow the filter: every DNS
     exchange is kept because the analyzer matches names there, and ``addresses`` (for example
-    the names' current addresses) widen it to any port. The result compiles for Ethernet and
-    Linux SLL2 (``vlan``: Ethernet only).
+    the names' current addresses) widen it to any port. Server traffic on ``plaintext_ports``
+    that are also in ``ports`` is kept whole (see the module docstring). The result compiles for
+    Ethernet and Linux SLL2 (``vlan``: Ethernet only).
     """
     del watch  # names cannot be matched in BPF; kept in the signature for callers and docs
     port_list = validate_ports(ports)
+    plain = [p for p in validate_ports(plaintext_ports) if p in port_list]
+    trimmed = port_list if keep_server_data else [p for p in port_list if p not in plain]
     address_list = validate_addresses(addresses)
-    if not port_list and not address_list:
-        clauses = [_DNS, _FRAGMENTS]
+    clauses = [_DNS, _FRAGMENTS]
+    if port_list or address_list:
+        clauses.append(_endpoints(port_list, address_list, "dst"))
+    if keep_server_data:
+        if port_list or address_list:
+            clauses.append(_endpoints(port_list, address_list, "src"))
     else:
-        to_server = _endpoints(port_list, address_list, "dst")
-        from_server = _endpoints(port_list, address_list, "src")
-        clauses = [_DNS, _FRAGMENTS, to_server]
-        if keep_server_data:
-            clauses.append(from_server)
-        else:
+        if plain:
+            clauses.append(_endpoints(plain, (), "src"))
+        if trimmed or address_list:
+            from_server = _endpoints(trimmed, address_list, "src")
             # Order matters: BPF rejects the whole packet on an out-of-bounds load, so tests that
             # read payload bytes come last and only after a non-empty payload was established.
             clauses += [

@@ -22,7 +22,8 @@ BPF_FILE = "capture.bpf"
 def default_spec() -> ProfileSpec:
     proxies = parse_goproxy(DEFAULT_GOPROXY)
     watch = WatchList.build([*DEFAULT_HOSTS, *proxy_hostnames(proxies)])
-    bpf = capture_filter(watch, ports=sorted({*DEFAULT_PORTS, *proxy_ports(proxies)}))
+    bpf = capture_filter(watch, ports=sorted({*DEFAULT_PORTS, *proxy_ports(proxies)}),
+                         plaintext_ports=(80,))
     return ProfileSpec(DEFAULT_PROFILE, tuple(standard_filters(watch)), bpf)
 
 

@@ -12,10 +12,8 @@ Formats follow Wireshark 4.x (user guide, appendix "Configuration Files"; the UA
 * ``colorfilters``: ``@name@filter@[fg r,g,b][bg r,g,b]`` with 16-bit components; the first
   matching rule wins, so findings come first. A profile's ``colorfilters`` replaces the default
   rules.
-* ``preferences``: ``gui.column.format`` with custom columns ``%Cus:<field>:0:R``,
-  ``http.desegment_body: FALSE`` (a response shows in the frame of its headers, where the analyzer
-  reports it), ``tcp.analyze_sequence_numbers: FALSE`` (no segment is skipped as a
-  retransmission, as in the analyzer) and ``tls.keylog_file`` only when a key log is given.
+* ``preferences``: ``gui.column.format`` with custom columns ``%Cus:<field>:0:R`` and
+  ``tls.keylog_file`` only when a key log is given.
 
 Rendering is pure (text in a dict); writing goes through ``analyzer.report.files`` (0600).
 """
@@ -166,12 +164,6 @@ def _preferences(keylog: Path | None) -> str:
         "# Preferences of the proxytrace profile (Wireshark 4.x).\n",
         "# Columns: the watched name per layer and the process from the capture's comments.\n",
         "gui.column.format: " + ", ".join(f'"{t}", "{f}"' for t, f in COLUMNS) + "\n",
-        "# Show an HTTP response in the frame of its headers (where proxytrace reports it), not in\n",
-        "# the last frame of its body.\n",
-        "http.desegment_body: FALSE\n",
-        "# Dissect every segment as the analyzer does: with sequence analysis on, Wireshark skips\n",
-        "# a segment it judges a (spurious) retransmission, ClientHello included.\n",
-        "tcp.analyze_sequence_numbers: FALSE\n",
     ]
     if keylog is not None:
         path = str(keylog)

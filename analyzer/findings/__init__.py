@@ -60,7 +60,8 @@ def _dedupe(findings: list[Finding]) -> tuple[Finding, ...]:
 def apply_findings(contacts: list[Contact], evidence: Evidence, expectations: Expectations,
                    watch: WatchList) -> list[Contact]:
     """Return ``contacts`` with hijack findings and notes filled in, in the same order."""
-    dns_found = dns_rules.exchange_findings(evidence.dns, expectations, watch)
+    dns_found = dns_rules.exchange_findings(evidence.dns, expectations, watch,
+                                            _capture_starts(evidence))
     dns_index = {id(ex): i for i, ex in enumerate(evidence.dns)}
     dns_flows = _by_flow(evidence.dns)
     tls_flows = _by_flow(evidence.tls)
@@ -88,7 +89,12 @@ def apply_findings(contacts: list[Contact], evidence: Evidence, expectations: Ex
                     if ex.qname.lower().rstrip(".") == qname and (qtype is None or ex.qtype == qtype)]
             exchange = _closest(same, contact)
             if exchange is not None:
-                findings.extend(dns_found.get(dns_index[id(exchange)], []))
+                found = dns_found.get(dns_index[id(exchange)], [])
+                findings.extend(found)
+                if exchange.query_frame is None and not any(
+                        f.kind == "dns-unsolicited-response" for f in found):
+                    notes.append("response without its query, at the start of the capture "
+                                 "(the query was probably sent before recording began)")
         elif contact.layer == "tls":
             session = _closest(tls_flows.get(flow, []), contact)
             found, extra = tls_rules.session_findings(contact, session, expectations)
@@ -119,6 +125,17 @@ def apply_findings(contacts: list[Contact], evidence: Evidence, expectations: Ex
         out.append(dataclasses.replace(contact, findings=_dedupe(findings),
                                        notes=tuple(dict.fromkeys(notes))))
     return out
+
+
+def _capture_starts(evidence: Evidence) -> dict[str, float]:
+    """The earliest event of each capture (the engines do not record the first packet's time)."""
+    starts: dict[str, float] = {}
+    events: list[DnsExchange | TlsSession | HttpExchange] = [*evidence.dns, *evidence.tls,
+                                                             *evidence.http]
+    for ev in events:
+        cap = ev.flow.capture
+        starts[cap] = min(starts.get(cap, ev.ts), ev.ts)
+    return starts
 
 
 def _over_tls(contact: Contact, exchange: HttpExchange | None,

@@ -93,8 +93,17 @@ def duplicate_findings(exchange: DnsExchange) -> Iterator[Finding]:
                   _frames(exchange))
 
 
-def unsolicited_findings(exchange: DnsExchange) -> Iterator[Finding]:
+# A response this soon after the first packet of the capture most likely answers a query sent
+# before recording began: said in a note, not raised as spoofing.
+CAPTURE_START_GRACE = 2.0
+
+
+def unsolicited_findings(exchange: DnsExchange, capture_start: float | None = None
+                         ) -> Iterator[Finding]:
     if exchange.query_frame is None and exchange.responses:
+        first_ts = exchange.response_ts[0] if exchange.response_ts else exchange.ts
+        if capture_start is not None and first_ts - capture_start < CAPTURE_START_GRACE:
+            return
         yield Finding("dns", "dns-unsolicited-response",
                       f"response for {exchange.qname} {exchange.qtype} (id {exchange.txid:#06x}) "
                       f"from {_source(exchange, 0)} to {exchange.flow.client} with no matching "
@@ -146,16 +155,26 @@ def mismatch_findings(exchanges: list[DnsExchange]) -> dict[int, list[Finding]]:
 
 
 def exchange_findings(exchanges: list[DnsExchange], expectations: Expectations,
-                      watch: WatchList) -> dict[int, list[Finding]]:
-    """Findings per exchange index, for exchanges whose name is watched."""
+                      watch: WatchList, capture_start: dict[str, float] | None = None
+                      ) -> dict[int, list[Finding]]:
+    """Findings per exchange index, for exchanges whose name is watched.
+
+    ``capture_start`` maps a capture name to the time of its first event (estimated from the
+    DNS exchanges when not given).
+    """
     mismatches = mismatch_findings(exchanges)
+    capture_start = dict(capture_start or {})
+    for ex in exchanges:
+        capture_start.setdefault(ex.flow.capture, ex.ts)
+        capture_start[ex.flow.capture] = min(capture_start[ex.flow.capture], ex.ts)
     out: dict[int, list[Finding]] = {}
     for i, ex in enumerate(exchanges):
         name = watched_name(ex, watch)
         if name is None:
             continue
         found = [*answer_findings(ex, expectations, name), *duplicate_findings(ex),
-                 *unsolicited_findings(ex), *mismatches.get(i, [])]
+                 *unsolicited_findings(ex, capture_start.get(ex.flow.capture)),
+                 *mismatches.get(i, [])]
         if found:
             out[i] = found
     return out

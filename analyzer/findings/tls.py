@@ -91,9 +91,9 @@ def certificate_findings(host: str, server: str, leaf: CertificateInfo, asked_na
     # A bare address with no SNI names nothing the certificate could be checked against.
     if asked_name and (sni_sent or not _is_ip(asked_name)) and not cert_covers(leaf, asked_name):
         names = ", ".join(leaf.sans) or (f"CN={leaf.subject_cn}" if leaf.subject_cn else "none")
-        how = "SNI" if sni_sent else "name from DNS (no SNI sent)"
+        how = "the SNI" if sni_sent else "no SNI sent; the name from DNS or CONNECT"
         found.append(Finding("tls", "tls-sni-cert-mismatch",
-                             f"{how} {asked_name} not covered by the certificate from {server} "
+                             f"{asked_name} ({how}) not covered by the certificate from {server} "
                              f"(names: {names})", frames))
     return found
 

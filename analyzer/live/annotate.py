@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..attribution.comments import comments_for_process
+from ..attribution.joiner import SocketAttributor
 from ..events import FlowRef
 from ..model import ProcessInfo, Transport
 from ..pipeline import Attributor
@@ -28,6 +29,19 @@ class AnnotateResult:
     path: Path
 
 
+def comments_with_exe(attributor: Attributor | None) -> CommentsFn:
+    """ptcpdump-style comments naming the executable's path when the tracer recorded it."""
+    procs = attributor.processes if isinstance(attributor, SocketAttributor) else {}
+
+    def comments(p: ProcessInfo) -> list[str]:
+        rec = procs.get(p.pid)
+        parent = procs.get(p.ppid) if p.ppid is not None else None
+        return comments_for_process(p, exe=rec.exe if rec else None,
+                                    parent_exe=parent.exe if parent else None)
+
+    return comments
+
+
 def _lookup(attributor: Attributor, transport: str, src: str, sport: int, dst: str, dport: int,
             ts: float) -> ProcessInfo | None:
     # A packet may travel either way: try it as sent by the client, then as the reply.
@@ -40,8 +54,10 @@ def _lookup(attributor: Attributor, transport: str, src: str, sport: int, dst: s
 
 def annotate_capture(raw: Path, out: Path, attributor: Attributor | None,
                      counts: CaptureCounts | None = None, interface: str | None = None,
-                     comments_for: CommentsFn = comments_for_process) -> AnnotateResult:
+                     comments_for: CommentsFn | None = None) -> AnnotateResult:
     """Copy every packet of ``raw`` (pcap or pcapng) into ``out`` (pcapng, mode 0600)."""
+    if comments_for is None:
+        comments_for = comments_with_exe(attributor)
     cache: dict[tuple[str, str, int, str, int], ProcessInfo | None] = {}
     state = ReadState(str(raw))
     decoder = Decoder()

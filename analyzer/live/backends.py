@@ -20,6 +20,8 @@ from pathlib import Path
 BACKENDS = ("tcpdump", "dumpcap")
 SNAPLEN = 65535
 BUFFER_MB = 32
+DUMPCAP_SETTLE = 0.5
+TCPDUMP_BLOCK_TIMEOUT = 1.1  # libpcap's default 1000 ms packet-buffer timeout, and a margin
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +34,7 @@ class CaptureCounts:
 
 _TCPDUMP_COUNT = re.compile(r"^(\d+) packets? (captured|received by filter|dropped by kernel|"
                             r"dropped by interface)", re.M)
-_DUMPCAP_CAPTURED = re.compile(r"^Packets captured: (\d+)", re.M)
+_DUMPCAP_CAPTURED = re.compile(r"Packets captured: (\d+)")
 _DUMPCAP_IFACE = re.compile(r"^Packets received/dropped on interface '[^']*': (\d+)/(\d+)", re.M)
 
 
@@ -54,12 +56,12 @@ def parse_dumpcap_stats(stderr: str) -> CaptureCounts:
 
 
 def tcpdump_argv(tool: str, interface: str, bpf: str, out: str) -> list[str]:
-    # Immediate mode hands packets over as they come (nothing is left in the ring when we stop),
-    # but libpcap then retires a ring block per packet: with the default 2 MB buffer and a
-    # 256 KB snapshot that is a handful of blocks, and a burst (a ClientHello and the server's
-    # flight) overflows it. A 64 KB snapshot and a 32 MB buffer give the ring hundreds of blocks.
+    # No --immediate-mode: with it libpcap retires a TPACKET_V3 ring block per packet, and under
+    # load most packets are dropped (bench/live_overhead.py measured 90%). Without it, packets of
+    # a block not yet full reach tcpdump only when the block times out (1 s), so ``stop`` waits
+    # that long before SIGINT to keep the last packets.
     argv = [tool, "-i", interface, "-n", "-s", str(SNAPLEN), "-B", str(BUFFER_MB * 1024), "-U",
-            "--immediate-mode", "-w", out]
+            "-w", out]
     if os.geteuid() == 0:
         argv += ["-Z", "root"]  # keep the right to write into our private directory
     if interface == "any":
@@ -111,6 +113,9 @@ class Capture:
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"{self.backend} did not start capturing in {timeout:.0f}s")
+        if self.backend == "dumpcap":
+            # dumpcap reports "Capturing on" a moment before packets really reach its file.
+            time.sleep(DUMPCAP_SETTLE)
         self.started_at = time.time()
 
     def _read_stderr(self) -> None:
@@ -129,6 +134,8 @@ class Capture:
         if self._proc is None:
             return CaptureCounts()
         if self._proc.poll() is None:
+            if self.backend == "tcpdump":
+                time.sleep(TCPDUMP_BLOCK_TIMEOUT)
             # Both tools flush, close the file and print their statistics on SIGINT.
             self._proc.send_signal(signal.SIGINT)
             try:

@@ -280,7 +280,7 @@ def _wait(proc: subprocess.Popen[bytes]) -> int:
 
 
 def capture_for(duration: float | None, opts: LiveOptions,
-                on_started: Callable[[], None] | None = None) -> LiveResult:
+                on_started: Callable[[str], None] | None = None) -> LiveResult:
     """System-wide capture until ``duration`` passes or Ctrl-C / SIGTERM."""
     backend, tier, notes, workdir = _prepare(opts, for_run=False)
     raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
@@ -293,7 +293,7 @@ def capture_for(duration: float | None, opts: LiveOptions,
         tracer.stop()
         raise LiveError(str(exc), NO_PERMISSION) from None
     if on_started:
-        on_started()
+        on_started(tier)
     stop = threading.Event()
 
     def stop_now(_signum: int, _frame: object) -> None:
@@ -316,28 +316,10 @@ def _finish(raw: Path, opts: LiveOptions, tier: str, backend: str, counts: Captu
     out = opts.write or default_pcapng_name()
     if not raw.exists():
         raise LiveError(f"{backend} wrote no capture file", MISSING_TOOL)
-    comments_for = _comments_with_exe(attributor)
-    annotated = annotate_capture(raw, out, attributor, counts, opts.interface, comments_for)
+    annotated = annotate_capture(raw, out, attributor, counts, opts.interface)
     report = analyze_files([out], opts.analyze, attributor=attributor)
     shutil.rmtree(raw.parent, ignore_errors=True)
     return LiveResult(report, out, tier, counts, annotated, notes)
-
-
-def _comments_with_exe(attributor: SocketAttributor | None) -> Callable[..., list[str]]:
-    from ..attribution.comments import comments_for_process
-
-    procs = attributor.processes if attributor is not None else {}
-
-    def comments(p: object) -> list[str]:
-        from ..model import ProcessInfo
-
-        assert isinstance(p, ProcessInfo)
-        rec = procs.get(p.pid)
-        parent = procs.get(p.ppid) if p.ppid is not None else None
-        return comments_for_process(p, exe=rec.exe if rec else None,
-                                    parent_exe=parent.exe if parent else None)
-
-    return comments
 
 
 def unattributed_by_tier(contacts: Sequence[Contact], tier: str) -> dict[str, int]:

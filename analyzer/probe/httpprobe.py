@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -27,20 +28,48 @@ class Hop:
     error: str | None = None
 
 
-def fetch(url: str, timeout: float) -> Hop:
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    conn: http.client.HTTPConnection
-    if parts.scheme == "https":
+Resolver = Callable[[str], tuple[tuple[str, ...], str | None]]
+
+
+class _TlsToAddress(http.client.HTTPSConnection):
+    """HTTPS to an address already resolved, with the host name as SNI."""
+
+    def __init__(self, address: str, port: int | None, server_name: str, timeout: float) -> None:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE
-        conn = http.client.HTTPSConnection(host, parts.port, timeout=timeout, context=ctx)
-    else:
-        conn = http.client.HTTPConnection(host, parts.port, timeout=timeout)
+        super().__init__(address, port, timeout=timeout, context=ctx)
+        self._ctx = ctx
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._ctx.wrap_socket(self.sock, server_hostname=self._server_name)
+
+
+def fetch(url: str, timeout: float, resolve: Resolver | None = None) -> Hop:
+    """One GET; ``resolve`` (bounded by the caller's timeout) picks the address to connect to."""
+    parts = urlsplit(url)
     try:
-        conn.request("GET", path, headers={"User-Agent": USER_AGENT, "Accept": "*/*"})
+        host, port = parts.hostname or "", parts.port
+    except ValueError:
+        return Hop(url, None, None, "bad port in URL")
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    address = host
+    if resolve is not None:
+        addresses, error = resolve(host)
+        if not addresses:
+            return Hop(url, None, None, error or "no address")
+        address = addresses[0]
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        conn = _TlsToAddress(address, port, host, timeout)
+    else:
+        conn = http.client.HTTPConnection(address, port, timeout=timeout)
+    authority = host if port is None else f"{host}:{port}"
+    try:
+        conn.request("GET", path, headers={"Host": authority, "User-Agent": USER_AGENT,
+                                           "Accept": "*/*"})
         response = conn.getresponse()
         location = response.getheader("Location")
         response.read(64 * 1024)
@@ -53,8 +82,9 @@ def fetch(url: str, timeout: float) -> Hop:
         conn.close()
 
 
-def follow(url: str, timeout: float, max_redirects: int) -> list[Hop]:
-    hops = [fetch(url, timeout)]
+def follow(url: str, timeout: float, max_redirects: int,
+           resolve: Resolver | None = None) -> list[Hop]:
+    hops = [fetch(url, timeout, resolve)]
     seen = {url}
     while len(hops) <= max_redirects:
         last = hops[-1]
@@ -63,7 +93,7 @@ def follow(url: str, timeout: float, max_redirects: int) -> list[Hop]:
         if last.location in seen or urlsplit(last.location).scheme not in ("http", "https"):
             break
         seen.add(last.location)
-        hops.append(fetch(last.location, timeout))
+        hops.append(fetch(last.location, timeout, resolve))
     return hops
 
 

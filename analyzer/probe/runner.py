@@ -13,6 +13,7 @@ import shutil
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -211,6 +212,8 @@ def tls_result(host: str, address: str, opts: ProbeOptions, cafile: str | None) 
     version = {0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2", 0x0304: "TLS 1.3"}.get(
         shake.version or 0, "unknown")
     verdicts = "; ".join(f"{v.store}: {v.message}" for v in checks)
+    if leaf is not None:
+        notes = [*_validity(leaf.not_before, leaf.not_after), *notes]
     detail = (f"{version}, issuer {leaf.issuer if leaf else '?'}; {verdicts}"
               + ("; " + "; ".join(notes) if notes else ""))
     return result(host, "tls", "handshake", server, detail, findings, {
@@ -223,6 +226,19 @@ def tls_result(host: str, address: str, opts: ProbeOptions, cafile: str | None) 
     })
 
 
+def _validity(not_before: float | None, not_after: float | None) -> list[str]:
+    def day(ts: float | None) -> str:
+        return time.strftime("%Y-%m-%d", time.gmtime(ts)) if ts is not None else "?"
+
+    now = time.time()
+    text = f"valid {day(not_before)} to {day(not_after)}"
+    if not_after is not None and not_after < now:
+        text += " (EXPIRED)"
+    elif not_before is not None and not_before > now:
+        text += " (NOT YET VALID)"
+    return [text]
+
+
 def http_results(host: str, opts: ProbeOptions) -> list[ProbeResult]:
     rows = []
     for path in opts.paths:
@@ -230,7 +246,8 @@ def http_results(host: str, opts: ProbeOptions) -> list[ProbeResult]:
         for scheme, port, default in (("http", opts.http_port, 80), ("https", opts.https_port, 443)):
             authority = host if port == default else f"{host}:{port}"
             url = f"{scheme}://{authority}{p}"
-            hops = httpprobe.follow(url, opts.timeout, opts.max_redirects)
+            hops = httpprobe.follow(url, opts.timeout, opts.max_redirects,
+                                    lambda name: getaddrinfo(name, opts.timeout * 2))
             chain = " -> ".join(f"{h.status or h.error}" + (f" {h.location}" if h.location else "")
                                 for h in hops)
             findings = httpprobe.judge(hops, opts.watch)

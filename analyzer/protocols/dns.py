@@ -108,8 +108,8 @@ class DnsMessage:
         """The names reached from ``qname`` by following CNAME answers (``qname`` itself excluded)."""
         targets = {r.name: r.value for r in self.answers if r.rtype == "CNAME"}
         chain: list[str] = []
-        current = qname.lower().rstrip(".")
-        while current in targets and targets[current] not in chain and targets[current] != qname:
+        start = current = qname.lower().rstrip(".")
+        while current in targets and targets[current] not in chain and targets[current] != start:
             current = targets[current]
             chain.append(current)
         return tuple(chain)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from ..errors import ParseError
 
@@ -37,6 +36,15 @@ def _find(headers: Headers, name: str) -> str | None:
         if key.lower() == wanted:
             return value
     return None
+
+
+def _url_parts(url: str) -> tuple[str, str]:
+    """(authority, path?query) of an absolute URL, split by hand: urlsplit raises ValueError on
+    hostile authorities such as "http://[::1/" and a property must not raise."""
+    rest = url.split("://", 1)[1].split("#", 1)[0]
+    cut = min((i for i in (rest.find("/"), rest.find("?")) if i >= 0), default=len(rest))
+    path = rest[cut:] or "/"
+    return rest[:cut], (path if path.startswith("/") else "/" + path)
 
 
 def _strip_port(authority: str) -> str:
@@ -65,7 +73,7 @@ class HttpRequest:
         if self.method == "CONNECT":
             return _strip_port(self.target) or None
         if "://" in self.target:
-            netloc = urlsplit(self.target).netloc
+            netloc = _url_parts(self.target)[0]
             if netloc:
                 return _strip_port(netloc) or None
         value = self.header("host")
@@ -77,8 +85,8 @@ class HttpRequest:
         if self.target.startswith("/"):
             return self.target
         if "://" in self.target:
-            parts = urlsplit(self.target)
-            return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+            _netloc, path = _url_parts(self.target)
+            return path
         return self.target
 
     @property
@@ -225,7 +233,7 @@ class HttpStreamParser:
         # RFC 9112 section 2.2: ignore empty lines before a start line.
         while self._buf[:2] == b"\r\n" or self._buf[:1] == b"\n":
             self._consume(2 if self._buf[:1] == b"\r" else 1)
-        if not self._buf:
+        if not self._buf or self._buf == b"\r":      # nothing yet, or half of an empty line
             return False
         self._check_start()
         end, sep = self._head_end()
@@ -392,8 +400,8 @@ def _parse_headers(lines: list[bytes]) -> Headers:
         if line[:1] in (b" ", b"\t"):
             if not headers:
                 raise ParseError("HTTP header continuation before any header")
-            name, value = headers[-1]
-            headers[-1] = (name, f"{value} {line.strip().decode('latin-1')}")
+            last_name, last_value = headers[-1]
+            headers[-1] = (last_name, f"{last_value} {line.strip().decode('latin-1')}")
             continue
         name, colon, value = line.partition(b":")
         if not colon or not _TOKEN.match(name):

@@ -29,6 +29,12 @@ def fmt_datetime(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d ") + fmt_time(ts)
 
 
+def fmt_span(first: float, last: float) -> str:
+    """``2026-11-18 11:06:40.010 to 11:06:44.500 UTC``; the date is repeated when it changes."""
+    same_day = datetime.fromtimestamp(first, UTC).date() == datetime.fromtimestamp(last, UTC).date()
+    return f"{fmt_datetime(first)} to {fmt_time(last) if same_day else fmt_datetime(last)} UTC"
+
+
 def process_label(proc: ProcessInfo | None, client: str | None = None) -> str:
     """``go (pid 4121)``; an inferred client is labelled as such; otherwise ``unattributed``."""
     if proc is not None:

@@ -22,7 +22,7 @@ from .describe import (
     contact_detail,
     contact_process_label,
     endpoint,
-    fmt_datetime,
+    fmt_span,
     fmt_time,
     host_sentences,
     layer_rank,
@@ -103,7 +103,7 @@ def _header(contacts: Sequence[Contact], stats: Sequence[CaptureStats]) -> str:
     names = ", ".join(s.capture for s in stats) or "no capture"
     when = ""
     if contacts:
-        when = f" · {fmt_datetime(contacts[0].ts)} to {fmt_time(contacts[-1].ts)} UTC"
+        when = f" · {fmt_span(contacts[0].ts, contacts[-1].ts)}"
     nav = "".join(f'<a href="#{a}">{t}</a>' for a, t in (
         ("timeline-section", "Timeline"), ("findings", "Findings"), ("causes", "Causes"),
         ("hosts", "Hosts"), ("processes", "Processes"), ("operations", "Operations"),
@@ -129,8 +129,8 @@ def _answer(contacts: Sequence[Contact], stats: Sequence[CaptureStats]) -> str:
               ("processes", len({contact_process_label(c) for c in contacts} - {UNATTRIBUTED}), ""),
               ("findings", nfind, "bad" if nfind else ""),
               ("unattributed", unattributed, "warn" if unattributed else "")]
-    badges = "".join(f'<span class="count {k}"><b>{n}</b> {esc(label)}</span>'
-                     for label, n, k in counts)
+    badges = "".join(f'<span class="{" ".join(["count", k]).strip()}"><b>{n}</b> '
+                     f"{esc(_plural(label, n))}</span>" for label, n, k in counts)
     alert = ""
     if nfind:
         kinds = Counter(f.kind for c in contacts for f in c.findings)
@@ -138,6 +138,12 @@ def _answer(contacts: Sequence[Contact], stats: Sequence[CaptureStats]) -> str:
         alert = f'<p class="alert">Findings: {esc(listed)} (<a href="#findings">details</a>)</p>'
     return (f'<section id="answer" class="answer"><ul>{"".join(items)}</ul>{alert}'
             f'<div class="counts">{badges}</div></section>')
+
+
+def _plural(label: str, n: int) -> str:
+    singular = {"contacts": "contact", "hosts": "host", "processes": "process",
+                "findings": "finding"}
+    return singular.get(label, label) if n == 1 else label
 
 
 def _proc_cell(c: Contact) -> Safe:

@@ -27,7 +27,7 @@ from .describe import (
     contact_detail,
     contact_process_label,
     endpoint,
-    fmt_datetime,
+    fmt_span,
     fmt_time,
     hostport,
     layer_rank,
@@ -89,7 +89,7 @@ def render_table(contacts: Sequence[Contact], stats: Sequence[CaptureStats],
         head.append(f", {unattributed} unattributed", style="yellow")
     line(head)
     first, last = min(c.ts for c in contacts), max(c.ts for c in contacts)
-    line(Text(f"{fmt_datetime(first)} to {fmt_time(last)} UTC", style=MUTED))
+    line(Text(fmt_span(first, last), style=MUTED))
     _read_summary(line, stats)
 
     for label, items in _by_process(contacts):
@@ -220,7 +220,7 @@ def _row(cells: Sequence[tuple[str, str, int]], width: int) -> Text:
 
 def _summary_lines(contacts: Sequence[Contact], width: int) -> list[Text]:
     rows = summarize_groups(contacts)
-    proc_w = max(min(max(cell_len(clean(r.process)) for r in rows), PROC_MAX, max(10, width // 4)),
+    proc_w = max(min(max(cell_len(clean(r.process)) for r in rows), PROC_MAX, max(10, width * 3 // 10)),
                  len("process"))
     host_w = max(min(max(cell_len(clean(r.host)) for r in rows), HOST_MAX, max(10, width // 4)),
                  len("host"))

@@ -25,6 +25,9 @@ from .describe import (
 
 LAYER_COLOR = {"dns": "#0891b2", "tls": "#16a34a", "http": "#c026d3"}
 FINDING_COLOR = "#dc2626"
+# Within a process lane, DNS marks sit above TLS and HTTP below, so a query and the connection
+# that follows it at the same instant do not hide each other.
+LAYER_OFFSET = {"dns": -0.22, "tls": 0.0, "http": 0.22}
 TIMELINE_ID = "timeline"
 
 # Runs once plotly has drawn the figure: counts the marks actually drawn in the SVG (not the data
@@ -87,6 +90,7 @@ def timeline_figure(contacts: Sequence[Contact]) -> Any:
     import plotly.graph_objects as go
 
     order = lanes(contacts)
+    lane_of = {label: i for i, label in enumerate(order)}
     fig = go.Figure()
     layers = [x for x in LAYER_ORDER if any(c.layer == x for c in contacts)]
     layers += sorted({c.layer for c in contacts} - set(layers))
@@ -101,7 +105,7 @@ def timeline_figure(contacts: Sequence[Contact]) -> Any:
                 continue
             fig.add_trace(go.Scatter(
                 x=[_iso(c.ts) for c in group],
-                y=[_esc(contact_process_label(c), 60) for c in group],
+                y=[lane_of[contact_process_label(c)] + LAYER_OFFSET.get(layer, 0.0) for c in group],
                 mode="markers",
                 name=LAYER_TITLE.get(layer, _esc(layer)),
                 legendgroup=layer,
@@ -126,15 +130,19 @@ def timeline_figure(contacts: Sequence[Contact]) -> Any:
         ))
     fig.update_layout(
         template="plotly_white",
-        height=140 + 46 * len(order),
+        height=140 + 60 * len(order),
         margin={"l": 10, "r": 10, "t": 34, "b": 40},
         # Legend top left: the mode bar takes the top right corner.
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0.0},
         hoverlabel={"align": "left"},
         xaxis={"title": {"text": "time (UTC)"}, "type": "date", "showgrid": True},
-        yaxis={"type": "category", "categoryorder": "array",
-               "categoryarray": [_esc(x, 60) for x in order], "autorange": "reversed",
-               "automargin": True, "title": {"text": ""}},
+        # Numeric lanes with category labels, so each layer gets its own row inside a lane.
+        yaxis={"tickmode": "array", "tickvals": list(range(len(order))),
+               "ticktext": [_esc(x, 60) for x in order], "range": [len(order) - 0.5, -0.5],
+               "zeroline": False, "showgrid": False, "automargin": True, "title": {"text": ""}},
+        shapes=[{"type": "rect", "xref": "paper", "yref": "y", "x0": 0, "x1": 1,
+                 "y0": i - 0.5, "y1": i + 0.5, "fillcolor": "#f1f5f9", "line": {"width": 0},
+                 "layer": "below"} for i in range(0, len(order), 2)],
     )
     return fig
 

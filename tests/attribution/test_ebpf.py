@@ -86,8 +86,8 @@ def test_live_tracer_sees_curl_and_a_connected_udp_socket() -> None:
     tracer = ebpf.BpftraceTracer()
     tracer.start()
     try:
-        proc = subprocess.run(["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"],
-                              check=True, timeout=30)
+        argv = ["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]
+        proc = subprocess.run(argv, check=True, timeout=30)  # noqa: S603 - fixed argument list
         assert proc.returncode == 0
         udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         udp.connect(("127.0.0.1", 9))  # connect + send: what the Go resolver does

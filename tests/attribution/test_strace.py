@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer.attribution.strace import StraceState, feed_line, parse_output, parse_socket, strace_argv
+from analyzer.attribution.strace import (
+    StraceState,
+    feed_line,
+    parse_output,
+    parse_socket,
+    strace_argv,
+)
 from analyzer.events import FlowRef
 
 DATA = Path(__file__).parent / "data"

@@ -92,7 +92,13 @@ TABLE = [
      "go.toolsManagement.checkForUpdates=proxy (vscode-go default) -> Go release check", None),
     ("mirror-not-configured", config(), contact("goproxy.cn"), None,
      "goproxy.cn contacted but GOPROXY=https://proxy.golang.org,direct"),
-    ("user-host", config(), contact("example.org"), None, None),
+    ("origin", config(GOPROXY=DIRECT), contact("vanity.example"),
+     "GOPROXY=direct from environment -> direct fetch from the module's origin", None),
+    ("origin-no-direct", config(GOPROXY=("https://goproxy.example", ENVIRONMENT)),
+     contact("example.org"), None, None),
+    ("not-a-go-tool", config(), replace(contact("golang.org"), process=ProcessInfo(
+        pid=7, comm="curl", cmdline="curl https://golang.org/", ppid=1, source="strace")),
+     None, "golang.org contacted by curl (pid 7), which is not a Go tool"),
 ]
 
 

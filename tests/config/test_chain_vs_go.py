@@ -124,7 +124,7 @@ def test_goenv_file_source_names_the_file(home: Path, go_bin: str) -> None:
 
 
 def test_missing_goroot_is_reported_not_guessed(home: Path) -> None:
-    cfg = config_from_env(base_env(home), None, platform="linux")
+    cfg = config_from_env(base_env(home), None, platform="linux", allow_go=False)
     assert cfg.value("GOPROXY") == ""
     assert any("GOROOT unknown" in n for n in cfg.notes)
 
@@ -137,3 +137,16 @@ def test_macos_and_windows_goenv_locations() -> None:
     assert goenv_file({"AppData": r"C:\Users\u\AppData\Roaming"}, "win32")[0] == \
         r"C:\Users\u\AppData\Roaming\go\env"
     assert goenv_file({"HOME": "/h", "XDG_CONFIG_HOME": "relative"}, "linux")[0] is None
+
+
+def test_goroot_found_through_a_wrapper_script(home: Path, go_bin: str, tmp_path: Path) -> None:
+    """`run` passes only the child's environment: a go wrapper on its PATH still locates go.env."""
+    wrapper_dir = tmp_path / "bin"
+    wrapper_dir.mkdir()
+    wrapper = wrapper_dir / "go"
+    wrapper.write_text(f'#!/bin/sh\nexec "{go_bin}" "$@"\n')
+    wrapper.chmod(0o755)
+    env = dict(base_env(home), PATH=f"{wrapper_dir}:/usr/bin:/bin")
+    cfg = config_from_env(env)
+    assert cfg.goroot == str(Path(go_bin).parent.parent)
+    assert cfg.settings["GOSUMDB"].source == "$GOROOT/go.env (default)"

@@ -190,7 +190,9 @@ def test_table_reads_per_consumer_and_output_file_is_private(lab_home: tuple[dic
     text = out.read_text()
     for heading in ("== go\n", "== vscode-tools\n", "== gopls\n", "== vscode-extension\n", "== lint:"):
         assert heading in text
-    assert "GOPROXY      https://goproxy.io,direct   <- GOENV file" in text
+    goenv = Path(env["HOME"]) / ".config" / "go" / "env"
+    assert "  GOPROXY      https://goproxy.io,direct\n" in text
+    assert f"<- GOENV file {goenv}" in " ".join(text.split())
     assert "to stop: GOTOOLCHAIN=local" in text
 
 

@@ -39,7 +39,9 @@ def process_from_user_agent(ua: str | None) -> str | None:
     if ua.startswith("curl/"):
         return "curl"
     if ua.startswith("git/"):
-        return "git"
+        # git's HTTPS transport runs in its helper process, git-remote-https (comm is truncated
+        # to 15 characters by the kernel).
+        return "git-remote-http"
     return None
 
 

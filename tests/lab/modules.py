@@ -101,6 +101,8 @@ def lab_modules() -> list[Module]:
         _package("vanity.example/m", "v1.0.0", "m", "lab module m"),
         _package("vanity.example/m", "v1.1.0", "m", "lab module m"),
         _package("vanity.example/extra", "v1.0.0", "extra", "lab module extra"),
+        # Served as a git repository by go.googlesource.com (direct mode); see gitrepo.py.
+        _package("golang.org/x/lab", "v0.1.0", "lab", "lab module x/lab"),
         # Only its .info is asked for (the editor extension's version check).
         _package("golang.org/x/tools/gopls", GOPLS_VERSION, "main", "lab gopls"),
         toolchain,

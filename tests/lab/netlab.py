@@ -41,7 +41,7 @@ NS_PREFIX = "pt-"
 LAB_NET = "10.77.0.0/16"
 OTHER_NET = "172.31.0.0/16"
 
-# Payload of the ICMP echo requests that confirm a capture is running (they precede the scenario).
+# Payload of the UDP datagrams (to port 9, discard) that confirm a capture is running (they precede the scenario).
 CAPTURE_MARKER = "ptlab-ready"
 
 # Names the lab answers for (dnsmasq host records) and serves certificates for.
@@ -89,13 +89,28 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def _write_retrying(path: Path, text: str) -> None:
+    """Write a file whose parent another lab's teardown may remove at the same moment (it
+    removes the shared parent directory when it looks empty)."""
+    for _ in range(5):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.write_text(text)
+            return
+        except FileNotFoundError:
+            continue
+    path.write_text(text)
+
+
 def _claim_slot() -> tuple[int, Path]:
     """Claim a /24 no other running lab uses: a file created with O_EXCL, reclaimed when stale."""
-    CLAIM_DIR.mkdir(mode=0o700, exist_ok=True)
     for slot in secrets.SystemRandom().sample(range(1, 255), 254):
         path = CLAIM_DIR / f"slot-{slot}"
+        CLAIM_DIR.mkdir(mode=0o700, exist_ok=True)
         try:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileNotFoundError:
+            continue  # the directory vanished under us (another lab's teardown): next slot
         except FileExistsError:
             try:
                 owner = int(path.read_text().strip() or "0")
@@ -224,6 +239,10 @@ class Lab:
             _run([IP, "netns", "add", ns])
             self._created.append(ns)
             _run([IP, "-n", ns, "link", "set", "lo", "up"])
+            # IPv4 only: no IPv6 neighbour discovery or MLD chatter in the captures.
+            for key in ("all", "default"):
+                _run([IP, "netns", "exec", ns, "sysctl", "-q", "-w",
+                      f"net.ipv6.conf.{key}.disable_ipv6=1"], check=False)
         _run([IP, "link", "add", self.client_if, "mtu", "1500", "netns", self.client_ns,
               "type", "veth", "peer", "name", self.server_if, "mtu", "1500", "netns", self.server_ns])
         for ns, ifname, addr in ((self.client_ns, self.client_if, self.client_ip),
@@ -245,11 +264,10 @@ class Lab:
         (certs / "intercept-ca.pem").write_bytes(self.intercept_ca.pem())
         (certs / "both-cas.pem").write_bytes(self.ca.pem() + self.intercept_ca.pem())
         for ns in (self.client_ns, self.server_ns):
-            etc = NETNS_ETC / ns
-            etc.mkdir(parents=True, exist_ok=True)
             # `ip netns exec` bind-mounts these over /etc/resolv.conf and /etc/hosts.
-            (etc / "resolv.conf").write_text(f"nameserver {self.server_ip}\n")
-            (etc / "hosts").write_text("127.0.0.1 localhost\n::1 localhost ip6-localhost\n")
+            _write_retrying(NETNS_ETC / ns / "resolv.conf", f"nameserver {self.server_ip}\n")
+            _write_retrying(NETNS_ETC / ns / "hosts",
+                            "127.0.0.1 localhost\n::1 localhost ip6-localhost\n")
         for sub in ("home", "gopath", "gocache", "work"):
             (self.tmp / sub).mkdir()
 
@@ -292,8 +310,9 @@ class Lab:
                 f"--listen-address={self.server_ip}", "--bind-interfaces", "--user=root",
                 "--pid-file=", "--local=/#/", "--cache-size=0"]
         argv += [f"--host-record={name},{ip}" for name, ip in sorted(self.answers.items())]
+        # TZ=UTC: the log's timestamps (no year, no zone) are then read back as UTC.
         self._spawn("dnsmasq", self.server_ns, argv, stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE)
+                    stderr=subprocess.DEVNULL, env={"PATH": os.environ.get("PATH", ""), "TZ": "UTC"})
         self._wait_port(self.server_ns, self.server_ip, 53, "udp")
 
     def set_answer(self, name: str, ip: str) -> None:
@@ -312,7 +331,8 @@ class Lab:
         config = {"certs": certs, "default_host": "unrelated.example", "tls12": intercept,
                   "issuer": ca.name,
                   "log": str(self.server_log), "bind": "0.0.0.0", "https_port": 443,
-                  "http_port": 80, "sumdb_seed": self._sumdb_seed}
+                  "http_port": 80, "sumdb_seed": self._sumdb_seed,
+                  "git_root": str(self.tmp / f"git-{secrets.token_hex(2)}")}
         path = self.tmp / "server.json"
         path.write_text(json.dumps(config))
         return path
@@ -466,9 +486,10 @@ class Lab:
     def _wait_marker(self, path: Path, deadline: float) -> bool:
         marker = CAPTURE_MARKER.encode()
         while time.monotonic() < deadline:
-            _run([IP, "netns", "exec", self.client_ns, "ping", "-n", "-q", "-c", "1", "-W", "1",
-                  "-p", CAPTURE_MARKER.encode().hex(), "-s", str(len(marker) * 2), self.server_ip],
-                 check=False)
+            # bash's /dev/udp redirection sends one datagram (no ping on minimal systems); the
+            # lab server discards it on port 9.
+            _run([IP, "netns", "exec", self.client_ns, "bash", "-c",
+                  f"echo {CAPTURE_MARKER} > /dev/udp/{self.server_ip}/9"], check=False)
             time.sleep(0.1)
             if path.exists() and marker in path.read_bytes():
                 return True

@@ -72,14 +72,51 @@ def manifest_for(scenario: Scenario, lab: Lab, run: Run) -> dict[str, Any]:
     }
 
 
-def record(name: str, out_dir: Path) -> dict[str, Any]:
+class _Annotator:
+    """Process comments for the recorded capture, from proxytrace's own eBPF tracer (the live
+    attribution tier), so the bundled captures carry each packet's process like `proxytrace run`
+    writes them. Optional: without bpftrace/BTF the capture is kept as dumpcap wrote it."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.tracer: Any = None
+        self.problem: str | None = None if enabled else "disabled (--no-annotate)"
+        if not enabled:
+            return
+        try:
+            from analyzer.attribution.ebpf import BpftraceTracer
+
+            self.tracer = BpftraceTracer()
+            self.tracer.start()
+        except (ImportError, RuntimeError, OSError) as exc:
+            self.tracer, self.problem = None, f"no eBPF tracer: {exc}"
+
+    def finish(self, raw: Path, out: Path, interface: str) -> dict[str, Any]:
+        if self.tracer is None:
+            shutil.move(raw, out)
+            return {"tier": None, "problem": self.problem}
+        attributor = self.tracer.stop()
+        from analyzer.live.annotate import annotate_capture
+
+        result = annotate_capture(raw, out, attributor, None, interface)
+        out.chmod(0o644)  # a project file, not a private capture
+        raw.unlink()
+        return {"tier": "ebpf", "packets": result.packets, "attributed": result.attributed}
+
+
+def record(name: str, out_dir: Path, annotate: bool = True) -> dict[str, Any]:
     scenario = SCENARIOS[name]
     with Lab() as lab:
         run = Run()
         pcap = out_dir / f"{name}.pcapng"
-        with lab.capture(pcap):
-            scenario.run(lab, run)
+        raw = lab.tmp / "raw.pcapng"
+        annotator = _Annotator(annotate)
+        try:
+            with lab.capture(raw):
+                scenario.run(lab, run)
+        finally:
+            annotation = annotator.finish(raw, pcap, lab.client_if) if raw.exists() else {}
         manifest = manifest_for(scenario, lab, run)
+        manifest["annotation"] = annotation
         keylog_out = out_dir / f"{name}.keylog"
         if run.keylog is not None and run.keylog.exists() and run.keylog.stat().st_size:
             shutil.copyfile(run.keylog, keylog_out)
@@ -95,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("scenarios", nargs="*", metavar="SCENARIO",
                         help=f"default: all ({', '.join(SCENARIOS)})")
     parser.add_argument("--out", type=Path, default=CAPTURES, help="output directory")
+    parser.add_argument("--no-annotate", action="store_true",
+                        help="keep dumpcap's capture without process comments")
     args = parser.parse_args(argv)
     unknown = [s for s in args.scenarios if s not in SCENARIOS]
     if unknown:
@@ -105,18 +144,27 @@ def main(argv: list[str] | None = None) -> int:
     if reason:
         print(f"cannot record: {reason}", file=sys.stderr)
         return 2
+    names = args.scenarios or list(SCENARIOS)
+    lacking = {n: SCENARIOS[n].missing_tools() for n in names if SCENARIOS[n].missing_tools()}
+    if lacking:
+        for n, tools in lacking.items():
+            print(f"cannot record {n}: {', '.join(tools)} not installed", file=sys.stderr)
+        return 2
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "lab-expect.toml").write_text(expect_toml())
     failed = 0
-    for name in args.scenarios or list(SCENARIOS):
-        manifest = record(name, args.out)
+    for name in names:
+        manifest = record(name, args.out, annotate=not args.no_annotate)
         layers: dict[str, int] = {}
         for e in manifest["expected"]:
             layers[e["layer"]] = layers.get(e["layer"], 0) + 1
         codes = [s["returncode"] for s in manifest["steps"]]
         size = (args.out / f"{name}.pcapng").stat().st_size
+        note = manifest["annotation"]
+        how = (f"{note['attributed']}/{note['packets']} packets with their process"
+               if note.get("tier") else f"no process comments ({note.get('problem')})")
         print(f"{name}: {len(manifest['expected'])} expected contacts {layers}, exit codes {codes}, "
-              f"{size} bytes")
+              f"{size} bytes, {how}")
         if manifest["go_x_not_in_server_log"]:
             print(f"  go -x fetches missing from the server log: {manifest['go_x_not_in_server_log']}")
             failed += 1

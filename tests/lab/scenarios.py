@@ -9,6 +9,7 @@ to show, per contact.
 from __future__ import annotations
 
 import shlex
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +119,10 @@ def direct_nosumdb(lab: Lab, run: Run) -> None:
         {"GOPROXY": "direct", "GOPRIVATE": "vanity.example"})
 
 
+def direct_golang_x(lab: Lab, run: Run) -> None:
+    _go(lab, run, ["get", "-x", "golang.org/x/lab@latest"], {"GOPROXY": "direct"})
+
+
 def mirror(lab: Lab, run: Run) -> None:
     # A plaintext private mirror that proxies the checksum database; it lacks vanity.example/extra
     # and, with no ",direct", the go command gives up on it.
@@ -205,7 +210,11 @@ class Scenario:
     description: str
     run: Callable[[Lab, Run], None]
     findings: Callable[[dict[str, Any]], list[str]] = lambda _c: []
+    tools: tuple[str, ...] = ()  # clients beyond the go command (Debian package in brackets)
     watch: tuple[str, ...] = tuple(LAB_WATCH)
+
+    def missing_tools(self) -> list[str]:
+        return [t for t in self.tools if shutil.which(t) is None]
 
 
 def _dns_rewrite_findings(c: dict[str, Any]) -> list[str]:
@@ -240,6 +249,10 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "sum.golang.org is still contacted.", direct_sumdb),
     Scenario("direct-nosumdb", "3", "GOPROXY=direct with GOPRIVATE=vanity.example: no Google host "
              "at all.", direct_nosumdb),
+    Scenario("direct-golang-x", "3b", "GOPROXY=direct for a golang.org/x module: golang.org's "
+             "go-import tag sends the go command to git, whose git-remote-https helper fetches "
+             "from go.googlesource.com; sum.golang.org is checked directly.", direct_golang_x,
+             tools=("git",)),
     Scenario("mirror", "4a", "A private mirror over plain HTTP (GOPROXY=http://goproxy.example) "
              "that proxies the checksum database; it answers 404 for vanity.example/extra and, "
              "without ',direct', that go get fails.", mirror, _plaintext),
@@ -253,7 +266,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "go-import tag, go.dev/dl/mod, a 302 to dl.google.com, and sum.golang.org.",
              toolchain_direct),
     Scenario("editor-node", "6", "Editor-style checks from node (node-fetch User-Agent): gopls "
-             ".info from the first GOPROXY entry and https://go.dev/dl/?mode=json.", editor_node),
+             ".info from the first GOPROXY entry and https://go.dev/dl/?mode=json.", editor_node,
+             tools=("node",)),
     Scenario("dns-rewrite", "7", "The resolver answers proxy.golang.org with an address outside "
              "the expected range (the lab still serves there): go get as in 'default'.",
              dns_rewrite, _dns_rewrite_findings),
@@ -264,10 +278,11 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("downgrade-redirect", "9", "An https to http redirect: curl -L follows "
              "https://vanity.example/download to http://vanity.example/download-plain; the go "
              "command, sent to a mirror path that redirects to http://, refuses to follow.",
-             downgrade_redirect, _downgrade),
+             downgrade_redirect, _downgrade, tools=("curl",)),
     Scenario("forward-proxy", "10", "HTTPS_PROXY points at tinyproxy in the server namespace: the "
              "go command's contacts are CONNECT requests and TLS inside the tunnels; the client "
-             "resolves no watched name itself.", forward_proxy),
+             "resolves no watched name itself.", forward_proxy, tools=("tinyproxy",)),
     Scenario("mixed", "11", "go (default config), node (editor checks against a private mirror), "
-             "curl (golang.org) at once, plus unrelated plain HTTP, TLS and DNS.", mixed),
+             "curl (golang.org) at once, plus unrelated plain HTTP, TLS and DNS.", mixed,
+             tools=("node", "curl", "getent")),
 )}

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from .gitrepo import build_repo, http_backend
 from .modules import (
     GOPLS_VERSION,
     TOOLCHAIN_GO,
@@ -30,6 +31,8 @@ from .modules import (
 from .routes import Response, route
 from .sumdb import ChecksumDB, Signer
 
+GIT_HOST = "go.googlesource.com"
+GIT_MODULE_PREFIX = "golang.org/x/"
 _log_lock = threading.Lock()
 # The SNI callback runs in the thread doing the handshake, so a thread-local carries the name out.
 _tls_local = threading.local()
@@ -45,6 +48,10 @@ class LabState:
         self.gopls_version = GOPLS_VERSION
         self.toolchain = (TOOLCHAIN_MODULE, TOOLCHAIN_GO)
         self.escape = escape_path
+        self.git_root = Path(config["git_root"])
+        for module in self.store.modules:
+            if module.path.startswith(GIT_MODULE_PREFIX):
+                build_repo(module, self.git_root)
 
     def log(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, sort_keys=True) + "\n"
@@ -90,7 +97,10 @@ class LabHandler(BaseHTTPRequestHandler):
         host = sni if is_tls and sni else host_header
         split = urlsplit(self.path)
         query = parse_qs(split.query)
-        resp: Response = route(state, host, self.command, split.path, query, is_tls)
+        if host == GIT_HOST:
+            resp = self._git(split.path, split.query)
+        else:
+            resp = route(state, host, self.command, split.path, query, is_tls)
         self.send_response(resp.status)
         for name, value in resp.headers.items():
             self.send_header(name, value)
@@ -107,6 +117,26 @@ class LabHandler(BaseHTTPRequestHandler):
             "user_agent": self.headers.get("User-Agent"), "status": resp.status,
             "location": resp.headers.get("Location"), "tls": is_tls,
         })
+
+    def _read_body(self) -> bytes:
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            chunks = []
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            return b"".join(chunks)
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _git(self, path: str, query: str) -> Response:
+        body = self._read_body() if self.command == "POST" else b""
+        status, headers, out = http_backend(self.server.state.git_root, self.command, path, query,
+                                            dict(self.headers.items()), body)
+        headers.pop("Content-Length", None)
+        return Response(status, out, headers)
 
     do_GET = _serve
     do_HEAD = _serve
@@ -165,6 +195,14 @@ class LabHTTPServer(ThreadingHTTPServer):
         return tls_sock
 
 
+def _discard(bind: str) -> None:
+    """UDP discard (port 9): the capture-ready markers land here instead of drawing ICMP errors."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((bind, 9))
+    while True:
+        sock.recv(2048)
+
+
 def main(argv: list[str]) -> int:
     config = json.loads(Path(argv[0]).read_text())
     state = LabState(config)
@@ -173,6 +211,7 @@ def main(argv: list[str]) -> int:
                LabHTTPServer((config["bind"], config["http_port"]), state, None)]
     for srv in servers:
         threading.Thread(target=srv.serve_forever, daemon=True).start()
+    threading.Thread(target=_discard, args=(config["bind"],), daemon=True).start()
     print("ready", flush=True)
     try:
         sys.stdin.read()  # the Lab closes our stdin (or kills us) to stop the server

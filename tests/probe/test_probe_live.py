@@ -109,3 +109,15 @@ def test_unreachable_is_reported_not_a_hang(net: FakeNet) -> None:
     status, rows = probe(net, "nothing.example", "--dns", "127.0.0.9", "--no-system-resolvers")
     assert "probe-unreachable" in kinds(rows)
     assert status == 0
+
+
+def test_every_default_host_with_no_route(net: FakeNet) -> None:
+    # 192.0.2.1 has no route inside the namespace: each query fails at once, each host's HTTP
+    # checks find no address; the run ends with findings, not a hang (pytest-timeout guards it).
+    status, rows = probe(net, "--dns", "192.0.2.1", "--no-system-resolvers", "--only", "dns",
+                         "--only", "http")
+    hosts = {r["host"] for r in rows}
+    assert {"proxy.golang.org", "sum.golang.org", "goproxy.cn", "vuln.go.dev"} <= hosts
+    unreachable = [r for r in rows if r["status"] == "unreachable"]
+    assert {r["target"] for r in unreachable if r["layer"] == "dns"} == {"192.0.2.1"}
+    assert status == 1  # proxy.golang.org and friends still resolve to loopback in this net

@@ -201,6 +201,16 @@ def test_connect_refused_then_retried_on_the_same_connection() -> None:
         assert upstream.tunnel and upstream.tunnel_bytes == b"\x16\x03\x03\x00\x01x"
 
 
+def test_empty_lines_between_messages_split_anywhere() -> None:
+    # Some clients send an extra CRLF after a POST body (RFC 9112 section 2.2 says to ignore it).
+    stream = (b"POST /upload/2024-01-01 HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}\r\n"
+              b"\r\nGET / HTTP/1.1\r\n\r\n")
+    for size in (1, 2, 3, 1 << 30):
+        requests = feed_all(HttpStreamParser(is_client=True), stream, size)
+        assert [r.method for r in requests if isinstance(r, HttpRequest)] == ["POST", "GET"]
+        assert requests[1].offset == stream.index(b"GET")
+
+
 def test_tunnel_flag_is_set_by_the_connect_head_alone() -> None:
     parser = HttpStreamParser(is_client=True)
     parser.feed(b"CONNECT sum.golang.org:443 HTTP/1.1\r\n\r\n")

@@ -28,6 +28,12 @@ def run(is_client: bool, data: bytes, cuts: list[int], midstream: bool = False,
             for message in parser.feed(data[start:end]):
                 assert isinstance(message, (HttpRequest, HttpResponse))
                 assert 0 <= message.offset < len(data)
+                if isinstance(message, HttpRequest):
+                    # The properties the engine reads never raise either.
+                    assert message.path is not None
+                    _ = (message.host, message.user_agent, message.absolute_form)
+                else:
+                    _ = message.location
         except ParseError:
             failures += 1
     assert failures <= 1
@@ -68,3 +74,16 @@ def test_random_bytes(is_client: bool, data: bytes, cuts: list[int], midstream: 
 def test_mutated_streams(is_client: bool, data: bytes, cuts: list[int], midstream: bool,
                          methods: list[str]) -> None:
     run(is_client, data, cuts, midstream, methods)
+
+
+@FUZZ
+@given(st.sampled_from(["GET", "CONNECT", "OPTIONS"]), st.text(max_size=60),
+       st.one_of(st.none(), st.text(max_size=30)))
+def test_request_properties_never_raise(method: str, target: str, host: str | None) -> None:
+    headers = (("Host", host),) if host is not None else ()
+    request = HttpRequest(method, target, "HTTP/1.1", headers, 0)
+    assert isinstance(request.path, str)
+    assert request.host is None or isinstance(request.host, str)
+    for prefix in ("http://", "https://["):
+        assert (HttpRequest(method, prefix + target, "HTTP/1.1", headers, 0).path
+                or "").startswith(("/", prefix))

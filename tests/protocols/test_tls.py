@@ -115,8 +115,9 @@ def test_node_and_curl_traits() -> None:
 # --- reassembly: need-more versus complete --------------------------------------------------------
 
 
-def test_every_prefix_needs_more_bytes() -> None:
-    full = data("go1.27.3.client.bin")
+@pytest.mark.parametrize("name", ["go1.27.3.client.bin", "node.client.bin", "curl.client.bin"])
+def test_every_prefix_needs_more_bytes(name: str) -> None:
+    full = data(name)
     end = 5 + int.from_bytes(full[3:5], "big")  # the single record holding the ClientHello
     expected = parse_client_hello(full)
     for cut in range(end):
@@ -293,6 +294,17 @@ def test_unreadable_certificate_is_skipped_and_the_rest_kept() -> None:
     assert flight.skipped_certificates == 1
     assert [c.subject_cn for c in flight.certificates] == ["proxytrace test CA"]
     assert flight.complete
+
+
+def test_certificate_with_duplicate_extension_keeps_what_is_readable() -> None:
+    raw = bytearray(data("go1.27.3-tls12.server.bin"))
+    key_usage = raw.rindex(b"\x06\x03\x55\x1d\x0f")  # the CA's keyUsage OID (2.5.29.15)
+    raw[key_usage + 4] = 0x13  # now a second basicConstraints (2.5.29.19)
+    flight = parse_server_flight(bytes(raw))
+    leaf, ca = flight.certificates
+    assert leaf.sans == ("localhost", "127.0.0.1")
+    assert ca.subject_cn == "proxytrace test CA" and ca.sans == ()
+    assert not ca.self_signed  # the signature no longer matches the altered bytes
 
 
 def test_tls13_server_flight_hides_certificates() -> None:

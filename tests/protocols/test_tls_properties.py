@@ -24,7 +24,7 @@ CAPTURES = DATA / "captures"
 CLIENT_SAMPLES = sorted(p.read_bytes() for p in DATA.glob("*.client.bin"))
 SERVER_SAMPLES = sorted(p.read_bytes() for p in DATA.glob("*.server.bin"))
 
-SETTINGS = settings(max_examples=300, deadline=None,
+SETTINGS = settings(max_examples=500, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 

@@ -8,12 +8,12 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from chromium_cdp import chromium_binary, open_page
 
 from analyzer.events import Evidence
 from analyzer.model import CaptureStats, Contact, Finding
 from analyzer.pipeline import Report
 from analyzer.report.html import render_html
+from tests.report.chromium_cdp import chromium_binary, open_page
 
 PUBLIC = Path(__file__).resolve().parents[3] / "shared" / "captures" / "public"
 PLOTTED = "document.body.getAttribute('data-plotted-points')"
@@ -136,3 +136,30 @@ def test_chromium_real_capture(tmp_path: Path) -> None:
     result = open_page(page, {"plotted": PLOTTED}, settle_expression=SETTLED)
     assert result.errors == []
     assert result.values["plotted"] == str(len(report.contacts))
+
+
+LAB_CAPTURES = Path(__file__).resolve().parents[2] / "captures"
+
+
+@needs_chromium
+@pytest.mark.skipif(not (LAB_CAPTURES / "mixed.pcapng").is_file(),
+                    reason="lab captures not recorded (make lab)")
+def test_chromium_lab_capture(tmp_path: Path) -> None:
+    """go, node and curl at once (captures/mixed.pcapng): a lane per client, a mark per contact."""
+    from analyzer.pipeline import AnalyzeOptions, analyze_files
+    from analyzer.watchlist import DEFAULT_HOSTS, WatchList
+
+    watch = WatchList.build([*DEFAULT_HOSTS, "goproxy.example", "vanity.example"])
+    report = analyze_files([LAB_CAPTURES / "mixed.pcapng"], AnalyzeOptions(watch=watch))
+    hosts = {c.host for c in report.contacts}
+    assert {"proxy.golang.org", "sum.golang.org", "golang.org", "go.dev"} <= hosts
+    page = tmp_path / "mixed.html"
+    page.write_text(render_html(report), encoding="utf-8")
+    result = open_page(page, {"plotted": PLOTTED,
+                              "lanes": "Array.from(document.querySelectorAll('#timeline .ytick'))"
+                                       ".map(e => e.textContent)"},
+                       settle_expression=SETTLED)
+    assert result.errors == []
+    assert result.values["plotted"] == str(len(report.contacts))
+    labels = {c.process.comm if c.process else c.client for c in report.contacts} - {None}
+    assert len(result.values["lanes"]) >= len(labels)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
+from pathlib import Path
 
+import pytest
 from rich.cells import cell_len
 
 from analyzer.model import CaptureStats, Contact
@@ -101,3 +103,27 @@ def test_long_warnings_wrap_instead_of_losing_their_end(contacts: list[Contact])
     assert "first in frame 123456; the rest of the file was read normally" in joined
     assert "the kernel dropped 7 packets while capturing" in joined
     assert "read " + "x" * 30 + ".pcapng: 1 packet, 10 B" in lines  # file name, not full path
+
+
+LAB_CAPTURES = Path(__file__).resolve().parents[2] / "captures"
+
+
+@pytest.mark.skipif(not any(LAB_CAPTURES.glob("*.pcapng")), reason="lab captures not recorded (make lab)")
+def test_lab_captures_fit_80_columns() -> None:
+    from analyzer.pipeline import AnalyzeOptions, analyze_files
+    from analyzer.watchlist import DEFAULT_HOSTS, WatchList
+
+    watch = WatchList.build([*DEFAULT_HOSTS, "goproxy.example", "vanity.example"])
+    for capture in sorted(LAB_CAPTURES.glob("*.pcapng")):
+        report = analyze_files([capture], AnalyzeOptions(watch=watch))
+        text = render_table(report.contacts, report.stats, width=80)
+        lines = text.splitlines()
+        assert max(cell_len(line) for line in lines) <= 80, capture.name
+        assert len([x for x in lines if re.match(r"^\d\d:\d\d:\d\d\.\d{3} ", x)]) == \
+            len(report.contacts), capture.name
+
+
+def test_span_over_midnight_repeats_the_date(contacts: list[Contact]) -> None:
+    late = replace(contacts[1], ts=contacts[0].ts + 86400)
+    text = render_table([contacts[0], late], [], width=80)
+    assert text.splitlines()[1] == "2026-11-18 11:06:40.010 to 2026-11-19 11:06:40.010 UTC"

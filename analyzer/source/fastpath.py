@@ -1,0 +1,197 @@
+"""The streaming fast path: skip packets that cannot matter from a few raw header bytes.
+
+Almost every packet of a big capture is bulk payload of a connection the engine has finished
+with (``done``: its ClientHello and server flight are parsed), or UDP that is not DNS. For such
+a packet the slow path would build a ``RawFrame`` and a ``Segment`` only to throw them away (a
+done flow only records the packet's time). Here the record loop reads the pcap record header with
+``struct.unpack_from`` over a large buffer, looks at the link type's fixed offsets (IP version,
+fragment bits, protocol, TCP flags) and, for TCP, looks the address+port bytes up in the
+engine's ``skip_index`` -- before any object is built. Everything else takes the slow path
+unchanged, and so does every SYN, FIN and RST, every IP fragment, every IPv4 header with options,
+every VLAN-tagged frame, and every packet that would start the engine's idle-flow scan: port
+reuse, closing and expiry stay exactly what the slow path does (tests/perf checks the results
+are equal on every capture we have).
+
+pcap files are read here with their own loop (the common format of big captures: tcpdump -w);
+pcapng files go through the regular block reader and get the same per-packet decision.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any, BinaryIO
+
+from ..engine import DNS_PORTS, Engine
+from ..errors import CaptureError
+from .capture_file import MAX_SNAP, PCAP_MAGICS, RawFrame, ReadState, open_capture
+from .decode import DLT_EN10MB, DLT_IPV4, DLT_IPV6, DLT_LINUX_SLL, DLT_LINUX_SLL2, DLT_RAW
+
+CHUNK = 4 << 20  # bytes read per refill: few read() calls, a flat and small RSS
+
+# link type -> (offset of the 16-bit ethertype or -1 when there is none, offset of the IP header)
+LAYOUTS: dict[int, tuple[int, int]] = {
+    DLT_EN10MB: (12, 14),
+    DLT_LINUX_SLL: (14, 16),
+    DLT_LINUX_SLL2: (0, 20),
+    DLT_RAW: (-1, 0),
+    DLT_IPV4: (-1, 0),
+    DLT_IPV6: (-1, 0),
+}
+_DNS_PORT_BYTES = frozenset(p.to_bytes(2, "big") for p in DNS_PORTS)
+
+SlowFn = Callable[[RawFrame], None]
+TickFn = Callable[[int], None]
+
+
+def skippable(buf: bytes, p: int, caplen: int, layout: tuple[int, int], ts: float,
+              engine: Engine, index: dict[bytes, Any]) -> bool:
+    """True when the slow path would do nothing with this packet but note its time on a done flow
+    (that is done here), or nothing at all (non-DNS UDP)."""
+    etype_off, l3 = layout
+    if caplen < l3 + 28:
+        return False
+    d = p + l3
+    vhl = buf[d]
+    version = vhl >> 4
+    if etype_off >= 0:
+        # the ethertype, not the version nibble, decides how the decoder reads the header
+        e = p + etype_off
+        etype = (buf[e] << 8) | buf[e + 1]
+        version = 4 if etype == 0x0800 else 6 if etype == 0x86DD else 0
+    if version == 4:
+        if vhl != 0x45:
+            return False  # IPv4 options (or a bad header): the decoder handles it
+        if buf[d + 6] & 0x3F or buf[d + 7]:
+            return False  # a fragment: the decoder reassembles it
+        proto = buf[d + 9]
+        if proto == 6:
+            if (caplen < l3 + 40 or ((buf[d + 2] << 8) | buf[d + 3]) < 40
+                    or buf[d + 32] < 0x50 or buf[d + 33] & 7 or ts >= engine.next_sweep):
+                return False
+            flow = index.get(buf[d + 12:d + 24])
+            if flow is None:
+                return False
+            flow.last_ts = ts
+            return True
+        if proto == 17:
+            return (buf[d + 20:d + 22] not in _DNS_PORT_BYTES
+                    and buf[d + 22:d + 24] not in _DNS_PORT_BYTES)
+        return False
+    if version == 6 and buf[d + 6] == 6:
+        plen = (buf[d + 4] << 8) | buf[d + 5]
+        if (caplen < l3 + 60 or 0 < plen < 20 or buf[d + 52] < 0x50 or buf[d + 53] & 7
+                or ts >= engine.next_sweep):
+            return False
+        flow = index.get(buf[d + 8:d + 44])
+        if flow is None:
+            return False
+        flow.last_ts = ts
+        return True
+    return False
+
+
+def run(fh: BinaryIO, state: ReadState, engine: Engine, slow: SlowFn,
+        tick: TickFn | None = None) -> int:
+    """Read a whole capture into ``engine``; return the number of packets."""
+    engine.skip_index = {}
+    magic = fh.read(4)
+    if magic in PCAP_MAGICS:
+        return _run_pcap(fh, magic, state, engine, slow, tick)
+    # pcapng (or not a capture: the regular reader gives the right error)
+    return _run_frames(_Prefixed(magic, fh), state, engine, slow, tick)
+
+
+class _Prefixed:
+    """A file whose first bytes were already read (to sniff the magic)."""
+
+    def __init__(self, head: bytes, fh: BinaryIO) -> None:
+        self._head, self._fh = head, fh
+
+    def read(self, n: int = -1) -> bytes:
+        if not self._head:
+            return self._fh.read(n)
+        head, self._head = self._head, b""
+        if n < 0:
+            return head + self._fh.read()
+        if n <= len(head):
+            self._head = head[n:]
+            return head[:n]
+        return head + self._fh.read(n - len(head))
+
+
+def _run_frames(fh: _Prefixed, state: ReadState, engine: Engine, slow: SlowFn,
+                tick: TickFn | None) -> int:
+    index = engine.skip_index
+    assert index is not None
+    packets = 0
+    for frame in open_capture(fh, state):  # type: ignore[arg-type]
+        packets += 1
+        layout = LAYOUTS.get(frame.linktype)
+        if (layout is None or frame.comments or frame.pid is not None
+                or not skippable(frame.data, 0, len(frame.data), layout, frame.ts, engine,
+                                 index)):
+            slow(frame)
+        if tick is not None and not packets & 0xFFFF:
+            tick(packets)
+    return packets
+
+
+def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow: SlowFn,
+              tick: TickFn | None) -> int:
+    endian, unit = PCAP_MAGICS[magic]
+    rest = fh.read(20)
+    if len(rest) < 20:
+        raise CaptureError(f"{state.name}: pcap file header truncated")
+    state.format = "pcap"
+    (raw_link,) = struct.unpack_from(endian + "I", rest, 16)
+    linktype = raw_link & 0x0FFFFFFF  # upper bits may carry FCS info
+    state.linktypes.add(linktype)
+    layout = LAYOUTS.get(linktype)
+    index = engine.skip_index
+    assert index is not None
+    header = struct.Struct(endian + "IIII").unpack_from
+    name = state.name
+    nbytes = 24
+    number = 0
+    buf = b""
+    pos = size = 0
+    try:
+        while True:
+            if pos + 16 > size:
+                buf = buf[pos:] + fh.read(CHUNK)
+                pos, size = 0, len(buf)
+                state.bytes_read = nbytes
+                if tick is not None and number:
+                    tick(number)
+                if size == 0:
+                    return number
+                if size < 16:
+                    state.damage(f"{name}: truncated packet header after frame {number}; "
+                                 "stopped there")
+                    return number
+            sec, frac, caplen, wire_len = header(buf, pos)
+            if caplen > MAX_SNAP:
+                state.damage(f"{name}: frame {number + 1} claims {caplen} bytes "
+                             "(corrupt length); stopped there")
+                return number
+            end = pos + 16 + caplen
+            if end > size:
+                buf = buf[pos:] + fh.read(max(CHUNK, end - size))
+                end -= pos
+                pos, size = 0, len(buf)
+                if end > size:
+                    state.damage(f"{name}: frame {number + 1} truncated "
+                                 f"({size - 16} of {caplen} bytes); stopped there")
+                    return number
+            number += 1
+            nbytes += 16 + caplen
+            p = pos + 16
+            pos = end
+            ts = sec + frac * unit
+            if layout is not None and skippable(buf, p, caplen, layout, ts, engine, index):
+                continue
+            state.bytes_read = nbytes
+            slow(RawFrame(number, ts, linktype, buf[p:end], wire_len))
+    finally:
+        state.bytes_read = nbytes

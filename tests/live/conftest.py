@@ -1,0 +1,1 @@
+from tests.lab.fixtures import lab, shared_lab  # noqa: F401

