@@ -67,6 +67,11 @@ def main() -> None:
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(exitcodes.OK)
+    except OSError as exc:
+        # an output file that cannot be written, a directory that cannot be created...
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"proxytrace: {where}{exc.strerror or exc}", err=True)
+        sys.exit(exitcodes.USAGE)
     except KeyboardInterrupt:
         click.echo("proxytrace: interrupted", err=True)
         sys.exit(exitcodes.INTERRUPTED)

@@ -71,16 +71,19 @@ JA4_TABLE: dict[str, tuple[str, str]] = {
 def client_from_ja4(ja4: str | None) -> tuple[str, str] | None:
     """(client, evidence) for a known JA4, or None.
 
-    A connection to an IP literal carries no SNI, which only changes JA4's fourth character
-    ("i" instead of "d"), so that variant is matched too and said so.
+    A connection to an IP literal carries no SNI. That changes JA4's fourth character ("i"
+    instead of "d") and, since the server_name extension is missing, lowers the extension count
+    by one (measured: go1.27.3 to 127.0.0.1 gives t13i1311h2_..., to localhost t13d1312h2_...).
+    The hashed parts leave SNI out, so they do not change; such a JA4 is matched to its "d" form.
     """
-    if not ja4 or len(ja4) < 4:
+    if not ja4:
         return None
     key = ja4.strip().lower()
     if key in JA4_TABLE:
         return JA4_TABLE[key]
-    if key[3] == "i":
-        hit = JA4_TABLE.get(key[:3] + "d" + key[4:])
+    if len(key) > 8 and key[3] == "i" and key[6:8].isdigit():
+        with_sni = f"{key[:3]}d{key[4:6]}{int(key[6:8]) + 1:02d}{key[8:]}"
+        hit = JA4_TABLE.get(with_sni)
         if hit is not None:
             return hit[0], f"{hit[1]}; connection without SNI"
     return None

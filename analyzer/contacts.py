@@ -101,7 +101,8 @@ def dns_contacts(evidence: Evidence, watch: WatchList) -> list[Contact]:
     return out
 
 
-def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap) -> list[Contact]:
+def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap,
+                 redact: bool = True) -> list[Contact]:
     out = []
     for s in evidence.tls:
         hello = s.client_hello
@@ -137,14 +138,42 @@ def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap) -> list
                        ja3=hello.ja3, cert_issuer=issuer, cert_subject=subject, cert_sans=sans,
                        offered_version=hello.max_version_name, name_from_dns=from_dns)
         inferred = client_from_ja4(hello.ja4)
+        client, evidence_text = (inferred[0], inferred[1]) if inferred else (None, None)
+        http_info, operations, url = _decrypted(s, host, redact)
+        ua = http_info.user_agent if http_info else None
+        if ua and client_from_user_agent(ua):
+            client, evidence_text = client_from_user_agent(ua), f"User-Agent: {ua}"
         out.append(Contact(
             ts=s.ts, layer="tls", host=host, transport="tcp", src=s.flow.client,
             sport=s.flow.client_port, dst=s.flow.server, dport=s.flow.server_port,
             flow_id=s.flow.flow_id, frames=s.frames + s.server_frames, capture=s.flow.capture,
-            client=inferred[0] if inferred else None,
-            client_evidence=inferred[1] if inferred else None,
-            tls=info, via_proxy=s.via_proxy, notes=tuple(notes)))
+            client=client, client_evidence=evidence_text,
+            tls=info, via_proxy=s.via_proxy, notes=tuple(notes), http=http_info,
+            operation=operations[0] if operations else None, operations=operations, url=url))
     return out
+
+
+def _decrypted(s: TlsSession, host: str,
+               redact: bool) -> tuple[HttpInfo | None, tuple[str, ...], str | None]:
+    """What the requests read inside the connection (with a key log) say: the first request's
+    details, every Go operation in order, and the first request's https URL."""
+    if not s.requests:
+        return None, (), None
+    operations = []
+    for ex in s.requests:
+        req = ex.request
+        op = operation_for(req.host or host, req.path, req.method, req.user_agent)
+        if op is not None:
+            operations.append(op)
+    first = s.requests[0]
+    req, resp = first.request, first.response
+    url: str | None = f"https://{req.host or host}{req.path}"
+    location = resp.location if resp else None
+    if redact:
+        url, location = redact_url(url), redact_url(location)
+    info = HttpInfo(method=req.method, path=req.path, user_agent=req.user_agent,
+                    status=resp.status if resp else None, location=location, url=url)
+    return info, tuple(operations), url
 
 
 def _http_url(ex: HttpExchange) -> str:
@@ -186,7 +215,7 @@ def http_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> 
 
 def build_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> list[Contact]:
     amap = AddressMap.from_dns(evidence.dns)
-    contacts = (dns_contacts(evidence, watch) + tls_contacts(evidence, watch, amap)
+    contacts = (dns_contacts(evidence, watch) + tls_contacts(evidence, watch, amap, redact)
                 + http_contacts(evidence, watch, redact))
     contacts.sort(key=lambda c: (c.ts, c.frames[:1]))
     return contacts

@@ -75,6 +75,8 @@ class TlsSession:
     via_proxy: ProxyHop | None = None
     tunnel_host: str | None = None  # CONNECT target when inside a proxy tunnel
     server_note: str | None = None  # e.g. the server answered in plaintext HTTP
+    # HTTP/1.1 and HTTP/2 exchanges read inside the connection once a key log decrypted it
+    requests: tuple[HttpExchange, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

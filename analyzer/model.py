@@ -122,6 +122,8 @@ class Contact:
     notes: tuple[str, ...] = ()
     cause: str | None = None
     url: str | None = None
+    # every Go operation seen on the connection, in order (decrypted TLS carries several)
+    operations: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of ../DESIGN.md's output contract (field names are stable)."""
@@ -142,6 +144,7 @@ class Contact:
             "http": _plain(self.http),
             "via_proxy": _plain(self.via_proxy),
             "operation": self.operation,
+            "operations": list(self.operations),
             "url": self.url,
             "findings": [f.to_dict() for f in self.findings],
             "notes": list(self.notes),

@@ -16,12 +16,8 @@ Operation = str
 
 SUMDB_HOSTS = frozenset({"sum.golang.org", "sum.golang.google.cn"})
 
-# Section 1.3: <proxy>/<escaped module>/@v/list, /@v/<ver>.info|.mod|.zip, /@latest.
-_PROXY = re.compile(r"^(?P<prefix>.*?)/(?P<module>[^@]+?)/(?:@v/(?P<file>list|(?P<ver>[^/]+)"
-                    r"\.(?P<ext>info|mod|zip))|(?P<latest>@latest))$")
 # Section 1.2: sumdb paths, direct (/lookup, /tile) or through a proxy (/sumdb/<name>/...).
 _SUMDB_PROXIED = re.compile(r"/sumdb/(?P<name>[^/]+)/(?P<kind>supported|latest|lookup/|tile/)")
-_LOOKUP = re.compile(r"(?:^|/)lookup/(?P<module>[^@]+)@(?P<ver>[^/]+)$")
 _TILE = re.compile(r"(?:^|/)tile/\d+/(?:\d+|data)/(?:x\d{3}/)*\d{3}(?:\.p/\d+)?$")
 # Section 3: golang.org/toolchain zips (any proxy, go.dev/dl/mod) and the dl.google.com redirect.
 _TOOLCHAIN_ZIP = re.compile(r"(?:^|/)golang\.org/toolchain/@v/v0\.0\.1-go[^/]+\.zip$")
@@ -37,6 +33,44 @@ def _split(path: str) -> tuple[str, dict[str, list[str]]]:
     route, _, query = path.split("#", 1)[0].partition("?")
     route = unquote(route)
     return (route if route.startswith("/") else "/" + route), parse_qs(query, keep_blank_values=True)
+
+
+def _proxy_request(route: str) -> tuple[str, str, str | None] | None:
+    """(prefix + module, kind, version) of a module proxy path, section 1.3:
+    ``<proxy>/<module>/@v/list``, ``/@v/<v>.info|.mod|.zip``, ``/@latest``; kind is "list",
+    "latest" or the extension. Parsed with string operations, not a regular expression, so a
+    hostile path of many slashes costs linear time."""
+    if route.endswith("/@latest"):
+        module, kind, version = route[:-len("/@latest")], "latest", None
+    else:
+        module, sep, file = route.rpartition("/@v/")
+        if not sep or "/" in file:
+            return None
+        if file == "list":
+            kind, version = "list", None
+        else:
+            version, dot, kind = file.rpartition(".")
+            if not dot or not version or kind not in ("info", "mod", "zip"):
+                return None
+    module = module.strip("/")
+    if not module or "@" in module:
+        return None
+    return module, kind, version
+
+
+def _lookup(route: str) -> tuple[str, str] | None:
+    """(module, version) of a checksum database lookup, ``.../lookup/<module>@<version>``
+    (section 1.2), found with string operations so hostile paths cost linear time."""
+    head, at, version = route.rpartition("@")
+    if not at or not version or "/" in version:
+        return None
+    start = ("/" + head).find("/lookup/")
+    if start < 0:
+        return None
+    module = head[start + len("lookup/"):]
+    if not module or "@" in module:
+        return None
+    return module, version
 
 
 def _host(host: str | None) -> str:
@@ -72,17 +106,13 @@ def operation_for(host: str | None, path: str | None, method: str | None = "GET"
     sumdb = _sumdb_operation(name, route)
     if sumdb:
         return sumdb
-    match = _PROXY.match(route)
-    if match is None:
+    proxied = _proxy_request(route)
+    if proxied is None:
         return None
-    if match["latest"]:
-        return "module-latest"
-    if match["file"] == "list":
-        return "module-list"
-    ext = match["ext"]
-    if ext == "info" and _GOPLS_INFO.search(route) and client_from_user_agent(user_agent) == "node":
+    kind = proxied[1]
+    if kind == "info" and _GOPLS_INFO.search(route) and client_from_user_agent(user_agent) == "node":
         return "gopls-version-check"                                  # section 6, vscode-go
-    return {"info": "module-info", "mod": "module-mod", "zip": "module-zip"}[ext]
+    return f"module-{kind}"
 
 
 def _sumdb_operation(host: str, route: str) -> Operation | None:
@@ -91,7 +121,7 @@ def _sumdb_operation(host: str, route: str) -> Operation | None:
         kind = proxied["kind"].rstrip("/")
         return {"supported": "sumdb-supported", "latest": "sumdb-latest",
                 "lookup": "sumdb-lookup", "tile": "sumdb-tile"}[kind]
-    if _LOOKUP.search(route) and (host in SUMDB_HOSTS or route.startswith("/lookup/")):
+    if _lookup(route) and (host in SUMDB_HOSTS or route.startswith("/lookup/")):
         return "sumdb-lookup"
     if _TILE.search(route):
         return "sumdb-tile"
@@ -117,17 +147,15 @@ def _module_start(module: str) -> str:
 def module_of(path: str) -> tuple[str, str | None] | None:
     """(module, version) named by a module proxy or checksum database path, else None."""
     route, _query = _split(path)
-    match = _LOOKUP.search(route)
-    if match:
-        return _unescape(match["module"]), _unescape(match["ver"])
-    match = _PROXY.match(route)
-    if match is None:
+    lookup = _lookup(route)
+    if lookup:
+        return _unescape(lookup[0]), _unescape(lookup[1])
+    proxied = _proxy_request(route)
+    if proxied is None:
         return None
-    module = _unescape(_module_start(match["module"]))
-    if not module:
-        return None
-    version = _unescape(match["ver"]) if match["ver"] else None
-    return module, version
+    module = _unescape(_module_start(proxied[0]))
+    version = proxied[2]
+    return module, (_unescape(version) if version else None)
 
 
 @dataclass(frozen=True, slots=True)

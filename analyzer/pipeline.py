@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
+from .attribution.comments import process_from_comments
 from .contacts import build_contacts
 from .engine import Engine
 from .events import Evidence, FlowRef
@@ -37,7 +38,7 @@ class AnalyzeOptions:
     engine: str = "builtin"              # "builtin" (dpkt) or "tshark"
     keylog: Path | None = None
     quiet: bool = True                   # no progress on stderr
-    workers: int = 1
+    workers: int = 1                     # worker processes for several captures (1: serial)
 
 
 @dataclass
@@ -57,12 +58,21 @@ ProgressFn = Callable[[str, int, int, int], None]  # (capture, bytes_read, packe
 def analyze_files(paths: Sequence[str | Path], options: AnalyzeOptions | None = None,
                   attributor: Attributor | None = None,
                   progress: ProgressFn | None = None) -> Report:
-    """Analyse captures (paths, or "-" for stdin) into a report."""
+    """Analyse captures (paths, directories of captures, or "-" for stdin) into a report.
+
+    With ``options.workers`` > 1 and several captures, each is read in a worker process; the
+    evidence is merged in the order given, so the report equals the serial one."""
+    from .parallel import expand_paths, read_all
+
     opts = options or AnalyzeOptions()
     evidence = Evidence()
     warnings: list[str] = []
-    for path in paths:
-        ev = read_evidence(path, opts, progress)
+    files = expand_paths(paths)
+    on_file = None
+    if progress is not None and hasattr(progress, "files_total"):
+        def on_file(done: int, total: int) -> None:
+            progress.files_done, progress.files_total = done, total  # type: ignore[attr-defined]
+    for ev in read_all(files, opts, progress, on_file):
         evidence.extend(ev)
         for st in ev.stats:
             warnings.extend(st.warnings)
@@ -88,7 +98,6 @@ def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None, 
     from their header bytes; ``fast=False`` decodes every packet (the reference the tests
     compare it with: both give the same evidence).
     """
-    process_from_comments = _comment_parser()
     decoder = Decoder()
     with open_source(path) as (fh, name):
         state = ReadState(name)
@@ -103,7 +112,7 @@ def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None, 
             seg = decoder.decode(frame.number, frame.ts, frame.linktype, frame.data)
             if seg is None:
                 return
-            if (frame.comments or frame.pid) and process_from_comments is not None:
+            if frame.comments or frame.pid:
                 proc = process_from_comments(frame.comments, frame.pid)
                 if proc is not None:
                     engine.note_process(seg, proc)
@@ -136,12 +145,6 @@ def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None, 
     return evidence
 
 
-def _comment_parser() -> Callable[[Sequence[str], int | None], ProcessInfo | None] | None:
-    try:
-        from .attribution.comments import process_from_comments
-    except ImportError:
-        return None
-    return process_from_comments
 
 
 def contacts_from_evidence(evidence: Evidence, opts: AnalyzeOptions,
@@ -174,9 +177,7 @@ def attribute(contacts: list[Contact], evidence: Evidence,
 
 def _apply_findings(contacts: list[Contact], evidence: Evidence,
                     opts: AnalyzeOptions) -> list[Contact]:
-    try:
-        from .expect import load_expectations
-        from .findings import apply_findings
-    except ImportError:
-        return contacts
+    from .expect import load_expectations
+    from .findings import apply_findings
+
     return apply_findings(contacts, evidence, load_expectations(opts.expect_path), opts.watch)

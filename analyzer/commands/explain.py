@@ -33,7 +33,7 @@ def to_records(ex: Explanation, redacted: bool) -> list[dict[str, Any]]:
         "modfiles": [str(m.path) for m in ex.modfiles], "wanted_toolchain": ex.wanted_toolchain,
         "notes": ex.notes}]
     for c in ex.consumers:
-        names = [*SHOWN_VARS, *c.config.editor.keys()]
+        names = [*SHOWN_VARS, *(c.config.editor.keys() if c.name == "vscode-extension" else ())]
         for name in names:
             s = c.config.get(name)
             if s is None:

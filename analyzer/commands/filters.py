@@ -21,7 +21,7 @@ from ..config.gocmd import run_go
 from ..errors import UsageError
 from ..filters.bpf import capture_filter
 from ..filters.display import DisplayFilter, standard_filters
-from ..filters.export import export
+from ..filters.export import default_spec, export
 from ..filters.inputs import (
     DEFAULT_GOPROXY,
     DEFAULT_PORTS,
@@ -291,10 +291,13 @@ def profile_command(name: str, watch: tuple[str, ...], watch_file: Path | None,
 @command.command("export")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("filters"), show_default=True, help="Directory to write into.")
-def export_command(out_dir: Path) -> None:
+@click.option("--no-check", is_flag=True, help="Do not compile the filters with tshark first.")
+def export_command(out_dir: Path, no_check: bool) -> None:
     """Write the default profile (directory and zip) and the default capture filter
     (capture.bpf) from the built-in defaults only, reproducibly (what `make filters` runs)."""
-    for path in export(out_dir):
+    spec = default_spec()
+    _check(spec.filters, no_check)
+    for path in export(out_dir, spec):
         click.echo(str(path))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .. import exitcodes
+from ..errors import UsageError
 from ..pipeline import AnalyzeOptions, analyze_files
 from ..report.contacts import render_report
 from .common import build_watch, watch_options
@@ -51,7 +52,10 @@ def command(captures: tuple[str, ...], watch: tuple[str, ...], watch_file: Path 
                           engine="tshark" if keylog else engine, keylog=keylog, quiet=True)
     report = analyze_files(list(captures), opts)
     to_stdout = output == "-"
-    render_report(report, "html", None if to_stdout else output)
+    try:
+        render_report(report, "html", None if to_stdout else output)
+    except OSError as exc:
+        raise UsageError(f"{output}: cannot write: {exc.strerror or exc}") from None
     for warning in report.warnings:
         click.echo(f"proxytrace: warning: {warning}", err=True)
     if not quiet and not to_stdout:

@@ -20,8 +20,10 @@ KNOWN_MIRRORS = frozenset({"proxy.golang.org", "goproxy.cn", "goproxy.io"})
 KNOWN_SUMDBS = frozenset({"sum.golang.org", "sum.golang.google.cn"})
 TOOLCHAIN_HOSTS = frozenset({"go.dev", "dl.google.com"})
 DIRECT_GOOGLE = frozenset({"golang.org", "go.googlesource.com"})
-# Processes the Go configuration applies to (git and ssh run as children of go in direct mode).
-GO_TOOLS = frozenset({"go", "gopls", "govulncheck", "dlv", "vscgo", "ssh", "hg", "svn", "bzr", "fossil"})
+# Programs the Go configuration does not drive. Only these are called unexplained: a process
+# name can also be a truncated comm, or the image a go process exec'd (a switched toolchain).
+NOT_GO_TOOLS = frozenset({"curl", "wget", "chrome", "chromium", "firefox", "java", "ruby", "perl",
+                          "nc", "ncat", "openssl", "dig", "nslookup", "host", "getent"})
 
 _OPERATION_WORDS = {
     "module-list": "module version list", "module-info": "module version info",
@@ -83,10 +85,11 @@ class _Explainer:
         node = (c.client or "").startswith("node") or bool(
             c.process and c.process.comm and c.process.comm.lower() in ("node", "code", "electron"))
 
-        comm = (c.process.comm or "") if c.process else ""
-        if comm and not node and comm.split("/")[-1] not in GO_TOOLS and not comm.startswith("git"):
-            return None, (f"{host} contacted by {comm} (pid {c.process.pid if c.process else '?'}), "
-                          "which is not a Go tool: the Go configuration does not explain it")
+        comm = ((c.process.comm or "") if c.process else "").split("/")[-1]
+        if comm in NOT_GO_TOOLS or comm.startswith("python") or c.client == "curl":
+            who = f"{comm} (pid {c.process.pid})" if c.process else (c.client or "?")
+            return None, (f"{host} contacted by {who}, which is not a Go tool: the Go "
+                          "configuration does not explain it")
         # The extension's only Node fetch to a module proxy is the gopls version check (facts 6).
         if op == "gopls-version-check" or (node and op is None and
                                            (host in self.pl.hosts or host in KNOWN_MIRRORS)):

@@ -149,6 +149,13 @@ def go_consequences(consumer: str, cfg: GoConfig, wanted_toolchain: str | None =
                                f"A private module such as {private}: {f_words}. Checksums: {s2_words}.",
                                "GOPRIVATE covers both the proxy and the checksum database; "
                                "GOINSECURE only relaxes TLS for direct fetches."))
+    insecure = cfg.value("GOINSECURE")
+    if insecure:
+        out.append(Consequence(consumer, "insecure fetch", (),
+                               f"GOINSECURE={insecure}: direct fetches of matching paths try HTTPS "
+                               "without certificate checks (5 s timeout, no ALPN) and then plain "
+                               "http://, so they show up as http contacts; checksum verification "
+                               "still applies.", "unset GOINSECURE."))
     out.append(_toolchain(consumer, cfg, wanted_toolchain))
     mode = cfg.value("GOTELEMETRY")
     if consumer in ("go", "gopls"):

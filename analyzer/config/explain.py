@@ -113,6 +113,9 @@ def explain(env: Mapping[str, str], workspace: Path | None, go_binary: str | Non
     lint.extend(lint_editor(editor))
 
     notes = list(dict.fromkeys(n for c in consumers for n in c.config.notes))
+    if editor.found:
+        notes.append("the editor consumers assume VS Code runs with this environment (true when it "
+                     "is started from this shell; a desktop launcher may give it another one)")
     return Explanation(go_binary=go_binary, go_version=go_cfg.go_version, goroot=go_cfg.goroot,
                        goenv_file=go_cfg.goenv_file,
                        settings_files=[f.path for f in editor.files], modfiles=modfiles,

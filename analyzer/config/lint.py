@@ -121,6 +121,14 @@ def lint_consumer(c: Consumer, redacted: bool = True) -> list[LintFinding]:
                                f"GOSUMDB=off with GOTOOLCHAIN={tc}: a toolchain switch fails.",
                                "verifying module: checksum database disabled by GOSUMDB=off "
                                "(golang.org/toolchain is always verified)", c.name))
+    godebug = cfg.get("GODEBUG")
+    if godebug and "netdns=cgo" in godebug.value and c.name != "vscode-extension":
+        out.append(LintFinding("godebug-netdns-cgo", "info", godebug.source,
+                               "GODEBUG=netdns=cgo is ignored by the go command: release builds have "
+                               "no cgo, so it always resolves names itself (UDP/53 from the go "
+                               "process); tools built with cgo, such as gopls, may honour it.",
+                               "go package net: ignoring GODEBUG=netdns=cgo as the binary was "
+                               "compiled without support for the cgo resolver", c.name))
     flags = cfg.get("GOFLAGS")
     if flags and flags.value:
         for tok in flags.value.split():

@@ -68,16 +68,29 @@ def validate_display_filters(filters: Mapping[str, str],
         base: Sequence[str] = [tshark, "-n", "-r", str(empty)]
         if profile:
             base = [*base, "-C", profile[1]]
-        procs = {
-            name: subprocess.Popen(  # noqa: S603 - argument list; filter checked as one argument
-                [*base, "-Y", expression], env=env, stdin=subprocess.DEVNULL,
-                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            for name, expression in filters.items()
-        }
+        # One run for all (the disjunction compiles only if every part does); one run per
+        # filter only to name the culprit.
+        combined = " || ".join(f"({e})" for e in filters.values())
+        if not filters or not _run(base, combined, env):
+            return
+        procs = {name: _start(base, expression, env) for name, expression in filters.items()}
         failures = []
         for name, proc in procs.items():
             _, stderr = proc.communicate(timeout=60)
             if proc.returncode != 0:
                 failures.append(f"{name}: {_first_error_line(stderr)}")
-        if failures:
-            raise DisplayFilterError("tshark rejected a generated display filter: " + failures[0])
+        raise DisplayFilterError("tshark rejected a generated display filter: "
+                                 + (failures[0] if failures else "the filters combined"))
+
+
+def _start(base: Sequence[str], expression: str, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(  # noqa: S603 - argument list; the filter is one argument
+        [*base, "-Y", expression], env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def _run(base: Sequence[str], expression: str, env: dict[str, str]) -> str | None:
+    """tshark's first error line for ``expression``, or None when it compiles."""
+    proc = _start(base, expression, env)
+    _, stderr = proc.communicate(timeout=60)
+    return None if proc.returncode == 0 else _first_error_line(stderr)

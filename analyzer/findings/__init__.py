@@ -102,7 +102,8 @@ def apply_findings(contacts: list[Contact], evidence: Evidence, expectations: Ex
             notes.extend(extra)
             # Requests read from this connection with a key log: their redirects belong to the
             # TLS contact (the https URL is the one the client asked for).
-            for hx in http_flows.get(flow, []):
+            inner = session.requests if session is not None else ()
+            for hx in [*http_flows.get(flow, []), *inner]:
                 if hx.request.method.upper() != "CONNECT" and (session is None or hx.ts >= session.ts):
                     findings.extend(http_rules.redirect_findings(contact.host, hx, True, watch))
         elif contact.layer == "http":

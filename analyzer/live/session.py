@@ -18,6 +18,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -131,6 +132,28 @@ class _Tracer:
         return self._impl.stop() if self._impl is not None else None
 
 
+def _start_both(tracer: _Tracer, capture: Capture) -> None:
+    """Start the tracer and the capture side by side (each takes a second or so); both must be
+    running before the traced activity begins."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        t = pool.submit(tracer.start)
+        c = pool.submit(capture.start)
+        errors = [f.exception() for f in (t, c)]
+    if any(errors):
+        _stop_both(tracer, capture)
+        err = next(e for e in errors if e is not None)
+        if isinstance(err, LiveError):
+            raise err
+        raise LiveError(str(err), NO_PERMISSION)
+
+
+def _stop_both(tracer: _Tracer, capture: Capture) -> tuple[CaptureCounts, SocketAttributor | None]:
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        c = pool.submit(capture.stop)
+        t = pool.submit(tracer.stop)
+        return c.result(), t.result()
+
+
 @dataclass
 class LiveOptions:
     analyze: AnalyzeOptions
@@ -194,13 +217,8 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     backend, tier, notes, workdir = _prepare(opts, for_run=True)
     raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
     tracer = _Tracer(tier)
-    tracer.start()
     capture = Capture(backend, opts.interface, opts.bpf if opts.bpf is not None else default_filter(), raw)
-    try:
-        capture.start()
-    except RuntimeError as exc:
-        tracer.stop()
-        raise LiveError(str(exc), NO_PERMISSION) from None
+    _start_both(tracer, capture)
     strace_out = workdir / "strace.txt"
     argv = list(command)
     kwargs = _as_user_kwargs()
@@ -225,8 +243,7 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     if tee:
         tee.join(timeout=5)
     time.sleep(GRACE)
-    counts = capture.stop()
-    attributor = tracer.stop()
+    counts, attributor = _stop_both(tracer, capture)
     root_pid = proc.pid
     if tier == "strace":
         attributor = strace.attributor_from_file(str(strace_out), root_ppid=proc.pid)
@@ -285,13 +302,8 @@ def capture_for(duration: float | None, opts: LiveOptions,
     backend, tier, notes, workdir = _prepare(opts, for_run=False)
     raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
     tracer = _Tracer(tier)
-    tracer.start()
     capture = Capture(backend, opts.interface, opts.bpf if opts.bpf is not None else default_filter(), raw)
-    try:
-        capture.start()
-    except RuntimeError as exc:
-        tracer.stop()
-        raise LiveError(str(exc), NO_PERMISSION) from None
+    _start_both(tracer, capture)
     if on_started:
         on_started(tier)
     stop = threading.Event()
@@ -306,19 +318,20 @@ def capture_for(duration: float | None, opts: LiveOptions,
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
-    counts = capture.stop()
-    attributor = tracer.stop()
+    counts, attributor = _stop_both(tracer, capture)
     return _finish(raw, opts, tier, backend, counts, attributor, notes)
 
 
 def _finish(raw: Path, opts: LiveOptions, tier: str, backend: str, counts: CaptureCounts,
             attributor: SocketAttributor | None, notes: list[str]) -> LiveResult:
     out = opts.write or default_pcapng_name()
-    if not raw.exists():
-        raise LiveError(f"{backend} wrote no capture file", MISSING_TOOL)
-    annotated = annotate_capture(raw, out, attributor, counts, opts.interface)
+    try:
+        if not raw.exists():
+            raise LiveError(f"{backend} wrote no capture file", MISSING_TOOL)
+        annotated = annotate_capture(raw, out, attributor, counts, opts.interface)
+    finally:
+        shutil.rmtree(raw.parent, ignore_errors=True)  # the raw capture and strace log
     report = analyze_files([out], opts.analyze, attributor=attributor)
-    shutil.rmtree(raw.parent, ignore_errors=True)
     return LiveResult(report, out, tier, counts, annotated, notes)
 
 

@@ -61,6 +61,13 @@ def process_sort_key(label: str, first_ts: float) -> tuple[int, float, str]:
     return (1 if label == UNATTRIBUTED else 0, first_ts, label)
 
 
+def contact_ops(contact: Contact) -> tuple[str, ...]:
+    """Go operations on the contact's connection, each once, in order (a decrypted TLS
+    connection carries several; ``operation`` alone is the first or only one)."""
+    ops = [op for op in (*contact.operations, contact.operation) if op]
+    return tuple(dict.fromkeys(ops))
+
+
 def contact_detail(contact: Contact, ja4: bool = True) -> str:
     """What the layer shows, in one short line (no operation, no findings)."""
     if contact.layer == "dns" and contact.dns is not None:
@@ -139,7 +146,7 @@ def summarize_groups(contacts: Iterable[Contact]) -> list[GroupSummary]:
         first_by_host[(proc, host)] = min(first, first_by_host.get((proc, host), first))
     rows = []
     for (proc, host, layer), items in groups.items():
-        ops = Counter(c.operation for c in items if c.operation)
+        ops = Counter(op for c in items for op in contact_ops(c))
         rows.append(GroupSummary(
             process=proc, host=host, layer=layer, count=len(items),
             first_ts=min(c.ts for c in items), last_ts=max(c.ts for c in items),
@@ -147,16 +154,12 @@ def summarize_groups(contacts: Iterable[Contact]) -> list[GroupSummary]:
             findings=sum(len(c.findings) for c in items),
         ))
     rows.sort(key=lambda r: (process_sort_key(r.process, first_by_proc[r.process]),
-                             first_by_host[(r.process, r.host)], r.host, _layer_rank(r.layer)))
+                             first_by_host[(r.process, r.host)], r.host, layer_rank(r.layer)))
     return rows
 
 
-def _layer_rank(layer: str) -> int:
-    return LAYER_ORDER.index(layer) if layer in LAYER_ORDER else len(LAYER_ORDER)
-
-
 def layer_rank(layer: str) -> int:
-    return _layer_rank(layer)
+    return LAYER_ORDER.index(layer) if layer in LAYER_ORDER else len(LAYER_ORDER)
 
 
 def host_sentences(contacts: Sequence[Contact]) -> list[str]:
@@ -173,18 +176,19 @@ def host_sentences(contacts: Sequence[Contact]) -> list[str]:
         procs = Counter(contact_process_label(c) for c in items)
         named = [p for p, _ in procs.most_common() if p != UNATTRIBUTED]
         if len(named) > 3:
-            named = named[:3] + [f"{len(named) - 3} more processes"]
+            extra = len(named) - 3
+            named = named[:3] + [f"{extra} more process{'es' if extra != 1 else ''}"]
         unattributed = procs.get(UNATTRIBUTED, 0)
         if unattributed == 1:
             named.append("an unattributed process")
         elif unattributed:
             named.append(f"unattributed processes ({unattributed} contacts)")
         who = join_words(named)
-        layers = sorted({c.layer for c in items}, key=_layer_rank)
+        layers = sorted({c.layer for c in items}, key=layer_rank)
         times = "once" if len(items) == 1 else ("twice" if len(items) == 2 else f"{len(items)} times")
         text = (f"{host} was contacted {times}, by {who} through "
                 f"{join_words([LAYER_TITLE.get(x, x) for x in layers])}")
-        ops = sorted({c.operation for c in items if c.operation})
+        ops = sorted({op for c in items for op in contact_ops(c)})
         if ops:
             text += f" ({join_words(ops)})"
         causes = sorted({c.cause for c in items if c.cause})

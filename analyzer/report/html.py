@@ -20,6 +20,7 @@ from .describe import (
     LAYER_TITLE,
     UNATTRIBUTED,
     contact_detail,
+    contact_ops,
     contact_process_label,
     endpoint,
     fmt_span,
@@ -140,6 +141,10 @@ def _answer(contacts: Sequence[Contact], stats: Sequence[CaptureStats]) -> str:
             f'<div class="counts">{badges}</div></section>')
 
 
+def _time(ts: float) -> Safe:
+    return Safe(f'<span class="time">{fmt_time(ts)}</span>')
+
+
 def _plural(label: str, n: int) -> str:
     singular = {"contacts": "contact", "hosts": "host", "processes": "process",
                 "findings": "finding"}
@@ -157,7 +162,7 @@ def _findings(contacts: Sequence[Contact]) -> str:
     for c in contacts:
         for f in c.findings:
             frames = ", ".join(str(x) for x in (f.frames or c.frames))
-            rows.append([fmt_time(c.ts), Safe(f"<b>{esc(c.host)}</b>"), layer_badge(f.layer),
+            rows.append([_time(c.ts), Safe(f"<b>{esc(c.host)}</b>"), layer_badge(f.layer),
                          Safe(f'<span class="kind">{esc(f.kind)}</span>'), f.detail,
                          _proc_cell(c), Safe(f'<span class="mono">{esc(frames)}</span>'),
                          Safe(f'<span class="mono">{esc(c.flow_id)}</span>')])
@@ -174,7 +179,7 @@ def _causes(contacts: Sequence[Contact]) -> str:
     rows = [[Safe(f'<span class="mono">{esc(cause)}</span>'),
              ", ".join(sorted({c.host for c in items})), len(items),
              ", ".join(sorted({contact_process_label(c) for c in items})),
-             ", ".join(sorted({c.operation for c in items if c.operation}))]
+             ", ".join(sorted({op for c in items for op in contact_ops(c)}))]
             for cause, items in sorted(by_cause.items(), key=lambda kv: -len(kv[1]))]
     body = (table(["setting", "hosts", "contacts", "processes", "operations"], rows, numeric=[2])
             if rows else '<p class="muted">No configuration cause is known for these contacts '
@@ -192,9 +197,9 @@ def _hosts(contacts: Sequence[Contact]) -> str:
         rows.append([Safe(f"<b>{esc(host)}</b>"), len(items),
                      *(layers.get(x, 0) or "" for x in LAYER_ORDER),
                      ", ".join(sorted({contact_process_label(c) for c in items})),
-                     ", ".join(sorted({c.operation for c in items if c.operation})),
+                     ", ".join(sorted({op for c in items for op in contact_ops(c)})),
                      sum(len(c.findings) for c in items) or "",
-                     fmt_time(items[0].ts), fmt_time(items[-1].ts)])
+                     _time(items[0].ts), _time(items[-1].ts)])
     body = table(["host", "contacts", "DNS", "TLS", "HTTP", "processes", "operations", "findings",
                   "first", "last"], rows, numeric=[1, 2, 3, 4, 7]) if rows else ""
     return f'<section id="hosts"><h2>Hosts</h2>{body}</section>'
@@ -215,10 +220,10 @@ def _processes(contacts: Sequence[Contact]) -> str:
         if proc and proc.ppid is not None:
             parent = f"{proc.parent_comm or '?'} (pid {proc.ppid})"
         rows.append([_proc_cell(items[0]), source,
-                     Safe(f'<span class="mono">{esc(cmdline)}</span>'), parent, len(items),
+                     Safe(f'<span class="mono cmd">{esc(cmdline)}</span>'), parent, len(items),
                      ", ".join(sorted({c.host for c in items})),
                      " ".join(LAYER_TITLE[x] for x in LAYER_ORDER if any(c.layer == x for c in items)),
-                     ", ".join(sorted({c.operation for c in items if c.operation}))])
+                     ", ".join(sorted({op for c in items for op in contact_ops(c)}))])
     body = table(["process", "attribution", "command line", "parent", "contacts", "hosts", "layers",
                   "operations"], rows, numeric=[4]) if rows else ""
     return f'<section id="processes"><h2>Processes</h2>{body}</section>'
@@ -227,7 +232,8 @@ def _processes(contacts: Sequence[Contact]) -> str:
 def _operations(contacts: Sequence[Contact]) -> str:
     groups: dict[tuple[str, str], list[Contact]] = defaultdict(list)
     for c in contacts:
-        groups[(c.operation or "", c.host)].append(c)
+        for op in contact_ops(c) or ("",):
+            groups[(op, c.host)].append(c)
     rows = [[Safe(f"<b>{esc(op)}</b>") if op else Safe('<span class="muted">unknown</span>'),
              host, len(items), ", ".join(sorted({contact_process_label(c) for c in items})),
              " ".join(LAYER_TITLE[x] for x in LAYER_ORDER if any(c.layer == x for c in items))]
@@ -242,8 +248,8 @@ def _operations(contacts: Sequence[Contact]) -> str:
 
 def _all_contacts(contacts: Sequence[Contact]) -> str:
     ordered = sorted(contacts, key=lambda c: (c.ts, layer_rank(c.layer)))
-    rows = [[fmt_time(c.ts), _proc_cell(c), Safe(f"<b>{esc(c.host)}</b>"), layer_badge(c.layer),
-             c.operation or "", Safe(f'<span class="wrap">{esc(contact_detail(c))}</span>'),
+    rows = [[_time(c.ts), _proc_cell(c), Safe(f"<b>{esc(c.host)}</b>"), layer_badge(c.layer),
+             ", ".join(contact_ops(c)), Safe(f'<span class="cmd">{esc(contact_detail(c))}</span>'),
              Safe(f'<span class="mono">{esc(c.src)}:{c.sport} → {esc(endpoint(c))}</span>'),
              Safe(f'<span class="mono">{esc(c.flow_id)}</span>')] for c in ordered]
     classes = ["has-finding" if c.findings else "" for c in ordered]

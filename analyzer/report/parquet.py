@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
+from ..errors import UsageError
 from ..model import Contact
 from .files import open_private
 
@@ -71,6 +72,7 @@ def parquet_schema() -> pa.Schema:
         ])),
         pa.field("via_proxy", pa.struct([("address", text), ("port", port)])),
         pa.field("operation", text),
+        pa.field("operations", texts, nullable=False),
         pa.field("url", text),
         pa.field("findings", list_of(pa.struct([
             ("layer", text), ("kind", text), ("detail", text), ("frames", list_of(pa.int64())),
@@ -121,5 +123,8 @@ def parquet_bytes(contacts: Sequence[Contact]) -> bytes:
 def write_parquet(contacts: Sequence[Contact], path: str) -> None:
     """Write the contacts to ``path`` (mode 0600: contacts name processes and command lines)."""
     data = parquet_bytes(contacts)
-    with open_private(path, "wb") as fh:
-        fh.write(data)
+    try:
+        with open_private(path, "wb") as fh:
+            fh.write(data)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write: {exc.strerror or exc}") from None

@@ -25,6 +25,7 @@ from .describe import (
     LAYER_TITLE,
     UNATTRIBUTED,
     contact_detail,
+    contact_ops,
     contact_process_label,
     endpoint,
     fmt_span,
@@ -149,7 +150,7 @@ def _contact_lines(items: Sequence[Contact], width: int) -> list[Text]:
     """
     host_w = max(min(max(cell_len(clean(c.host)) for c in items), HOST_MAX, max(10, width // 4)),
                  len("host"))
-    op_w = min(max(max(cell_len(clean(c.operation or "-")) for c in items), len("operation")),
+    op_w = min(max(max(cell_len(_ops(c)) for c in items), len("operation")),
                OP_MAX)
     fixed = TIME_W + 1 + host_w + 1 + LAYER_W + 1 + op_w + 1
     detail_w = max(width - fixed, 8)
@@ -171,7 +172,7 @@ def _contact_lines(items: Sequence[Contact], width: int) -> list[Text]:
             (fmt_time(c.ts), MUTED, TIME_W),
             (host, "bold", host_w),
             (LAYER_TITLE.get(c.layer, c.layer), LAYER_STYLE.get(c.layer, ""), LAYER_W),
-            (clean(c.operation or "-"), mark or ("" if c.operation else MUTED), op_w),
+            (_ops(c), mark or ("" if contact_ops(c) else MUTED), op_w),
             (detail, mark, detail_w),
         ], width))
         for f in c.findings:
@@ -203,6 +204,10 @@ def _finding_lines(kind: str, detail: str, width: int) -> list[Text]:
         text.truncate(width, overflow="ellipsis")
         out.append(text)
     return out
+
+
+def _ops(contact: Contact) -> str:
+    return clean(", ".join(contact_ops(contact)) or "-")
 
 
 def _row(cells: Sequence[tuple[str, str, int]], width: int) -> Text:

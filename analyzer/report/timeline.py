@@ -17,6 +17,7 @@ from .describe import (
     LAYER_ORDER,
     LAYER_TITLE,
     contact_detail,
+    contact_ops,
     contact_process_label,
     endpoint,
     fmt_time,
@@ -63,8 +64,10 @@ def hover_text(c: Contact) -> str:
             lines.append(who)
             who = _esc(proc.cmdline, 90)
     lines.append(who)
-    if c.operation:
-        lines.append(f"operation: {_esc(c.operation)}")
+    ops = contact_ops(c)
+    if ops:
+        label = "operation" if len(ops) == 1 else "operations"
+        lines.append(f"{label}: {_esc(', '.join(ops), 100)}")
     detail = contact_detail(c)
     if detail:
         lines.append(_esc(detail, 100))

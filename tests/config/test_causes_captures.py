@@ -32,6 +32,11 @@ EXPECTED = {
     "direct-nosumdb": {
         "vanity.example": "GOPROXY=direct from environment -> direct fetch from the module's origin",
     },
+    "direct-golang-x": {
+        "golang.org": "GOPROXY=direct from environment -> direct go-get meta lookup",
+        "go.googlesource.com": "GOPROXY=direct from environment -> direct git fetch",
+        "sum.golang.org": "GOSUMDB=sum.golang.org from $GOROOT/go.env (default) -> checksum lookup",
+    },
     "mirror": {"goproxy.example": "GOPROXY=http://goproxy.example from environment"},
     "mirror-direct": {
         "goproxy.example": "GOPROXY=https://goproxy.example,direct from environment",
@@ -124,3 +129,17 @@ def test_a_configuration_that_cannot_explain_the_capture_is_a_finding(
         for f in c.findings:
             if f.kind == "config-unexplained":
                 assert f.layer == c.layer and c.host in f.detail
+
+
+def test_a_program_that_is_not_a_go_tool_is_flagged(home: Path, go_bin: str) -> None:
+    """The mixed capture: go, node and curl at once; curl's visit to golang.org is not Go's doing."""
+    manifest = _manifest("mixed")
+    contacts = _analyze("mixed", manifest, _config({**manifest, "env": {}}, home, go_bin))
+    assert {"curl", "go"} <= {c.process.comm for c in contacts if c.process}
+    for c in contacts:
+        flagged = [f.detail for f in c.findings if f.kind == "config-unexplained"]
+        comm = c.process.comm if c.process else None
+        if comm == "curl":
+            assert flagged and "not a Go tool" in flagged[0] and c.cause is None
+        elif comm == "go":
+            assert flagged == [] and c.cause is not None, (c.host, flagged)

@@ -120,3 +120,11 @@ def test_editor_lint() -> None:
                      ("vscode-unknown-setting", "/s.json: go.toolsEnvironment"),
                      ("vscode-unknown-setting", "/s.json: gopls.GOFLAGS"),
                      ("vscode-bad-value", "/s.json: go.toolsEnvVars.GOPROXY")}
+
+
+def test_goinsecure_and_godebug() -> None:
+    cases = {q.case: q for q in go_consequences("go", cfg(GOINSECURE="insecure.example"))}
+    assert "plain http://" in cases["insecure fetch"].detail
+    assert "insecure fetch" not in {q.case for q in go_consequences("go", cfg())}
+    (f,) = lint_consumer(Consumer("go", "", cfg(GODEBUG="netdns=cgo+1")))
+    assert f.code == "godebug-netdns-cgo" and f.severity == "info"

@@ -36,6 +36,7 @@ GOROOT = REPO / ".venv/lib/python3.11/site-packages/go"
 CLAIM_DIR = Path("/run/proxytrace-lab")
 NETNS_ETC = Path("/etc/netns")
 NS_PREFIX = "pt-"
+TMP_PREFIX = "proxytrace-lab-"
 # The lab's addresses: 10.77.<slot>.0/24, one slot per running lab (claimed in CLAIM_DIR), and an
 # address outside that range, 172.31.<slot>.10, used by scenarios where the resolver lies.
 LAB_NET = "10.77.0.0/16"
@@ -127,7 +128,8 @@ def _claim_slot() -> tuple[int, Path]:
 
 
 def cleanup_stale() -> list[str]:
-    """Delete lab namespaces (and their /etc/netns entries) left by a process that died."""
+    """Delete what labs of processes that died without teardown (SIGKILL) left: namespaces,
+    /etc/netns entries, temp directories, address claims."""
     removed = []
     out = _run([IP, "netns", "list"], check=False).stdout
     for line in out.splitlines():
@@ -138,6 +140,17 @@ def cleanup_stale() -> list[str]:
             _run([IP, "netns", "del", name], check=False)
             shutil.rmtree(NETNS_ETC / name, ignore_errors=True)
             removed.append(name)
+    for tmp in Path(tempfile.gettempdir()).glob(f"{TMP_PREFIX}*"):
+        m = re.match(rf"^{TMP_PREFIX}(\d+)-\d+-", tmp.name)
+        if m and tmp.is_dir() and not _pid_alive(int(m.group(1))):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(str(tmp))
+    for claim in CLAIM_DIR.glob("slot-*") if CLAIM_DIR.exists() else ():
+        with contextlib.suppress(OSError, ValueError):
+            owner = int(claim.read_text().strip() or "0")
+            if owner and not _pid_alive(owner):
+                claim.unlink()
+                removed.append(str(claim))
     return removed
 
 
@@ -223,7 +236,7 @@ class Lab:
             self.server_ip = f"10.77.{self.slot}.1"
             self.client_ip = f"10.77.{self.slot}.2"
             self.other_ip = f"172.31.{self.slot}.10"
-            self.tmp = Path(tempfile.mkdtemp(prefix=f"proxytrace-lab-{self.slot}-"))
+            self.tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-{self.slot}-"))
             self._network()
             self._files()
             self.answers = {host: self.server_ip for host in LAB_HOSTS}

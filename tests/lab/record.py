@@ -9,6 +9,7 @@ Also writes ``captures/lab-expect.toml``, the expectations file for the lab's ho
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import sys
@@ -84,17 +85,26 @@ class _Annotator:
             return
         try:
             from analyzer.attribution.ebpf import BpftraceTracer
-
-            self.tracer = BpftraceTracer()
-            self.tracer.start()
-        except (ImportError, RuntimeError, OSError) as exc:
-            self.tracer, self.problem = None, f"no eBPF tracer: {exc}"
+        except ImportError as exc:
+            self.problem = f"no eBPF tracer: {exc}"
+            return
+        tracer = BpftraceTracer()
+        try:
+            tracer.start()
+        except (RuntimeError, OSError) as exc:
+            self.problem = f"no eBPF tracer: {exc}"
+            with contextlib.suppress(Exception):
+                tracer.stop()  # bpftrace may still be running after a start timeout
+            return
+        self.tracer = tracer
 
     def finish(self, raw: Path, out: Path, interface: str) -> dict[str, Any]:
-        if self.tracer is None:
+        attributor = self.tracer.stop() if self.tracer is not None else None
+        if not raw.exists():
+            return {}
+        if attributor is None:
             shutil.move(raw, out)
             return {"tier": None, "problem": self.problem}
-        attributor = self.tracer.stop()
         from analyzer.live.annotate import annotate_capture
 
         result = annotate_capture(raw, out, attributor, None, interface)
@@ -114,7 +124,7 @@ def record(name: str, out_dir: Path, annotate: bool = True) -> dict[str, Any]:
             with lab.capture(raw):
                 scenario.run(lab, run)
         finally:
-            annotation = annotator.finish(raw, pcap, lab.client_if) if raw.exists() else {}
+            annotation = annotator.finish(raw, pcap, lab.client_if)
         manifest = manifest_for(scenario, lab, run)
         manifest["annotation"] = annotation
         keylog_out = out_dir / f"{name}.keylog"

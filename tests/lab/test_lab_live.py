@@ -93,6 +93,33 @@ def test_fixture_finalizer_cleans_up_after_a_failing_test(tmp_path: Path) -> Non
     assert not any(i in links for i in left["ifs"])
 
 
+def test_next_lab_removes_what_a_killed_lab_left() -> None:
+    """SIGKILL leaves no chance to clean up; the next lab that starts removes the remains."""
+    _require_lab()
+    script = textwrap.dedent("""
+        import json, os, signal
+        from tests.lab.netlab import Lab
+        lab = Lab()
+        lab.start()
+        print(json.dumps({"ns": [lab.client_ns, lab.server_ns], "tmp": str(lab.tmp),
+                          "claim": str(lab._claim), "pids": [p.pid for p in lab._procs.values()]}),
+              flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    res = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,  # noqa: S603
+                         text=True, env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=60)
+    info = json.loads(res.stdout.splitlines()[0])
+    assert set(info["ns"]) <= _namespaces()  # really left behind
+    with Lab() as lab:
+        assert lab.client_ns
+    assert not set(info["ns"]) & _namespaces()
+    assert not Path(info["tmp"]).exists()
+    assert not Path(info["claim"]).exists()
+    assert not any((NETNS_ETC / ns).exists() for ns in info["ns"])
+    for pid in info["pids"]:
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+
+
 def test_sigterm_tears_the_lab_down(tmp_path: Path) -> None:
     _require_lab()
     script = textwrap.dedent("""
@@ -125,7 +152,7 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
     """Scenarios 1-3 recorded live (about two seconds each)."""
     _require_lab()
     out = tmp_path_factory.mktemp("lab-captures")
-    return {name: record(name, out) | {"_dir": str(out)}
+    return {name: record(name, out, annotate=False) | {"_dir": str(out)}
             for name in ("default", "direct-sumdb", "direct-nosumdb")}
 
 

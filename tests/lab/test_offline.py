@@ -183,7 +183,7 @@ def test_manifest_is_derived_from_its_logs(name: str) -> None:
         findings=SCENARIOS[name].findings)
     assert expected == m["expected"]
     assert m["go_x_not_in_server_log"] == []
-    assert (CAPTURES / f"{name}.pcapng").stat().st_size < 100_000
+    assert (CAPTURES / f"{name}.pcapng").stat().st_size < 200_000  # packets + process comments
 
 
 def _hosts(m: dict, layer: str | None = None) -> set[str]:

@@ -84,3 +84,14 @@ def test_unreadable_capture_is_one_line(tmp_path: Path) -> None:
     assert "not-a-capture.pcap" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "r.html").exists()
+
+
+@pytest.mark.parametrize("argv", [["report", "-o", "{dir}/missing/r.html"],
+                                  ["analyze", "-f", "parquet", "-o", "{dir}/missing/c.parquet"]])
+def test_unwritable_output_is_one_line(tmp_path: Path, argv: list[str]) -> None:
+    args = [a.replace("{dir}", str(tmp_path)) for a in argv]
+    proc = subprocess.run(  # noqa: S603 - fixed argument list
+        [sys.executable, "-m", "analyzer.cli", *args, str(PROXY_PCAP)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"proxytrace: {args[-1]}: cannot write: No such file or directory"

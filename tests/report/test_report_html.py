@@ -163,3 +163,17 @@ def test_chromium_lab_capture(tmp_path: Path) -> None:
     assert result.values["plotted"] == str(len(report.contacts))
     labels = {c.process.comm if c.process else c.client for c in report.contacts} - {None}
     assert len(result.values["lanes"]) >= len(labels)
+
+
+def test_timeline_hover_is_escaped(contacts: list[Contact]) -> None:
+    from analyzer.report.timeline import hover_text, timeline_figure
+
+    evil = hostile(contacts)[-1]
+    text = hover_text(evil)
+    assert "<img" not in text and "<a " not in text and "<svg" not in text
+    assert text.startswith("<b>evil.example&quot;&gt;&lt;img src=x onerror=")
+    assert "<b>! &lt;i&gt;kind&lt;/i&gt;</b>: &lt;a href=" in text
+    fig = timeline_figure(hostile(contacts))
+    assert all("<img" not in t for t in fig.layout.yaxis.ticktext)
+    drawn = [tr for tr in fig.data if tr.visible is not False and tr.visible != "legendonly"]
+    assert sum(len(tr.x) for tr in drawn) == len(contacts) + 1

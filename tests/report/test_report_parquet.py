@@ -32,7 +32,7 @@ EXPECTED = {
     "http": "struct<method: string, path: string, user_agent: string, status: int32, "
             "location: string, url: string>",
     "via_proxy": "struct<address: string, port: int32>",
-    "operation": "string", "url": "string",
+    "operation": "string", "operations": "list<element: string>", "url": "string",
     "findings": "list<element: struct<layer: string, kind: string, detail: string, "
                 "frames: list<element: int64>>>",
     "notes": "list<element: string>", "cause": "string", "flow_id": "string",

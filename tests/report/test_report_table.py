@@ -127,3 +127,10 @@ def test_span_over_midnight_repeats_the_date(contacts: list[Contact]) -> None:
     late = replace(contacts[1], ts=contacts[0].ts + 86400)
     text = render_table([contacts[0], late], [], width=80)
     assert text.splitlines()[1] == "2026-11-18 11:06:40.010 to 2026-11-19 11:06:40.010 UTC"
+
+
+def test_every_operation_of_a_connection_is_shown(contacts: list[Contact]) -> None:
+    tls = replace(contacts[1], operation="module-list",
+                  operations=("module-list", "module-info", "module-info", "module-mod"))
+    text = render_table([tls], [], width=100)
+    assert "module-list, module-info, module-mod" in text
