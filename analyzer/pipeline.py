@@ -11,7 +11,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from .attribution.comments import process_from_comments
 from .contacts import build_contacts
 from .engine import Engine
 from .events import Evidence, FlowRef
@@ -113,6 +112,9 @@ def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None, 
             if seg is None:
                 return
             if frame.comments or frame.pid:
+                # imported here: captures without comments (plain pcap) skip the import
+                from .attribution.comments import process_from_comments
+
                 proc = process_from_comments(frame.comments, frame.pid)
                 if proc is not None:
                     engine.note_process(seg, proc)
@@ -156,7 +158,7 @@ def contacts_from_evidence(evidence: Evidence, opts: AnalyzeOptions,
     if opts.config is not None:
         from .config.causes import apply_causes
 
-        contacts = apply_causes(contacts, opts.config)
+        contacts = apply_causes(contacts, opts.config, redact_values=opts.redact)
     return contacts
 
 

@@ -107,7 +107,11 @@ def _packets(tshark: str, name: str, keylog: Path | None) -> Iterator[_Packet]:
     import pyshark
     from pyshark.capture.capture import TSharkCrashException
 
-    prefs = {"tls.keylog_file": os.fspath(Path(keylog).resolve())} if keylog is not None else {}
+    # Out-of-order segments (a capture whose packets were written slightly out of time order,
+    # as eBPF capturers do) are reassembled instead of being dismissed as retransmissions.
+    prefs = {"tcp.desegment_tcp_streams": "TRUE", "tcp.reassemble_out_of_order": "TRUE"}
+    if keylog is not None:
+        prefs["tls.keylog_file"] = os.fspath(Path(keylog).resolve())
     # A fresh event loop: pyshark drives tshark with asyncio, and the caller may own the
     # default loop (or none may exist in this thread).
     loop = asyncio.new_event_loop()

@@ -236,16 +236,14 @@ class HttpStreamParser:
         if not self._buf or self._buf == b"\r":      # nothing yet, or half of an empty line
             return False
         self._check_start()
-        end, sep = self._head_end()
-        if end < 0:
-            if len(self._buf) > self.max_header_bytes:
-                raise ParseError(f"HTTP header block longer than {self.max_header_bytes} bytes")
+        end = self._head_end()
+        if end < 0 and len(self._buf) <= self.max_header_bytes:
             return False
-        if end > self.max_header_bytes:
+        if end < 0 or end > self.max_header_bytes:
             raise ParseError(f"HTTP header block longer than {self.max_header_bytes} bytes")
         head = bytes(self._buf[:end])
         offset = self._offset
-        self._consume(end + sep)
+        self._consume(end)
         message = self._parse_head(head, offset)
         out.append(message)
         self._after_head(message)
@@ -281,16 +279,21 @@ class HttpStreamParser:
             kind = "request" if self.is_client else "response"
             raise ParseError(f"not an HTTP/1.x {kind}: starts with {first[:16]!r}")
 
-    def _head_end(self) -> tuple[int, int]:
-        start = max(0, self._scan_from - 3)
-        crlf = self._buf.find(b"\r\n\r\n", start)
-        lf = self._buf.find(b"\n\n", start)
-        self._scan_from = len(self._buf)
-        if crlf >= 0 and (lf < 0 or crlf < lf):
-            return crlf, 4
-        if lf >= 0:
-            return lf, 2
-        return -1, 0
+    def _head_end(self) -> int:
+        """Index just past the empty line that ends the head (CRLF or bare LF), or -1.
+
+        Walks line ends once; ``_scan_from`` makes repeated calls on a growing head linear."""
+        buf = self._buf
+        pos = buf.find(b"\n", max(0, self._scan_from - 2))
+        while pos >= 0:
+            after = buf[pos + 1:pos + 3]
+            if after[:1] == b"\n":
+                return pos + 2
+            if after == b"\r\n":
+                return pos + 3
+            pos = buf.find(b"\n", pos + 1)
+        self._scan_from = len(buf)
+        return -1
 
     def _parse_head(self, head: bytes, offset: int) -> HttpRequest | HttpResponse:
         lines = head.replace(b"\r\n", b"\n").split(b"\n")

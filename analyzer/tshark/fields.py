@@ -99,7 +99,7 @@ def _svcb_record(rec: Tree) -> dnsp.SvcbData:
         keys.append(dnsp._SVC_KEYS.get(code, f"key{code}"))
         if code == 5:
             ech = True
-    alpn = tuple(str(a) for a in walk(rec, "dns.svcb.svcparam.alpn.identifier"))
+    alpn = tuple(str(a) for a in walk(rec, "dns.svcb.svcparam.alpn"))
     ports = list(walk(rec, "dns.svcb.svcparam.port"))
     if ports:
         port = number(ports[0])

@@ -128,3 +128,10 @@ def test_goinsecure_and_godebug() -> None:
     assert "insecure fetch" not in {q.case for q in go_consequences("go", cfg())}
     (f,) = lint_consumer(Consumer("go", "", cfg(GODEBUG="netdns=cgo+1")))
     assert f.code == "godebug-netdns-cgo" and f.severity == "info"
+
+
+def test_goproxy_off_still_reaches_the_checksum_database() -> None:
+    """Facts 1.2, reproduced there: GOPROXY=off stops downloads, not sum.golang.org lookups."""
+    off = cfg(GOPROXY="off")
+    assert fetch_plan(off, "golang.org/x/text")[0] == ()
+    assert sumdb_plan(off, "golang.org/x/text")[0] == ("sum.golang.org",)

@@ -9,6 +9,7 @@ the config: that log is the ground truth the manifests are derived from.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import ssl
 import sys
@@ -49,8 +50,9 @@ class LabState:
         self.toolchain = (TOOLCHAIN_MODULE, TOOLCHAIN_GO)
         self.escape = escape_path
         self.git_root = Path(config["git_root"])
+        # Without git installed, go.googlesource.com answers 404 (only direct-golang-x needs it).
         for module in self.store.modules:
-            if module.path.startswith(GIT_MODULE_PREFIX):
+            if module.path.startswith(GIT_MODULE_PREFIX) and shutil.which("git"):
                 build_repo(module, self.git_root)
 
     def log(self, entry: dict[str, Any]) -> None:
@@ -133,6 +135,8 @@ class LabHandler(BaseHTTPRequestHandler):
 
     def _git(self, path: str, query: str) -> Response:
         body = self._read_body() if self.command == "POST" else b""
+        if shutil.which("git") is None:
+            return Response(404, b"git is not installed in the lab\n")
         status, headers, out = http_backend(self.server.state.git_root, self.command, path, query,
                                             dict(self.headers.items()), body)
         headers.pop("Content-Length", None)

@@ -49,11 +49,13 @@ def _contacts(path: Path, engine: str) -> Counter[tuple[Any, ...]]:
 def test_same_contacts(path: Path, tmp_path: Path) -> None:
     if path.name in NOT_COMPARABLE:
         pytest.skip(NOT_COMPARABLE[path.name])
+    lab = path.parent == CAPTURES
     # A private copy: both engines must read the same bytes even if the lab re-records meanwhile.
     path = Path(shutil.copy(path, tmp_path / path.name))
     builtin = _contacts(path, "builtin")
     tshark = _contacts(path, "tshark")
-    assert builtin, f"{path.name}: the builtin engine found no contact to compare"
+    if lab:
+        assert builtin, f"{path.name}: a lab capture without contacts compares nothing"
     only_builtin = builtin - tshark
     only_tshark = tshark - builtin
     assert not only_builtin and not only_tshark, (
