@@ -6,8 +6,8 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 DEMO_CAPTURE ?= captures/default.pcapng
 # Debian packages the tests and the lab use.
-APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium
-APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium
+APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs
+APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node
 
 .PHONY: install sysdeps demo test test-fast lint typecheck bench lab filters clean
 

@@ -211,6 +211,16 @@ def test_empty_lines_between_messages_split_anywhere() -> None:
         assert requests[1].offset == stream.index(b"GET")
 
 
+def test_many_pipelined_heads_with_mixed_line_ends() -> None:
+    stream = (b"HTTP/1.1 204 No Content\n\n" * 20000 + b"HTTP/1.1 204 No Content\r\n\r\n" * 20000
+              + b"HTTP/1.1 304 Not Modified\r\nETag: x\n\r\n")
+    responses = HttpStreamParser(is_client=False).feed(stream)
+    assert len(responses) == 40001
+    last = responses[-1]
+    assert isinstance(last, HttpResponse) and last.header("etag") == "x"
+    assert last.offset == stream.index(b"HTTP/1.1 304")
+
+
 def test_tunnel_flag_is_set_by_the_connect_head_alone() -> None:
     parser = HttpStreamParser(is_client=True)
     parser.feed(b"CONNECT sum.golang.org:443 HTTP/1.1\r\n\r\n")
