@@ -88,6 +88,7 @@ class _TcpFlow:
     ref: FlowRef
     first_ts: float
     last_ts: float
+    saw_syn: bool = False      # without it the capture may have started mid-connection
     c2s: StreamBuffer = field(default_factory=StreamBuffer)
     s2c: StreamBuffer = field(default_factory=StreamBuffer)
     c2s_frames: FrameIndex = field(default_factory=FrameIndex)
@@ -259,7 +260,7 @@ class Engine:
         else:
             ref = FlowRef("tcp", seg.dst, seg.dport, seg.src, seg.sport, self.capture)
             key = (seg.dst, seg.dport, seg.src, seg.sport)
-        flow = _TcpFlow(ref, seg.ts, seg.ts)
+        flow = _TcpFlow(ref, seg.ts, seg.ts, saw_syn=bool(syn))
         self._flows[key] = flow
         if len(self._flows) > MAX_FLOWS:
             self._close(next(iter(self._flows.values())))
@@ -276,7 +277,8 @@ class Engine:
             if flow.kind == "tls":
                 flow.tls = _Tls()
             elif flow.kind == "http":
-                flow.http = _Http()
+                # a capture that starts mid-connection may start inside a response body
+                flow.http = _Http(server=httpp.HttpStreamParser(False, midstream=not flow.saw_syn))
             elif flow.kind == "other":
                 flow.done = True
                 return

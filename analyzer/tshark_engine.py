@@ -115,6 +115,13 @@ def _packets(tshark: str, name: str, keylog: Path | None) -> Iterator[_Packet]:
     # A fresh event loop: pyshark drives tshark with asyncio, and the caller may own the
     # default loop (or none may exist in this thread).
     loop = asyncio.new_event_loop()
+    # asyncio's default child watcher (one waitpid thread per process) loses track of tshark
+    # now and then and reports exit status 255 (a known pyshark problem); a pidfd watcher on
+    # this loop does not.
+    previous = asyncio.get_child_watcher()
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(loop)
+    asyncio.set_child_watcher(watcher)
     cap = pyshark.FileCapture(
         name, display_filter=DISPLAY_FILTER, use_json=True, keep_packets=False,
         tshark_path=tshark, override_prefs=prefs, eventloop=loop,
@@ -132,6 +139,7 @@ def _packets(tshark: str, name: str, keylog: Path | None) -> Iterator[_Packet]:
             pass  # already reported above; pyshark retries the clean-up when collected
         else:
             loop.close()
+        asyncio.set_child_watcher(previous)
 
 
 def _first_line(exc: BaseException) -> str:

@@ -141,7 +141,8 @@ class Generator:
         self.blob = bytes(self.rng.getrandbits(8) for _ in range(4096))
         self.ts = 1_790_000_000.0
         self.ident = 0
-        self.free_ports: dict[bytes, list[int]] = {}
+        # closed connections' (client, client port, server, server port): some are used again
+        self.closed: list[tuple[bytes, int, bytes, int]] = []
         self.clients = [bytes([10, 20, i // 256, i % 256]) for i in range(1, 41)]
         self.servers = [bytes([198, 51, 100, i]) for i in range(1, 30)]
         self.resolver = bytes([10, 20, 255, 53])
@@ -164,12 +165,6 @@ class Generator:
                 + udp + payload)
 
     # -- connections ---------------------------------------------------------------------------
-    def _port(self, client: bytes) -> int:
-        free = self.free_ports.setdefault(client, [])
-        if free and self.rng.random() < 0.5:
-            return free.pop(0)  # reuse a port whose connection has closed
-        return self.rng.randrange(32768, 60999)
-
     def _tls_steps(self, mid_stream: bool) -> Iterator[tuple[bool, int, bytes, int | None]]:
         rng = self.rng
         if not mid_stream:
@@ -226,22 +221,27 @@ class Generator:
 
     def _new_conn(self) -> _Conn:
         rng = self.rng
-        client = self.clients[rng.randrange(len(self.clients))]
-        r = rng.random()
-        if r < 0.05:
-            server, sport, steps = self.servers[0], 80, self._http_steps()
+        if self.closed and rng.random() < 0.15:
+            # port reuse: a new connection on the 4-tuple of one that closed
+            client, cport, server, sport = self.closed.pop(0)
+            steps = self._http_steps() if sport == 80 else self._tls_steps(False)
         else:
-            mid = r > 0.97
-            server = self.servers[rng.randrange(len(self.servers))]
-            sport, steps = 443, self._tls_steps(mid)
-        return _Conn(client, server, self._port(client), sport, steps,
-                     rng.getrandbits(32), rng.getrandbits(32))
+            client = self.clients[rng.randrange(len(self.clients))]
+            cport = rng.randrange(32768, 60999)
+            r = rng.random()
+            if r < 0.05:
+                server, sport, steps = self.servers[0], 80, self._http_steps()
+            else:
+                server = self.servers[rng.randrange(len(self.servers))]
+                sport, steps = 443, self._tls_steps(r > 0.97)
+        return _Conn(client, server, cport, sport, steps, rng.getrandbits(32),
+                     rng.getrandbits(32))
 
     def _step(self, conn: _Conn) -> bytes | None:
         try:
             from_client, flags, payload, rewind = next(conn.steps)
         except StopIteration:
-            self.free_ports[conn.client].append(conn.cport)
+            self.closed.append((conn.client, conn.cport, conn.server, conn.sport))
             return None
         if from_client:
             seq, ack = conn.cseq, conn.sseq

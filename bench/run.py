@@ -29,7 +29,7 @@ from .loops import TSHARK_FILTER
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "bench" / "data"
-GEN_VERSION = 1  # bump when the generator's output changes: cached files are then rebuilt
+GEN_VERSION = 2  # bump when the generator's output changes: cached files are then rebuilt
 SIZES = {"20k": 20_000, "200k": 200_000, "1M": 1_000_000, "2M": 2_000_000}
 PY = sys.executable
 _SCRIPT = Path(PY).parent / "proxytrace"  # the installed entry point, as users run it
@@ -65,7 +65,8 @@ def capture(size: str) -> Path:
 def run_child(cmd: list[str]) -> tuple[float, float, float, bytes]:
     """(wall s, cpu s, peak RSS MB, stdout) of one run of ``cmd``."""
     t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=REPO)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE,  # noqa: S603 - fixed argument lists
+                            stderr=subprocess.DEVNULL, cwd=REPO)
     out = proc.stdout.read() if proc.stdout is not None else b""
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.monotonic() - t0

@@ -265,7 +265,8 @@ def wireshark_profiles_dir() -> Path:
 @click.option("--no-check", is_flag=True, help="Do not compile the filters with tshark first.")
 def profile_command(name: str, watch: tuple[str, ...], watch_file: Path | None,
                     no_default_hosts: bool, goproxy: str | None, no_go_env: bool,
-                    forward_proxies: tuple[str, ...], out_dir: Path | None, as_zip: bool, keylog: Path | None,
+                    forward_proxies: tuple[str, ...], out_dir: Path | None, as_zip: bool,
+                    keylog: Path | None,
                     ports: tuple[str, ...], addresses: tuple[str, ...], no_check: bool) -> None:
     """Write a Wireshark configuration profile NAME (default "proxytrace"): saved display
     filters, toolbar buttons, colouring rules, custom columns, macros and the capture filter."""

@@ -4,7 +4,8 @@ BPF is stateless: it cannot know where a TCP stream starts, so "the first few KB
 direction" (what the analyzer reassembles) cannot be expressed. The trade-off chosen here:
 
 * DNS on any resolver: UDP and TCP port 53 (and mDNS/LLMNR), plus every IP fragment that is
-  not a first fragment (a fragmented UDP answer's later pieces carry no UDP header, so no port to test).
+  not a first fragment (a fragmented UDP answer's later pieces carry no UDP header, so no port
+  to test).
 * Client -> server on a watched port (or to a watched address): everything. Requests, TLS
   ClientHellos (a post-quantum ClientHello spans two segments) and HTTP request headers are small,
   and the go command never uploads bulk data.
@@ -12,9 +13,9 @@ direction" (what the analyzer reassembles) cannot be expressed. The trade-off ch
   analyzer reads responses in stream order on keep-alive connections, so one missing body
   segment would hide every later response on that connection. Go's module traffic is HTTPS by
   default, so this costs little.
-* Server -> client on the other ports (TLS): only segments that carry SYN/FIN/RST (connection set-up and end), or whose
-  TCP payload *starts* with a TLS record header for a handshake, alert or change-cipher-spec
-  record (``16 03``, ``15 03``, ``14 03``: the ServerHello flight), or with ``HTTP`` (a plaintext
+* Server -> client on the other ports (TLS): only segments that carry SYN/FIN/RST (connection
+  set-up and end), or whose TCP payload *starts* with a TLS record header for a handshake,
+  alert or change-cipher-spec record (``16 03``, ``15 03``, ``14 03``: the ServerHello flight), or with ``HTTP`` (a plaintext
   response's status line and headers). Bulk payload (application-data records, module zips,
   toolchain tarballs) starts mid-record and is dropped, as are pure ACKs.
 
@@ -24,7 +25,8 @@ negotiates) the encrypted flight a key log would decrypt. ``keep_server_data=Tru
 server -> client traffic on the watched ports and addresses for those cases.
 
 With ``vlan=True`` every test is repeated behind one and two 802.1Q tags, for capture files from
-trunk ports that kept their tags (Ethernet only). Link types without an IP layer libpcap can index (NFLOG) are not supported.
+trunk ports that kept their tags (Ethernet only). Link types without an IP layer libpcap can
+index (NFLOG) are not supported.
 
 IPv6 tests read the fixed 40-byte header (libpcap's ``tcp[]`` only indexes IPv4), so IPv6
 packets with extension headers other than a fragment header are matched by port only.
@@ -110,3 +112,20 @@ def capture_filter(watch: WatchList, ports: Sequence[int] = DEFAULT_PORTS,
     expression = f"{base} or (vlan and ({base} or (vlan and ({base}))))"
     compile_filter(expression, DLT_EN10MB)
     return expression
+
+
+def capture_filter_for_proxies(watch: WatchList, goproxy: str,
+                               forward_proxies: Sequence[str] = (),
+                               extra_ports: Sequence[int] = (),
+                               keep_server_data: bool = False) -> str:
+    """``capture_filter`` for a GOPROXY value and forward proxies (HTTPS_PROXY values): their
+    ports are watched, ``http://`` GOPROXY ports are plaintext, proxies given as addresses are
+    watched addresses. Callers read GOPROXY themselves (``go env GOPROXY``)."""
+    from .inputs import parse_forward_proxy, parse_goproxy, proxy_addresses, proxy_ports
+
+    proxies = list(parse_goproxy(goproxy))
+    forwards = [parse_forward_proxy(v) for v in forward_proxies]
+    ports = sorted({*DEFAULT_PORTS, *extra_ports, *proxy_ports(proxies + forwards)})
+    plaintext = sorted({80, *(p.port for p in proxies if p.scheme == "http")})
+    return capture_filter(watch, ports, proxy_addresses(proxies + forwards), keep_server_data,
+                          plaintext_ports=plaintext)

@@ -113,7 +113,8 @@ def http_filter(watch: WatchList) -> str:
     response = f"^([a-z][a-z0-9+.-]*://)?{hosts}{port}([/?#]|$)"
     return ("(http.request.method == \"CONNECT\" && http.request.uri matches "
             f"{_quote('^' + hosts + port + '$')})"
-            f" || (http.request.method != \"CONNECT\" && http.request.uri matches {_quote(absolute)})"
+            " || (http.request.method != \"CONNECT\""
+            f" && http.request.uri matches {_quote(absolute)})"
             f" || (http.request.method != \"CONNECT\" && !(http.request.uri contains \"://\")"
             f" && http.host matches {_quote('^' + hosts + port + '$')})"
             f" || (http.response && http.response_for.uri matches {_quote(response)})")
@@ -138,14 +139,20 @@ def process_filter(pid: int | None = None, comm: str | None = None) -> str:
 
 
 def findings_filter(watch: WatchList) -> str:
-    """Packets that show a hijack finding on their own (no state needed)."""
+    """Packets that show a hijack finding on their own (no state needed): a private or loopback
+    DNS answer for a watched name (dns-private-answer), a plaintext request to a watched host
+    (http-plaintext), a decrypted redirect to http:// (http-downgrade-redirect). Findings that
+    need expectations or several packets (issuers, mismatches, duplicates) are not expressible."""
     hosts = _require(watch)
     private = ("(dns.a in {" + ", ".join(PRIVATE_V4) + "} || dns.aaaa in {"
                + ", ".join(PRIVATE_V6) + "})")
     return (f"(dns.qry.name matches {_quote('^' + hosts + '$')} && dns.flags.response == 1"
             f" && {private})"
-            f" || (http.request && http.request.method != \"CONNECT\" && !tls && http.host matches {_quote('^' + hosts + '(:[0-9]+)?$')})"
-            " || (http.response.code >= 300 && http.response.code < 400"
+            " || (http.request && http.request.method != \"CONNECT\" && !tls"
+            f" && http.host matches {_quote('^' + hosts + '(:[0-9]+)?$')})"
+            # A redirect to http:// seen inside TLS (decrypted with a key log) is a downgrade;
+            # in clear the request itself is already the plaintext finding.
+            " || (tls && http.response.code in {301, 302, 303, 307, 308}"
             f" && http.location matches {_quote('^http://')})")
 
 
@@ -163,14 +170,15 @@ def standard_filters(watch: WatchList, no_sni_addresses: Iterable[str] = (),
         no_sni = tls_no_sni_filter(addresses)
         layers.append(f"({no_sni})")
         out.append(DisplayFilter(f"{PREFIX} tls-no-sni", "tls", no_sni,
-                                 "TLS ClientHellos without SNI to addresses DNS gave for watched names"))
+                                 "TLS ClientHellos without SNI to addresses DNS gave for "
+                                 "watched names"))
     out += [
         DisplayFilter(f"{PREFIX} http", "http", http,
                       "Plaintext HTTP requests to watched hosts, CONNECT tunnels, and responses"),
         DisplayFilter(f"{PREFIX} process", "process", process_filter(pid, comm),
                       "Frames whose capture comment names the process"),
         DisplayFilter(f"{PREFIX} findings", "findings", findings_filter(watch),
-                      "Private DNS answers, plaintext requests, redirects to http://"),
+                      "Private DNS answers, plaintext requests, decrypted redirects to http://"),
         DisplayFilter(f"{PREFIX} all", "all", " || ".join(layers),
                       "Every layer at once"),
     ]

@@ -51,7 +51,8 @@ def validate_address(value: str) -> str:
             return str(net)
         return str(ipaddress.ip_address(text))
     except ValueError:
-        raise UsageError(f"invalid address {value!r}: not an IPv4/IPv6 address or network") from None
+        raise UsageError(f"invalid address {value!r}: not an IPv4/IPv6 address or network") \
+            from None
 
 
 def validate_addresses(values: Iterable[str]) -> tuple[str, ...]:
@@ -98,11 +99,13 @@ def parse_goproxy(value: str) -> tuple[ProxyEntry, ...]:
         if scheme == "file":
             continue
         if scheme not in ("http", "https"):
-            raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: scheme must be http or https")
+            raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: "
+                             "scheme must be http or https")
         if not parts.hostname:
             raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: no host")
         host = _proxy_host(parts.hostname, item)
-        entries.append(ProxyEntry(scheme, host, validate_port(port or (443 if scheme == "https" else 80))))
+        default_port = 443 if scheme == "https" else 80
+        entries.append(ProxyEntry(scheme, host, validate_port(port or default_port)))
     return tuple(entries)
 
 

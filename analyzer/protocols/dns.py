@@ -5,7 +5,7 @@ they fail on bytes we must handle:
 - names: dpkt follows compression pointers with no depth cap (a message of back-pointing chains
   costs quadratic time) and decodes labels as strict UTF-8 (raises on binary labels);
 - record data: dpkt raises on any type it does not know (HTTPS, SVCB, NSEC, RRSIG...), which
-  would drop the whole message, and reads rdata past the end of a truncated message;
+  would drop the whole message, and silently accepts rdata cut short by the end of the message;
 - SVCB/HTTPS rdata: dpkt has no decoder for it at all.
 Only ParseError leaves this module.
 """
@@ -21,9 +21,9 @@ import dpkt
 
 from ..errors import ParseError
 
-# A legal encoder needs at most one pointer per name (two when it points at a name that itself
-# ends in a pointer); 16 leaves room for odd but valid encoders while bounding hostile chains
-# (Zeek raises DNS_max_compression_chain_depth_exceeded for the same reason).
+# Encoders point a name at an earlier one, which may itself end in a pointer, so short chains
+# are legal (dns_max-compression-depth.pcap has one of six). 16 leaves room for odd but valid
+# encoders while bounding hostile chains (Zeek has a limit for the same reason).
 MAX_POINTER_CHAIN = 16
 _MAX_NAME_WIRE = 255
 

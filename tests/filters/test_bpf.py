@@ -14,14 +14,8 @@ from typing import Any
 
 import pytest
 
-from analyzer.filters.bpf import capture_filter
-from analyzer.filters.inputs import (
-    DEFAULT_GOPROXY,
-    parse_forward_proxy,
-    parse_goproxy,
-    proxy_addresses,
-    proxy_ports,
-)
+from analyzer.filters.bpf import capture_filter, capture_filter_for_proxies
+from analyzer.filters.inputs import DEFAULT_GOPROXY
 from analyzer.filters.libpcap import DLT_EN10MB, DLT_LINUX_SLL2, BpfCompileError, compile_filter
 from analyzer.pipeline import AnalyzeOptions, Report, analyze_files
 from analyzer.watchlist import DEFAULT_HOSTS, WatchList
@@ -133,12 +127,8 @@ def _lab_filter(cap: Path) -> tuple[WatchList, str]:
     manifest = json.loads(cap.with_suffix(".json").read_text())
     env = manifest.get("env", {})
     watch = WatchList.build([*DEFAULT_HOSTS, *manifest.get("watch", [])])
-    proxies = list(parse_goproxy(env.get("GOPROXY", DEFAULT_GOPROXY)))
-    forwards = [parse_forward_proxy(env[k]) for k in ("HTTPS_PROXY", "HTTP_PROXY") if env.get(k)]
-    plaintext = [80, *(p.port for p in proxies if p.scheme == "http")]
-    expression = capture_filter(watch, sorted({80, 443, *proxy_ports(proxies + forwards)}),
-                                proxy_addresses(proxies + forwards), plaintext_ports=plaintext)
-    return watch, expression
+    forwards = [env[k] for k in ("HTTPS_PROXY", "HTTP_PROXY") if env.get(k)]
+    return watch, capture_filter_for_proxies(watch, env.get("GOPROXY", DEFAULT_GOPROXY), forwards)
 
 
 LAB = lab_captures()

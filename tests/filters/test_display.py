@@ -241,3 +241,26 @@ def test_no_sni_filter_selects_hellos_to_answered_addresses(tmp_path: Path) -> N
 def test_dns_filter_anchors_names() -> None:
     assert dns_filter(WatchList.build(["go.dev"])) == 'dns.qry.name matches "^(go[.]dev)$"'
     assert "http.host" in http_filter(WatchList.build(["go.dev"]))
+
+
+STATELESS_FINDINGS = {"dns-private-answer", "http-plaintext"}
+
+
+@needs_tshark
+@pytest.mark.skipif(not LAB, reason="no lab captures in captures/ (run `make lab`)")
+@pytest.mark.parametrize("cap", LAB, ids=capture_id)
+def test_findings_filter_agrees_with_the_analyzer(cap: Path, tmp_path: Path) -> None:
+    """Without a key log, every private-answer and plaintext finding of the analyzer has a frame
+    the filter selects. The filter may select more: it knows no expectations file and no public
+    suffix list (a private answer for a lab name is shown, the analyzer does not flag it)."""
+    manifest = json.loads(cap.with_suffix(".json").read_text())
+    watch = WatchList.build([*DEFAULT_HOSTS, *manifest.get("watch", [])])
+    report = analyze_files([cap], AnalyzeOptions(watch=watch))
+    flagged = [set(f.frames) for c in report.contacts for f in c.findings
+               if f.kind in STATELESS_FINDINGS]
+    from analyzer.filters.display import findings_filter
+
+    selected = set(tshark_frames(cap, findings_filter(watch), tmp_path))
+    assert all(frames & selected for frames in flagged)
+    if flagged:
+        assert selected

@@ -17,7 +17,7 @@ from analyzer.protocols.dns import (
     split_tcp_dns,
 )
 
-from .pcap_payloads import tcp_streams, udp_payloads
+from .pcap_payloads import payloads, tcp_streams, udp_payloads
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "dns"
 
@@ -165,28 +165,26 @@ def test_ptcpdump_pcapng() -> None:
 
 def _scapy_tcp_dns_capture(path: Path) -> None:
     """A DNS response over TCP whose length-prefixed message spans two segments."""
-    scapy_all = pytest.importorskip("scapy.all", reason="scapy is needed to craft the capture")
-    dns = scapy_all.DNS(id=0x1234, qr=1, rd=1, ra=1,
-                        qd=scapy_all.DNSQR(qname="proxy.golang.org", qtype="A"),
-                        an=scapy_all.DNSRR(rrname="proxy.golang.org", type="A", ttl=300,
-                                           rdata="142.250.74.81"))
-    wire = bytes(dns)
+    pytest.importorskip("scapy", reason="scapy is needed to craft the capture")
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import IP, TCP
+    from scapy.layers.l2 import Ether
+    from scapy.utils import wrpcap
+
+    wire = bytes(DNS(id=0x1234, qr=1, rd=1, ra=1, qd=DNSQR(qname="proxy.golang.org", qtype="A"),
+                     an=DNSRR(rrname="proxy.golang.org", type="A", ttl=300, rdata="142.250.74.81")))
     framed = struct.pack(">H", len(wire)) + wire
     cut = 9
-    base = scapy_all.IP(src="10.0.0.53", dst="10.0.0.2") / scapy_all.TCP(sport=53, dport=40000,
-                                                                         flags="PA")
-    first = base.copy()
-    first[scapy_all.TCP].seq = 1000
-    second = base.copy()
-    second[scapy_all.TCP].seq = 1000 + cut
-    scapy_all.wrpcap(str(path), [scapy_all.Ether() / (first / framed[:cut]),
-                                 scapy_all.Ether() / (second / framed[cut:])])
+    ip = IP(src="10.0.0.53", dst="10.0.0.2")
+    wrpcap(str(path), [
+        Ether() / ip / TCP(sport=53, dport=40000, flags="PA", seq=1000) / framed[:cut],
+        Ether() / ip / TCP(sport=53, dport=40000, flags="PA", seq=1000 + cut) / framed[cut:],
+    ])
 
 
 def test_dns_over_tcp_split_across_segments(tmp_path: Path) -> None:
     capture = tmp_path / "dns-tcp.pcap"
     _scapy_tcp_dns_capture(capture)
-    from .pcap_payloads import payloads
     segments = [p.data for p in payloads(capture)]
     assert len(segments) == 2
     assert split_tcp_dns(segments[0]) == ([], 0)          # incomplete: nothing consumed
@@ -238,3 +236,23 @@ def test_cname_loop_terminates() -> None:
 def test_truncated_messages_raise_parse_error(data: bytes) -> None:
     with pytest.raises(ParseError):
         parse_dns(data)
+
+
+def test_https_record_with_every_parameter_encoded_by_scapy() -> None:
+    dns_layer = pytest.importorskip("scapy.layers.dns", reason="scapy encodes the record")
+    record = dns_layer.DNSRRHTTPS(
+        rrname="proxy.golang.org", svc_priority=1, target_name=".", svc_params=[
+            dns_layer.SvcParam(key="alpn", value=["h2", "http/1.1"]),
+            dns_layer.SvcParam(key="port", value=8443),
+            dns_layer.SvcParam(key="ipv4hint", value=["142.250.74.81"]),
+            dns_layer.SvcParam(key="ech", value=b"\x00\x45abc"),
+            dns_layer.SvcParam(key="ipv6hint", value=["2a00:1450::51"])])
+    wire = bytes(dns_layer.DNS(id=5, qr=1, an=record,
+                               qd=dns_layer.DNSQR(qname="proxy.golang.org", qtype="HTTPS")))
+    (answer,) = parse_dns(wire).answers
+    assert answer.svcb is not None
+    assert answer.svcb.alpn == ("h2", "http/1.1") and answer.svcb.port == 8443
+    assert answer.svcb.ech
+    assert answer.addresses == ("142.250.74.81", "2a00:1450::51")
+    assert answer.value == ("1 . alpn=h2,http/1.1 port=8443 ipv4hint=142.250.74.81 ech "
+                            "ipv6hint=2a00:1450::51")

@@ -1,0 +1,181 @@
+"""The fast path must give exactly the slow path's evidence (every event, frame number, warning,
+count) on every capture we have and on generated ones with the awkward cases."""
+
+from __future__ import annotations
+
+import io
+import struct
+from pathlib import Path
+
+import pytest
+
+from analyzer.engine import Engine
+from analyzer.pipeline import read_evidence_builtin
+from analyzer.source import fastpath
+from analyzer.source.capture_file import RawFrame, ReadState, open_capture
+from analyzer.source.decode import Decoder
+from bench.gen import Generator, write_pcap
+from tests.conftest import CAPTURES, SHARED_CAPTURES
+
+
+def _captures() -> list[Path]:
+    found = sorted(CAPTURES.glob("*.pcap*"))
+    if SHARED_CAPTURES.is_dir():
+        found += sorted(p for p in SHARED_CAPTURES.rglob("*") if p.suffix in (".pcap", ".pcapng"))
+    return found
+
+
+def _as_pcap(src: Path, dst: Path) -> bool:
+    """Rewrite a capture as classic pcap (one link type), so the pcap fast loop sees real traffic."""
+    with src.open("rb") as fh:
+        frames = list(open_capture(fh, ReadState(src.name)))
+    links = {f.linktype for f in frames}
+    if len(links) != 1:
+        return False
+    out = [struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 262144, links.pop())]
+    for f in frames:
+        sec = int(f.ts)
+        out.append(struct.pack("<IIII", sec, int(round((f.ts - sec) * 1e6)) % 1_000_000,
+                               len(f.data), f.wire_len) + f.data)
+    dst.write_bytes(b"".join(out))
+    return True
+
+
+def _assert_same(path: Path) -> None:
+    slow = read_evidence_builtin(path, fast=False)
+    fast = read_evidence_builtin(path, fast=True)
+    assert fast.dns == slow.dns
+    assert fast.tls == slow.tls
+    assert fast.http == slow.http
+    assert fast.flow_processes == slow.flow_processes
+    assert fast.stats == slow.stats
+
+
+@pytest.mark.parametrize("capture", _captures(), ids=lambda p: p.name)
+def test_fast_equals_slow_on_captures(capture: Path, tmp_path: Path) -> None:
+    _assert_same(capture)
+    converted = tmp_path / (capture.stem + ".pcap")
+    if capture.suffix == ".pcapng" and _as_pcap(capture, converted):
+        _assert_same(converted)
+
+
+def test_captures_are_present() -> None:
+    assert len(_captures()) >= 10, "the project's captures/ should hold the lab captures"
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_fast_equals_slow_on_generated_mix(seed: int, tmp_path: Path) -> None:
+    path = tmp_path / "mix.pcap"
+    write_pcap(path, 25_000, seed)
+    _assert_same(path)
+
+
+def test_generated_mix_has_the_awkward_cases(tmp_path: Path) -> None:
+    """Port reuse, retransmissions, reordering and mid-stream starts really occur in it."""
+    path = tmp_path / "mix.pcap"
+    write_pcap(path, 25_000, 1)
+    dec = Decoder()
+    syns: dict[tuple[str, int, str, int], int] = {}
+    seen_seq: set[tuple[str, int, int]] = set()
+    retrans = reorder = 0
+    last_seq: dict[tuple[str, int], int] = {}
+    first_flags: dict[tuple[str, int, str, int], int] = {}
+    with path.open("rb") as fh:
+        for frame in open_capture(fh, ReadState("mix")):
+            seg = dec.decode(frame.number, frame.ts, frame.linktype, frame.data)
+            if seg is None or seg.transport != "tcp":
+                continue
+            key = (seg.src, seg.sport, seg.dst, seg.dport)
+            rev = (seg.dst, seg.dport, seg.src, seg.sport)
+            if key not in first_flags and rev not in first_flags:
+                first_flags[key] = seg.flags
+            if seg.flags == 0x02:
+                syns[key] = syns.get(key, 0) + 1
+            if seg.payload:
+                ident = (seg.src, seg.sport, seg.seq)
+                retrans += ident in seen_seq
+                seen_seq.add(ident)
+                prev = last_seq.get((seg.src, seg.sport))
+                if prev is not None and seg.seq < prev and (prev - seg.seq) < 1 << 20:
+                    reorder += 1
+                last_seq[(seg.src, seg.sport)] = seg.seq
+    assert any(n > 1 for n in syns.values()), "no client port reused"
+    assert retrans > 0 and reorder > 0
+    assert any(not flags & 0x02 for flags in first_flags.values()), "no mid-stream connection"
+
+
+def test_fast_path_skips_most_packets(tmp_path: Path) -> None:
+    path = tmp_path / "mix.pcap"
+    write_pcap(path, 25_000, 4)
+    slow_calls: list[int] = []
+    engine = Engine("mix")
+    dec = Decoder()
+
+    def slow(frame: RawFrame) -> None:
+        slow_calls.append(frame.number)
+        seg = dec.decode(frame.number, frame.ts, frame.linktype, frame.data)
+        if seg is not None:
+            engine.feed(seg)
+
+    with path.open("rb") as fh:
+        packets = fastpath.run(fh, ReadState("mix"), engine, slow)
+    assert packets == 25_000 or packets > 25_000 - 10
+    assert len(slow_calls) < packets // 5
+
+
+def test_pipe_reader_equals_mapped_file(tmp_path: Path) -> None:
+    """A pipe (no mmap) takes the read() branch; same evidence, bytes and packet count."""
+    path = tmp_path / "mix.pcap"
+    write_pcap(path, 8_000, 5)
+
+    def run(fh: object) -> tuple[object, ReadState, int]:
+        engine, dec, state = Engine("mix"), Decoder(), ReadState("mix")
+
+        def slow(frame: RawFrame) -> None:
+            seg = dec.decode(frame.number, frame.ts, frame.linktype, frame.data)
+            if seg is not None:
+                engine.feed(seg)
+
+        n = fastpath.run(fh, state, engine, slow)  # type: ignore[arg-type]
+        return engine.finish(), state, n
+
+    with path.open("rb") as fh:
+        mapped = run(fh)
+    piped = run(io.BytesIO(path.read_bytes()))
+    assert piped[0] == mapped[0]
+    assert piped[1].bytes_read == mapped[1].bytes_read == path.stat().st_size
+    assert piped[2] == mapped[2]
+
+
+@pytest.mark.parametrize("cut", [3, 10, 700, 5000])
+def test_damaged_pcap_same_warnings(cut: int, tmp_path: Path) -> None:
+    path = tmp_path / "mix.pcap"
+    write_pcap(path, 3_000, 6)
+    path.write_bytes(path.read_bytes()[:-cut])
+    _assert_same(path)
+    ev = read_evidence_builtin(path)
+    assert ev.stats[0].damaged and "stopped there" in ev.stats[0].warnings[0]
+
+
+def test_corrupt_length_same_warning(tmp_path: Path) -> None:
+    path = tmp_path / "mix.pcap"
+    write_pcap(path, 2_000, 7)
+    data = bytearray(path.read_bytes())
+    # the 1000th record's caplen becomes absurd
+    pos = 24
+    for _ in range(999):
+        caplen = struct.unpack_from("<I", data, pos + 8)[0]
+        pos += 16 + caplen
+    struct.pack_into("<I", data, pos + 8, 1 << 30)
+    path.write_bytes(bytes(data))
+    _assert_same(path)
+    ev = read_evidence_builtin(path)
+    assert ev.stats[0].packets == 999 and "corrupt length" in ev.stats[0].warnings[0]
+
+
+def test_generator_is_deterministic(tmp_path: Path) -> None:
+    a, b = tmp_path / "a.pcap", tmp_path / "b.pcap"
+    write_pcap(a, 3_000, 9)
+    write_pcap(b, 3_000, 9)
+    assert a.read_bytes() == b.read_bytes()
+    assert Generator(9).samples  # real ClientHellos were found in captures/
