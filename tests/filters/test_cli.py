@@ -60,7 +60,9 @@ def test_bpf_reads_goproxy_from_go_env(tmp_path: Path) -> None:
 
 
 def test_bpf_resolve_adds_current_addresses() -> None:
-    done = run("bpf", "--no-go-env", "--no-default-hosts", "--watch", "localhost", "--resolve")
+    # GOPROXY off: no proxy host is watched, so only localhost is resolved (from /etc/hosts).
+    done = run("bpf", "--no-go-env", "--goproxy", "off", "--no-default-hosts", "--watch",
+               "localhost", "--resolve")
     assert done.returncode == 0, done.stderr
     assert "dst net 127.0.0.1" in done.stdout.splitlines()[-1]
 
