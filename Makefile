@@ -4,7 +4,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PY := $(BIN)/python
-DEMO_CAPTURE ?= captures/default.pcapng
+DEMO_CAPTURE ?= captures/mixed.pcapng
+# The lab answers every name with private addresses and uses its own CA: tell the analyzer so.
+DEMO_FLAGS ?= --expect captures/lab-expect.toml --watch goproxy.example --watch vanity.example
 # Debian packages the tests and the lab use.
 APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs
 APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node
@@ -29,7 +31,10 @@ sysdeps:
 	else echo "missing system tools:$$missing (run 'sudo make sysdeps'); tests that need them will skip"; fi
 
 demo: install
-	$(BIN)/proxytrace analyze $(DEMO_CAPTURE)
+	@echo "== go, node and curl at once (captures/mixed.pcapng): who contacted which Go host =="
+	$(BIN)/proxytrace analyze $(DEMO_FLAGS) $(DEMO_CAPTURE)
+	@echo "== a resolver that rewrites proxy.golang.org (captures/dns-rewrite.pcapng) =="
+	$(BIN)/proxytrace analyze $(DEMO_FLAGS) captures/dns-rewrite.pcapng
 
 lint: install
 	$(BIN)/ruff check analyzer tests bench
