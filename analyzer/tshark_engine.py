@@ -12,21 +12,25 @@ preference: it is never copied anywhere.
 
 from __future__ import annotations
 
-import asyncio
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from .engine import DNS_PORTS, Engine
 from .errors import CaptureError, ParseError
 from .events import Evidence, FlowRef, HttpExchange, TlsSession
-from .filters.tshark import TsharkMissing, tshark_path
+from .filters.tshark import TsharkMissing, tshark_env, tshark_path
 from .model import CaptureStats, ProcessInfo, ProxyHop
 from .protocols.http import HttpRequest, HttpResponse
 from .protocols.tls import ClientHello, ServerFlight, ServerHello
 from .protocols.x509 import CertificateInfo
+from .report.files import open_private
 from .source.decode import Segment
 from .tshark import fields as tf
 
@@ -90,63 +94,108 @@ def read_evidence_tshark(path: str | Path, opts: AnalyzeOptions) -> Evidence:
     """One capture through tshark; raises TsharkMissing (exit 4) when tshark is not installed."""
     tshark = tshark_path()
     name = os.fspath(path)
-    if name == "-":
-        raise CaptureError("the tshark engine reads files, not standard input (use --engine builtin)")
-    if not Path(name).is_file():
-        raise CaptureError(f"{name}: no such capture file")
     keylog = opts.keylog
     if keylog is not None and not Path(keylog).is_file():
         raise CaptureError(f"{keylog}: no such key log file")
+    if name == "-":
+        # tshark reads standard input too, but pyshark only hands it a path: spool to a
+        # private file first.
+        with tempfile.TemporaryDirectory(prefix="proxytrace-stdin-") as tmp:
+            spool = Path(tmp) / "stdin.pcap"
+            with open_private(spool, "wb") as out:
+                shutil.copyfileobj(sys.stdin.buffer, out)
+            return _read(tshark, str(spool), "<stdin>", keylog)
+    if Path(name).is_dir():
+        raise CaptureError(f"{name}: is a directory, not a capture")
+    if not Path(name).is_file():
+        raise CaptureError(f"{name}: no such file")
+    return _read(tshark, name, name, keylog)
+
+
+def _read(tshark: str, path: str, name: str, keylog: Path | None) -> Evidence:
     reader = _Reader(name)
-    for pkt in _packets(tshark, name, keylog):
+    problems: list[str] = []
+    for pkt in _packets(tshark, path, keylog, problems):
         reader.packet(pkt)
-    return reader.finish()
+    if problems:
+        problem = problems[0].replace(f'"{path}"', "").replace(path, name).replace("  ", " ")
+        problem = problem.removeprefix("tshark: ").strip()
+        if not reader.packets and "cut short" not in problem:
+            raise CaptureError(f"{name}: {problem}")
+        # A file cut short: keep what was read before the damage, as the builtin engine does.
+        return reader.finish(path, damage=f"{name}: {problem}")
+    return reader.finish(path)
 
 
-def _packets(tshark: str, name: str, keylog: Path | None) -> Iterator[_Packet]:
-    import pyshark
-    from pyshark.capture.capture import TSharkCrashException
-
+def _tshark_argv(tshark: str, name: str, keylog: Path | None) -> list[str]:
     # Out-of-order segments (a capture whose packets were written slightly out of time order,
     # as eBPF capturers do) are reassembled instead of being dismissed as retransmissions.
     prefs = {"tcp.desegment_tcp_streams": "TRUE", "tcp.reassemble_out_of_order": "TRUE"}
     if keylog is not None:
         prefs["tls.keylog_file"] = os.fspath(Path(keylog).resolve())
-    # A fresh event loop: pyshark drives tshark with asyncio, and the caller may own the
-    # default loop (or none may exist in this thread).
-    loop = asyncio.new_event_loop()
-    # asyncio's default child watcher (one waitpid thread per process) loses track of tshark
-    # now and then and reports exit status 255 (a known pyshark problem); a pidfd watcher on
-    # this loop does not.
-    previous = asyncio.get_child_watcher()
-    watcher = asyncio.PidfdChildWatcher()
-    watcher.attach_loop(loop)
-    asyncio.set_child_watcher(watcher)
-    cap = pyshark.FileCapture(
-        name, display_filter=DISPLAY_FILTER, use_json=True, keep_packets=False,
-        tshark_path=tshark, override_prefs=prefs, eventloop=loop,
-        custom_parameters=["-J", PROTOCOLS, "-n"])
-    try:
-        for packet in cap:
-            yield _packet(packet)
-        cap.close()
-    except TSharkCrashException as exc:
-        raise CaptureError(f"{name}: tshark could not read the capture ({_first_line(exc)})") from None
-    finally:
+    argv = [tshark, "-n", "-l", "-r", name, "-Y", DISPLAY_FILTER, "-T", "json", "-J", PROTOCOLS]
+    for key, value in prefs.items():
+        argv += ["-o", f"{key}:{value}"]
+    return argv
+
+
+def _packets(tshark: str, name: str, keylog: Path | None,
+             problems: list[str]) -> Iterator[_Packet]:
+    """Dissected packets; tshark's complaint about the file, if any, goes to ``problems``.
+
+    tshark runs here with the arguments pyshark's ``FileCapture(use_json=True)`` would give it,
+    and pyshark parses each packet. pyshark's own process handling is not used: it waits for
+    tshark through asyncio's child watchers, which lose exit statuses now and then (tshark is
+    then reported as crashed with status 255, and its error line may be missing), so a good
+    capture could be reported damaged and a damaged one could pass.
+    """
+    from pyshark.tshark.output_parser.tshark_json import packet_from_json_packet
+
+    # An empty configuration directory: the user's own Wireshark preferences (decode-as
+    # rules, disabled protocols) must not change what the engine reports.
+    with tempfile.TemporaryFile() as errors, \
+            tempfile.TemporaryDirectory(prefix="proxytrace-tshark-") as config:
+        proc = subprocess.Popen(  # noqa: S603 - argument list; the file name is one argument
+            _tshark_argv(tshark, name, keylog), stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=errors, env=tshark_env(config))
+        assert proc.stdout is not None
         try:
-            cap.close()
-        except TSharkCrashException:
-            pass  # already reported above; pyshark retries the clean-up when collected
+            for raw in _json_packets(proc.stdout):
+                yield _packet(packet_from_json_packet(raw))
+        finally:
+            proc.stdout.close()
+            if proc.poll() is None:
+                proc.kill()
+            status = proc.wait()
+        if status != 0:
+            errors.seek(0)
+            lines = [line.strip() for line in errors.read().decode("utf-8", "replace").splitlines()
+                     if line.strip() and "Running as user" not in line
+                     and "could be dangerous" not in line]
+            problems.append(lines[-1] if lines else f"tshark exited with status {status}")
+
+
+def _json_packets(stream: IO[bytes]) -> Iterator[bytes]:
+    """Each packet object of tshark's ``-T json`` array, as bytes, while tshark still runs.
+
+    tshark writes the array with a fixed layout: every packet starts with a line "  {" and ends
+    with "  }" or "  },", so packets can be cut out without parsing the whole document.
+    """
+    chunk: list[bytes] = []
+    inside = False
+    for line in stream:
+        if not inside:
+            if line.rstrip() == b"  {":
+                inside = True
+                chunk = [line]
+            continue
+        stripped = line.rstrip()
+        if stripped in (b"  }", b"  },"):
+            chunk.append(b"  }\n")
+            inside = False
+            yield b"".join(chunk)
         else:
-            loop.close()
-        asyncio.set_child_watcher(previous)
-
-
-def _first_line(exc: BaseException) -> str:
-    for line in str(exc).splitlines():
-        if line.strip() and "Running as user" not in line:
-            return line.strip()
-    return "unknown error"
+            chunk.append(line)
 
 
 def _layer_dicts(layer: Any) -> list[dict[str, Any]]:
@@ -364,7 +413,7 @@ class _Reader:
                                           pkt.number)
 
     # -- results ---------------------------------------------------------------------------
-    def finish(self) -> Evidence:
+    def finish(self, path: str, damage: str | None = None) -> Evidence:
         evidence = self.dns.finish()
         for conn in self.conns.values():
             self._emit(evidence, conn)
@@ -375,9 +424,11 @@ class _Reader:
         evidence.http.sort(key=lambda e: (e.ts, e.frames[:1]))
         warnings = [f"{self.name}: {count} malformed {proto} message(s), first in frame "
                     f"{self.first_error[proto]}" for proto, count in self.errors.items()]
+        if damage is not None:
+            warnings.insert(0, damage)
         evidence.stats.append(CaptureStats(
-            capture=self.name, packets=self.last_frame, bytes=_size(self.name),
-            warnings=tuple(warnings), parse_errors=dict(self.errors)))
+            capture=self.name, packets=self.last_frame, bytes=_size(path),
+            warnings=tuple(warnings), parse_errors=dict(self.errors), damaged=damage is not None))
         return evidence
 
     def _flow_for(self, pkt: _Packet) -> FlowRef:

@@ -127,6 +127,8 @@ class _Conn:
     server: bytes
     cport: int
     sport: int
+    # (from_client, TCP flags, payload, seq offset from the next byte: None, or a retransmission
+    # (< 0) or an early segment (> 0) that does not advance the stream)
     steps: Iterator[tuple[bool, int, bytes, int | None]]
     cseq: int = 0
     sseq: int = 0
@@ -139,6 +141,8 @@ class Generator:
         self.rng = random.Random(seed)
         self.samples = tls_samples()
         self.blob = bytes(self.rng.getrandbits(8) for _ in range(4096))
+        record = b"\x17\x03\x03\x40\x11" + (self.blob * 5)[:0x4011]
+        self.records = record * 2  # one period twice: any MSS slice is contiguous
         self.ts = 1_790_000_000.0
         self.ident = 0
         # closed connections' (client, client port, server, server port): some are used again
@@ -182,13 +186,20 @@ class Generator:
             flight = sample.server
             for i in range(0, len(flight), MSS):
                 yield False, ACK | (PSH if i + MSS >= len(flight) else 0), flight[i:i + MSS], None
-        blob = self.blob
+        # The server stream is a run of full-size application-data records (16401-byte bodies,
+        # as TLS stacks send bulk data), cut into MSS segments: framing stays consistent for
+        # dissectors that reassemble records (tshark).
+        records = self.records
+        period = len(records) // 2
+        start = 0 if not mid_stream else rng.randrange(period)
         segments = rng.choice((40, 150, 400, 900, 1600))
         for i in range(segments):
-            off = rng.randrange(0, len(blob) - MSS)
-            data = blob[off:off + MSS]
-            if i % 11 == 0:
-                data = b"\x17\x03\x03\x40\x11" + data[5:]
+            off = (start + i * MSS) % period
+            data = records[off:off + MSS]
+            if rng.random() < 0.004:
+                # reordering: the next segment arrives first (and again, in order, later)
+                ahead = (off + MSS) % period
+                yield False, ACK, records[ahead:ahead + MSS], len(data)
             yield False, ACK, data, None
             if i % 2:
                 yield True, ACK, b"", None

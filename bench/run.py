@@ -29,7 +29,7 @@ from .loops import TSHARK_FILTER
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "bench" / "data"
-GEN_VERSION = 2  # bump when the generator's output changes: cached files are then rebuilt
+GEN_VERSION = 3  # bump when the generator's output changes: cached files are then rebuilt
 SIZES = {"20k": 20_000, "200k": 200_000, "1M": 1_000_000, "2M": 2_000_000}
 PY = sys.executable
 _SCRIPT = Path(PY).parent / "proxytrace"  # the installed entry point, as users run it
@@ -211,12 +211,14 @@ def contacts_agree(results: dict[tuple[str, str], Result]) -> tuple[bool, list[s
 
 def render(results: dict[tuple[str, str], Result], files: dict[str, Path]) -> str:
     head = ("| tool | capture | runs | wall s (median) | cpu s (median) | peak RSS MB | "
-            "proxytrace wall s | tool ÷ proxytrace | target | met |")
-    lines = [head, "|" + "---|" * 10]
+            "proxytrace wall s | wall: tool ÷ proxytrace | cpu: tool ÷ proxytrace | target | "
+            "met (wall) |")
+    lines = [head, "|" + "---|" * 11]
     for res, ours in _rows(results):
-        ratio = target = met = ""
+        ratio = cpu_ratio = target = met = ""
         if ours is not None:
             ratio = f"{res.wall / ours.wall:.2f}"
+            cpu_ratio = f"{res.cpu / ours.cpu:.2f}"
             spec = TARGETS.get(res.tool)
             if spec is not None:
                 target = spec[0]
@@ -226,7 +228,8 @@ def render(results: dict[tuple[str, str], Result], files: dict[str, Path]) -> st
         lines.append(f"| {res.tool} | {res.size} ({SIZES[res.size]:,} pkts, "
                      f"{files[res.size].stat().st_size / 1e6:,.0f} MB) | {res.runs} | "
                      f"{res.wall:.2f} | {res.cpu:.2f} | {res.rss_mb:.0f} | "
-                     f"{ours.wall if ours else res.wall:.2f} | {ratio} | {target} | {met} |")
+                     f"{ours.wall if ours else res.wall:.2f} | {ratio} | {cpu_ratio} | {target} | "
+                     f"{met} |")
     ok, notes = contacts_agree(results)
     lines.append("")
     lines.extend(notes)

@@ -17,7 +17,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,15 +99,20 @@ def resolve_backend(backend: str) -> str:
                     "dumpcap) to capture", MISSING_TOOL)
 
 
-def default_filter(watch_ports: Sequence[int] = (53, 80, 443)) -> str:
-    try:
-        from ..filters.bpf import capture_filter
-        from ..watchlist import WatchList
+def default_filter(env: Mapping[str, str] | None = None) -> str:
+    """The capture filter for the watch list plus the ports of the proxies ``env`` would use
+    (GOPROXY through the go command's own configuration chain, HTTPS_PROXY/HTTP_PROXY), so a
+    private mirror on port 8443 or a forward proxy on 3128 is not filtered away."""
+    from ..config import config_from_env, find_go_binary
+    from ..filters.bpf import capture_filter_for_proxies
+    from ..watchlist import WatchList
 
-        return capture_filter(WatchList.build())
-    except ImportError:
-        ports = " or ".join(f"port {p}" for p in watch_ports)
-        return f"tcp or udp and ({ports})"
+    env = dict(os.environ if env is None else env)
+    setting = config_from_env(env, find_go_binary(env)).get("GOPROXY")
+    goproxy = setting.value if setting is not None else ""
+    forwards = [v for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+                if (v := env.get(k))]
+    return capture_filter_for_proxies(WatchList.build(), goproxy, forwards)
 
 
 class _Tracer:
@@ -217,7 +222,9 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     backend, tier, notes, workdir = _prepare(opts, for_run=True)
     raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
     tracer = _Tracer(tier)
-    capture = Capture(backend, opts.interface, opts.bpf if opts.bpf is not None else default_filter(), raw)
+    child_env = _command_env(opts.go_trace)
+    bpf = opts.bpf if opts.bpf is not None else default_filter(child_env)
+    capture = Capture(backend, opts.interface, bpf, raw)
     _start_both(tracer, capture)
     strace_out = workdir / "strace.txt"
     argv = list(command)
@@ -230,7 +237,7 @@ def run_command(command: Sequence[str], opts: LiveOptions,
             argv[1:1] = ["-u", user]
             kwargs = {}
     stderr_lines: list[tuple[float, str]] = []
-    proc = subprocess.Popen(argv, env=_command_env(opts.go_trace),  # noqa: S603 - argument list
+    proc = subprocess.Popen(argv, env=child_env,  # noqa: S603 - argument list
                             stderr=subprocess.PIPE if opts.go_trace else None, bufsize=0,
                             **kwargs)  # type: ignore[call-overload]
     tee = None
@@ -259,8 +266,19 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     if opts.go_trace:
         gets = [g for g in (parse_get_line(line, ts) for ts, line in stderr_lines) if g]
         contacts = apply_go_trace(contacts, gets, _go_pids(attributor, root_pid))
-    result.report.contacts = contacts
+    result.report.contacts = _with_causes(contacts, child_env, opts)
     return result
+
+
+def _with_causes(contacts: list[Contact], child_env: dict[str, str],
+                 opts: LiveOptions) -> list[Contact]:
+    """The child's environment is known here: give each contact the setting that caused it
+    (after --go-trace has named the operations the causes speak of)."""
+    from ..config import config_from_env, find_go_binary
+    from ..config.causes import apply_causes
+
+    config = config_from_env(child_env, find_go_binary(child_env))
+    return apply_causes(contacts, config, redact_values=opts.analyze.redact)
 
 
 def _go_pids(attributor: SocketAttributor | None, root: int) -> set[int] | None:

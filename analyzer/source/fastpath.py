@@ -195,8 +195,9 @@ def _wide_header(layout: tuple[int, int] | None) -> tuple[struct.Struct | None, 
     every byte the skip decision needs, in one call (the hot loop's biggest saving).
 
     Fields after the record header: tag (ethertype + version/IHL, or version/IHL on raw IP),
-    IPv4 total length and fragment field (big-endian bytes, compared as bytes), protocol,
-    addresses + ports (the skip-index key), TCP data offset and flags.
+    IPv4 total length (big-endian bytes, compared as bytes), the fragment field (an integer in
+    the file's byte order: see _frag_mask), protocol, addresses + ports (the skip-index key),
+    TCP data offset and flags.
     """
     if layout is None:
         return None, b""
@@ -208,12 +209,17 @@ def _wide_header(layout: tuple[int, int] | None) -> tuple[struct.Struct | None, 
     else:
         return None, b""
     gap = l3 + 2 - (tag_off + len(tag))
-    fmt = (f"{tag_off}x{len(tag)}s{gap}x" if tag_off else f"{len(tag)}s{gap}x") + "2s2x2sxB2x12s8xBB"
+    fmt = (f"{tag_off}x{len(tag)}s{gap}x" if tag_off else f"{len(tag)}s{gap}x") + "2s2xHxB2x12s8xBB"
     return struct.Struct("<IIII" + fmt.replace("0x", "")), tag
 
 
-_FRAG_NONE = frozenset((b"\x00\x00", b"\x40\x00"))  # no fragment bits, or only Don't Fragment
 _MIN_TOTAL = b"\x00\x28"  # IPv4 total length 40 (IP + TCP headers), big-endian
+
+
+def _frag_mask(endian: str) -> int:
+    """Mask of the More-Fragments bit and fragment offset in the fragment field as the wide
+    struct reads it (in the pcap file's byte order, not the network's)."""
+    return 0x3FFF if endian == ">" else 0xFF3F
 
 
 def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow: SlowFn,
@@ -238,6 +244,8 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
     assert index is not None
     lookup = index.get
     header = struct.Struct(endian + "IIII").unpack_from
+    frag_mask = _frag_mask(endian)
+    min_total = _MIN_TOTAL
     name = state.name
     window = _Window(fh, 24)
     number = 0
@@ -296,8 +304,8 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
             number += 1
             pos = end
             if (t == tag and proto == 6 and not flags & 7 and caplen >= min_tcp
-                    and frag in _FRAG_NONE and sec < limit and doff >= 0x50
-                    and total >= _MIN_TOTAL):
+                    and not frag & frag_mask and sec < limit and doff >= 0x50
+                    and total >= min_total):
                 flow = lookup(key)
                 if flow is not None:
                     flow.last_ts = sec + frac * unit
