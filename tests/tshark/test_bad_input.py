@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.errors import CaptureError
-from analyzer.pipeline import AnalyzeOptions, analyze_files
+from analyzer.pipeline import AnalyzeOptions, analyze_files, read_evidence
 from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 from tests.conftest import CAPTURES
 
@@ -45,4 +45,4 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match="no such file"):
         analyze_files([tmp_path / "absent.pcap"], OPTS)
     with pytest.raises(CaptureError, match="is a directory"):
-        analyze_files([tmp_path], OPTS)
+        read_evidence(tmp_path, OPTS)
