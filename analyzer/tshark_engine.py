@@ -133,7 +133,7 @@ def _tshark_argv(tshark: str, name: str, keylog: Path | None) -> list[str]:
     prefs = {"tcp.desegment_tcp_streams": "TRUE", "tcp.reassemble_out_of_order": "TRUE"}
     if keylog is not None:
         prefs["tls.keylog_file"] = os.fspath(Path(keylog).resolve())
-    argv = [tshark, "-n", "-l", "-r", name, "-Y", DISPLAY_FILTER, "-T", "json", "-J", PROTOCOLS]
+    argv = [tshark, "-n", "-r", name, "-Y", DISPLAY_FILTER, "-T", "json", "-J", PROTOCOLS]
     for key, value in prefs.items():
         argv += ["-o", f"{key}:{value}"]
     return argv

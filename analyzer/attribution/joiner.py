@@ -7,7 +7,7 @@ from collections.abc import Iterable
 
 from ..events import FlowRef
 from ..model import AttributionSource, ProcessInfo
-from .records import ProcessRecord, SocketRecord, normalize_address
+from .records import ProcessRecord, SocketRecord, comm_of, normalize_address
 
 # A tracer's clock and the capture's clock are both CLOCK_REALTIME-derived but read at different
 # moments; a record up to this many seconds after the first packet still counts as its socket.
@@ -25,6 +25,9 @@ class SocketAttributor:
         self.source = source
         self._by_remote: dict[_Key, list[SocketRecord]] = defaultdict(list)
         self._processes: dict[int, ProcessRecord] = {}
+        # every program a pid ran, in order: a process that execs (the go command switching to
+        # a downloaded toolchain keeps its pid) is named by the program in force at connect time
+        self._history: dict[int, list[ProcessRecord]] = defaultdict(list)
         self.add_sockets(sockets)
         self.add_processes(processes)
 
@@ -37,6 +40,8 @@ class SocketAttributor:
     def add_processes(self, records: Iterable[ProcessRecord]) -> None:
         """Later records about a pid fill in or replace what earlier ones said."""
         for rec in records:
+            if rec.exe or rec.cmdline:
+                self._history[rec.pid].append(rec)
             old = self._processes.get(rec.pid)
             if old is None:
                 self._processes[rec.pid] = rec
@@ -82,10 +87,37 @@ class SocketAttributor:
         rec = self.socket_for(flow, ts)
         if rec is None:
             return None
-        return self.process_info(rec.pid, rec.comm)
+        return self.process_info(rec.pid, rec.comm, at=rec.ts)
 
-    def process_info(self, pid: int, comm: str | None = None) -> ProcessInfo:
-        proc = self._processes.get(pid)
+    def record_at(self, pid: int, ts: float | None) -> ProcessRecord | None:
+        """What ``pid`` was running at ``ts``: its last exec before then (merged with what is
+        known of the pid), or the latest record when the time is unknown."""
+        latest = self._processes.get(pid)
+        history = self._history.get(pid)
+        if ts is None or not history or len(history) < 2:
+            return latest
+        before = [r for r in history if r.ts is None or r.ts <= ts]  # same clock: no slack
+        chosen = before[-1] if before else history[0]
+        if latest is None:
+            return chosen
+        return ProcessRecord(pid=pid, ppid=chosen.ppid if chosen.ppid is not None else latest.ppid,
+                             comm=chosen.comm or latest.comm,
+                             cmdline=chosen.cmdline or latest.cmdline, exe=chosen.exe,
+                             uid=chosen.uid if chosen.uid is not None else latest.uid,
+                             ts=chosen.ts)
+
+    def exe_for(self, pid: int, comm: str | None) -> str | None:
+        """The executable path of the program ``pid`` ran under ``comm`` (latest such exec)."""
+        history = self._history.get(pid, [])
+        for rec in reversed(history):
+            if rec.exe and (comm is None or comm_of(rec.exe) == comm):
+                return rec.exe
+        latest = self._processes.get(pid)
+        return latest.exe if latest and comm is None else None
+
+    def process_info(self, pid: int, comm: str | None = None,
+                     at: float | None = None) -> ProcessInfo:
+        proc = self.record_at(pid, at)
         parent = self._processes.get(proc.ppid) if proc and proc.ppid is not None else None
         return ProcessInfo(
             pid=pid,

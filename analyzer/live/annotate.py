@@ -31,13 +31,15 @@ class AnnotateResult:
 
 def comments_with_exe(attributor: Attributor | None) -> CommentsFn:
     """ptcpdump-style comments naming the executable's path when the tracer recorded it."""
-    procs = attributor.processes if isinstance(attributor, SocketAttributor) else {}
+    joiner = attributor if isinstance(attributor, SocketAttributor) else None
 
     def comments(p: ProcessInfo) -> list[str]:
-        rec = procs.get(p.pid)
-        parent = procs.get(p.ppid) if p.ppid is not None else None
-        return comments_for_process(p, exe=rec.exe if rec else None,
-                                    parent_exe=parent.exe if parent else None)
+        if joiner is None:
+            return comments_for_process(p)
+        # the program the pid ran under this comm (it may have exec'd something else since)
+        exe = joiner.exe_for(p.pid, p.comm)
+        parent_exe = joiner.exe_for(p.ppid, p.parent_comm) if p.ppid is not None else None
+        return comments_for_process(p, exe=exe, parent_exe=parent_exe)
 
     return comments
 

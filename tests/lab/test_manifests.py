@@ -39,15 +39,7 @@ def test_contacts_match_manifest(name: str) -> None:
     assert got == want, f"missing {dict(want - got)}, extra {dict(got - want)}"
 
 
-# The go command execs the downloaded toolchain in place (same pid): the eBPF tracer then names the
-# process after its later exec (a truncated path of the toolchain's bin/go) instead of "go".
-_EXEC_IN_PLACE = pytest.mark.xfail(
-    reason="attribution names the pid after its later exec (toolchain switch), not its comm at "
-           "connect time", strict=False)
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=_EXEC_IN_PLACE) if n.startswith("toolchain") else n for n in SCENARIOS])
+@pytest.mark.parametrize("name", SCENARIOS)
 def test_processes_match_manifest(name: str) -> None:
     """The recorded captures carry process comments (eBPF tier while recording): the analyzer
     must name the same process the logs say made each contact."""

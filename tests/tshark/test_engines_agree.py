@@ -1,9 +1,9 @@
 """Both engines give the same contacts on every capture, on the fields both can know.
 
 The builtin engine reassembles and parses by hand; the tshark engine takes Wireshark's
-dissection. Frames and certificate details are left out of the comparison (tshark numbers the
-reassembled segments its own way); everything a contact says about who talked to whom, with
-which name, fingerprint, answer or request, must match.
+dissection. Frames are left out of the comparison (tshark numbers the reassembled segments its
+own way); everything a contact says about who talked to whom, with which name, fingerprint,
+answer or request, which process (from pcapng comments) and which findings, must match.
 """
 
 from __future__ import annotations
@@ -29,7 +29,9 @@ NOT_COMPARABLE: dict[str, str] = {}
 
 
 def _key(c: Contact) -> tuple[Any, ...]:
-    base: tuple[Any, ...] = (c.layer, c.host, c.transport, c.src, c.sport, c.dst, c.dport)
+    base: tuple[Any, ...] = (c.layer, c.host, c.transport, c.src, c.sport, c.dst, c.dport,
+                             c.process.pid if c.process else None,  # from pcapng comments
+                             tuple(sorted(f.kind for f in c.findings)))
     if c.tls is not None:
         base += (c.tls.sni, c.tls.alpn, c.tls.ja4)
     if c.dns is not None:
@@ -40,7 +42,8 @@ def _key(c: Contact) -> tuple[Any, ...]:
 
 
 def _contacts(path: Path, engine: str) -> Counter[tuple[Any, ...]]:
-    opts = AnalyzeOptions(watch=WatchList.build([], match_all=True), engine=engine)
+    opts = AnalyzeOptions(watch=WatchList.build([], match_all=True), engine=engine,
+                          expect_path=CAPTURES / "lab-expect.toml")
     return Counter(_key(c) for c in analyze_files([path], opts).contacts)
 
 
