@@ -15,7 +15,7 @@ from .events import Evidence
 if TYPE_CHECKING:
     from .pipeline import AnalyzeOptions, ProgressFn
 
-CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap", ".pcap.gz")
+CAPTURE_SUFFIXES = (".pcap", ".pcapng", ".cap")
 
 
 def expand_paths(paths: Sequence[str | Path]) -> list[str | Path]:

@@ -179,3 +179,44 @@ def test_generator_is_deterministic(tmp_path: Path) -> None:
     write_pcap(b, 3_000, 9)
     assert a.read_bytes() == b.read_bytes()
     assert Generator(9).samples  # real ClientHellos were found in captures/
+
+
+def _relink(src: Path, dst: Path, linktype: int, ipv6: bool = False) -> None:
+    """The generated Ethernet/IPv4 mix on another link type (raw IP, Linux cooked v1/v2), or with
+    every IPv4 packet rewritten as IPv6, so each branch of the skip decision sees bulk traffic."""
+    data = src.read_bytes()
+    out = [data[:20] + struct.pack("<I", linktype)]
+    pos = 24
+    while pos + 16 <= len(data):
+        sec, frac, caplen, _wire = struct.unpack_from("<IIII", data, pos)
+        frame = data[pos + 16:pos + 16 + caplen]
+        pos += 16 + caplen
+        etype, ip = frame[12:14], frame[14:]
+        if ipv6 and etype == b"\x08\x00":
+            ihl = (ip[0] & 0x0F) * 4
+            total = int.from_bytes(ip[2:4], "big")
+            body = ip[ihl:total]
+            ip = (struct.pack("!IHBB", 0x60000000, len(body), ip[9], 64)
+                  + b"\xfd" + bytes(11) + ip[12:16] + b"\xfd" + bytes(11) + ip[16:20] + body)
+            etype = b"\x86\xdd"
+        if linktype == 1:
+            new = frame[:12] + etype + ip
+        elif linktype == 101:
+            new = ip
+        elif linktype == 113:
+            new = b"\x00\x00\x00\x01\x00\x06" + bytes(8) + etype + ip
+        else:  # 276, SLL2
+            new = etype + b"\x00\x00" + struct.pack("!I", 2) + b"\x00\x01\x00\x06" + bytes(8) + ip
+        out.append(struct.pack("<IIII", sec, frac, len(new), len(new)) + new)
+    dst.write_bytes(b"".join(out))
+
+
+@pytest.mark.parametrize(("linktype", "ipv6"), [(101, False), (113, False), (276, False),
+                                                (1, True), (101, True)])
+def test_fast_equals_slow_on_other_link_types(linktype: int, ipv6: bool, tmp_path: Path) -> None:
+    src, dst = tmp_path / "mix.pcap", tmp_path / "relinked.pcap"
+    write_pcap(src, 12_000, 8)
+    _relink(src, dst, linktype, ipv6)
+    _assert_same(dst)
+    ev = read_evidence_builtin(dst)
+    assert ev.tls and ev.dns  # the traffic is still understood after the rewrite
