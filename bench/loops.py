@@ -15,6 +15,7 @@ measured.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from typing import Any
@@ -121,6 +122,7 @@ def run_scapy(path: str) -> Found:
 
 def run_pyshark(path: str) -> Found:
     import pyshark
+    from pyshark.capture.capture import TSharkCrashException
 
     found = Found()
     cap = pyshark.FileCapture(path, display_filter=TSHARK_FILTER, keep_packets=False)
@@ -135,7 +137,10 @@ def run_pyshark(path: str) -> Found:
             if hasattr(pkt, "http") and getattr(pkt.http, "host", None):
                 found.http.add(str(pkt.http.host).lower())
     finally:
-        cap.close()
+        # pyshark reports tshark's exit status when it stops the process it had already read to
+        # the end (255 now and then); the packets are all read by then.
+        with contextlib.suppress(TSharkCrashException):
+            cap.close()
     return found
 
 

@@ -62,6 +62,10 @@ def capture(size: str) -> Path:
     return path
 
 
+class ToolFailed(Exception):
+    pass
+
+
 def run_child(cmd: list[str]) -> tuple[float, float, float, bytes]:
     """(wall s, cpu s, peak RSS MB, stdout) of one run of ``cmd``."""
     t0 = time.monotonic()
@@ -72,7 +76,7 @@ def run_child(cmd: list[str]) -> tuple[float, float, float, bytes]:
     wall = time.monotonic() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode not in (0, 3):
-        raise SystemExit(f"bench: {' '.join(cmd)} failed with status {proc.returncode}")
+        raise ToolFailed(f"{' '.join(cmd)} failed with status {proc.returncode}")
     return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, out
 
 
@@ -81,7 +85,11 @@ def measure(tool: str, size: str, cmd: list[str], runs: int,
     walls, cpus, rss = [], [], []
     out = b""
     for _ in range(runs):
-        wall, cpu, peak, out = run_child(cmd)
+        try:
+            wall, cpu, peak, out = run_child(cmd)
+        except ToolFailed as exc:
+            print(f"  {tool:<22} {size:>5}: FAILED: {exc}", flush=True)
+            return Result(tool, size, 0, float("nan"), float("nan"), float("nan"))
         walls.append(wall)
         cpus.append(cpu)
         rss.append(peak)
@@ -182,7 +190,7 @@ def _rows(results: dict[tuple[str, str], Result]) -> list[tuple[Result, Result |
 
 
 def all_ok(results: dict[tuple[str, str], Result]) -> bool:
-    ok = True
+    ok = all(res.runs > 0 for res in results.values())
     for res, ours in _rows(results):
         target = TARGETS.get(res.tool)
         if ours is not None and target is not None and not target[1](res.wall, ours.wall):
@@ -215,6 +223,9 @@ def render(results: dict[tuple[str, str], Result], files: dict[str, Path]) -> st
             "met (wall) |")
     lines = [head, "|" + "---|" * 11]
     for res, ours in _rows(results):
+        if res.runs == 0:
+            lines.append(f"| {res.tool} | {res.size} | failed | | | | | | | | |")
+            continue
         ratio = cpu_ratio = target = met = ""
         if ours is not None:
             ratio = f"{res.wall / ours.wall:.2f}"

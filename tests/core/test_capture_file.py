@@ -13,7 +13,6 @@ import pytest
 from analyzer.errors import CaptureError
 from analyzer.source.capture_file import ReadState, open_capture
 from analyzer.source.decode import Decoder
-
 from tests.conftest import SHARED_CAPTURES
 
 PUBLIC = sorted(p for p in SHARED_CAPTURES.glob("*/*") if p.suffix in (".pcap", ".pcapng"))

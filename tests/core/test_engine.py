@@ -18,7 +18,6 @@ from analyzer.pipeline import AnalyzeOptions, analyze_files, read_evidence_built
 from analyzer.source.capture_file import ReadState, open_capture
 from analyzer.source.decode import Decoder
 from analyzer.watchlist import WatchList
-from tests.conftest import SHARED_CAPTURES
 
 CLIENT, SERVER, RESOLVER = "10.77.0.2", "10.77.0.80", "10.77.0.53"
 
