@@ -111,11 +111,13 @@ def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None, 
             seg = decoder.decode(frame.number, frame.ts, frame.linktype, frame.data)
             if seg is None:
                 return
-            if frame.comments or frame.pid:
+            if frame.comments or frame.pid or frame.process_block:
                 # imported here: captures without comments (plain pcap) skip the import
                 from .attribution.comments import process_from_comments
 
                 proc = process_from_comments(frame.comments, frame.pid)
+                if proc is None and frame.process_block is not None:
+                    proc = _apple_process(frame.process_block)
                 if proc is not None:
                     engine.note_process(seg, proc)
             engine.feed(seg)
@@ -183,3 +185,10 @@ def _apply_findings(contacts: list[Contact], evidence: Evidence,
     from .findings import apply_findings
 
     return apply_findings(contacts, evidence, load_expectations(opts.expect_path), opts.watch)
+
+
+def _apple_process(block: tuple[int, str | None, str | None]) -> ProcessInfo:
+    """A macOS ``tcpdump -k`` process information block as a process."""
+    pid, name, path = block
+    comm = name or (path.rsplit("/", 1)[-1] if path else None)
+    return ProcessInfo(pid=pid, comm=comm, cmdline=path, ppid=None, source="pcapng-comment")

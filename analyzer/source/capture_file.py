@@ -31,6 +31,9 @@ PCAPNG_MAGIC = b"\x0a\x0d\x0d\x0a"
 BT_SHB, BT_IDB, BT_PB, BT_SPB, BT_ISB, BT_EPB = 0x0A0D0D0A, 1, 2, 3, 5, 6
 OPT_ENDOFOPT, OPT_COMMENT = 0, 1
 EPB_PROCESSID_THREADID = 8
+# macOS `tcpdump -k`: Process Information Blocks, pointed at by an EPB option (index in section)
+APPLE_PIB_BLOCK = 0x80000001
+APPLE_EPB_PIB_INDEX, APPLE_EPB_E_PIB_INDEX = 0x8001, 0x8003
 IF_TSRESOL, IF_TSOFFSET = 9, 14
 ISB_IFDROP = 5
 MAX_BLOCK = 64 * 1024 * 1024  # larger than any sane block: a corrupt length, not a packet
@@ -48,6 +51,7 @@ class RawFrame:
     wire_len: int
     comments: tuple[str, ...] = ()
     pid: int | None = None  # epb_processid_threadid
+    process_block: tuple[int, str | None, str | None] | None = None  # Apple PIB: pid, name, path
 
 
 @dataclass
@@ -127,6 +131,7 @@ class _Interface:
 def _read_pcapng(fh: BinaryIO, magic: bytes, state: ReadState) -> Iterator[RawFrame]:
     endian = "<"
     interfaces: list[_Interface] = []
+    pibs: list[tuple[int, str | None, str | None]] = []
     number = 0
     first = True
     pending_magic: bytes | None = magic
@@ -158,7 +163,8 @@ def _read_pcapng(fh: BinaryIO, magic: bytes, state: ReadState) -> Iterator[RawFr
             if len(body) < blen - 12:
                 state.damage(f"{state.name}: truncated section header; stopped there")
                 return
-            interfaces = []  # interface ids restart in each section
+            interfaces = []  # interface ids (and Apple process blocks) restart in each section
+            pibs = []
             state.bytes_read += blen
             first = False
             continue
@@ -177,7 +183,7 @@ def _read_pcapng(fh: BinaryIO, magic: bytes, state: ReadState) -> Iterator[RawFr
         state.bytes_read += blen
         body = body[:-4]  # trailing copy of the block length
         if btype == BT_EPB:
-            frame = _epb(body, endian, interfaces, number + 1, state)
+            frame = _epb(body, endian, interfaces, number + 1, state, pibs)
             if frame is not None:
                 number += 1
                 yield frame
@@ -195,6 +201,8 @@ def _read_pcapng(fh: BinaryIO, magic: bytes, state: ReadState) -> Iterator[RawFr
             if frame is not None:
                 number += 1
                 yield frame
+        elif btype == APPLE_PIB_BLOCK:
+            pibs.append(_apple_pib(body, endian))
         elif btype == BT_ISB:
             drops = _isb_drops(body, endian)
             if drops is not None:
@@ -229,7 +237,8 @@ def _options(buf: bytes, endian: str) -> Iterator[tuple[int, bytes]]:
 
 
 def _epb(body: bytes, endian: str, interfaces: list[_Interface], number: int,
-         state: ReadState) -> RawFrame | None:
+         state: ReadState,
+         pibs: list[tuple[int, str | None, str | None]] | None = None) -> RawFrame | None:
     if len(body) < 20:
         state.warnings.append(f"{state.name}: frame {number} has a short packet block; skipped")
         return None
@@ -242,6 +251,8 @@ def _epb(body: bytes, endian: str, interfaces: list[_Interface], number: int,
     data = body[20:20 + caplen]
     comments: list[str] = []
     pid = None
+    pib_index: int | None = None
+    effective_index: int | None = None
     opt_start = 20 + caplen + (-caplen % 4)
     if opt_start < len(body):
         for code, value in _options(body[opt_start:], endian):
@@ -249,8 +260,33 @@ def _epb(body: bytes, endian: str, interfaces: list[_Interface], number: int,
                 comments.append(value.decode("utf-8", "replace"))
             elif code == EPB_PROCESSID_THREADID and len(value) >= 4:
                 pid = struct.unpack(endian + "I", value[:4])[0]
+            elif code in (APPLE_EPB_PIB_INDEX, APPLE_EPB_E_PIB_INDEX) and len(value) >= 4:
+                index = struct.unpack(endian + "I", value[:4])[0]
+                if code == APPLE_EPB_PIB_INDEX:
+                    pib_index = index
+                else:
+                    effective_index = index
+    block = None
+    index = pib_index if pib_index is not None else effective_index
+    if pibs and index is not None and 0 <= index < len(pibs):
+        block = pibs[index]
     ts = ((ts_hi << 32) | ts_lo) * iface.unit + iface.offset
-    return RawFrame(number, ts, iface.linktype, data, wire_len, tuple(comments), pid)
+    return RawFrame(number, ts, iface.linktype, data, wire_len, tuple(comments), pid, block)
+
+
+def _apple_pib(body: bytes, endian: str) -> tuple[int, str | None, str | None]:
+    """Apple's Process Information Block: a 32-bit pid, then options (2 = name, 3 = path)."""
+    if len(body) < 4:
+        return (0, None, None)
+    (pid,) = struct.unpack(endian + "I", body[:4])
+    name = path = None
+    for code, value in _options(body[4:], endian):
+        text = value.split(b"\0", 1)[0].decode("utf-8", "replace")
+        if code == 2:
+            name = text
+        elif code == 3:
+            path = text
+    return (pid, name, path)
 
 
 def _obsolete_pb(body: bytes, endian: str, interfaces: list[_Interface],

@@ -133,7 +133,7 @@ def _run_frames(fh: _Prefixed, state: ReadState, engine: Engine, slow: SlowFn,
     for frame in open_capture(fh, state):  # type: ignore[arg-type]
         packets += 1
         layout = LAYOUTS.get(frame.linktype)
-        if (layout is None or frame.comments or frame.pid is not None
+        if (layout is None or frame.comments or frame.pid is not None or frame.process_block is not None
                 or not skippable(frame.data, 0, len(frame.data), layout, frame.ts, engine,
                                  index)):
             slow(frame)

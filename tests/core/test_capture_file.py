@@ -105,3 +105,32 @@ def test_pcapng_several_interfaces_comments_and_pid() -> None:
     assert seg is not None and (seg.src, seg.sport, seg.dst, seg.dport) == (
         "10.0.0.1", 40000, "10.0.0.2", 53)
     assert seg.payload == b"hello"
+
+
+def test_apple_process_information_blocks() -> None:
+    """macOS `tcpdump -k` writes Process Information Blocks and points EPBs at them."""
+    from analyzer.pipeline import _apple_process
+
+    buf = io.BytesIO()
+    writer = dpkt.pcapng.Writer(buf, linktype=276)
+    writer.writepkt(_sll2_udp_frame(), ts=1.0)
+    raw = buf.getvalue()
+
+    def block(btype: int, body: bytes) -> bytes:
+        body += b"\x00" * (-len(body) % 4)
+        return struct.pack("<II", btype, len(body) + 12) + body + struct.pack("<I", len(body) + 12)
+
+    def opt(code: int, value: bytes) -> bytes:
+        return struct.pack("<HH", code, len(value)) + value + b"\x00" * (-len(value) % 4)
+
+    pib = block(0x80000001, struct.pack("<I", 4242) + opt(2, b"go") +
+                opt(3, b"/usr/local/go/bin/go") + opt(0, b""))
+    pkt = _sll2_udp_frame()
+    epb_body = struct.pack("<IIIII", 0, 0, 2_000_000, len(pkt), len(pkt)) + pkt + \
+        b"\x00" * (-len(pkt) % 4) + opt(0x8001, struct.pack("<I", 0)) + opt(0, b"")
+    frames, state = _frames(raw + pib + block(6, epb_body))
+    assert not state.damaged
+    assert frames[0].process_block is None
+    assert frames[1].process_block == (4242, "go", "/usr/local/go/bin/go")
+    proc = _apple_process(frames[1].process_block)
+    assert (proc.pid, proc.comm, proc.source) == (4242, "go", "pcapng-comment")
