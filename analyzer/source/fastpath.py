@@ -208,9 +208,9 @@ def _wide_header(layout: tuple[int, int] | None) -> tuple[struct.Struct | None, 
         tag_off, tag = 0, b"\x45"
     else:
         return None, b""
-    gap = l3 + 2 - (tag_off + len(tag))
-    fmt = (f"{tag_off}x{len(tag)}s{gap}x" if tag_off else f"{len(tag)}s{gap}x") + "2s2xHxB2x12s8xBB"
-    return struct.Struct("<IIII" + fmt.replace("0x", "")), tag
+    gap = l3 + 2 - (tag_off + len(tag))  # from the end of the tag to the IPv4 total length
+    fmt = "<IIII" + (f"{tag_off}x" if tag_off else "") + f"{len(tag)}s" + (f"{gap}x" if gap else "")
+    return struct.Struct(fmt + "2s2xHxB2x12s8xBB"), tag
 
 
 _MIN_TOTAL = b"\x00\x28"  # IPv4 total length 40 (IP + TCP headers), big-endian
@@ -246,6 +246,7 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
     header = struct.Struct(endian + "IIII").unpack_from
     frag_mask = _frag_mask(endian)
     min_total = _MIN_TOTAL
+    max_snap = MAX_SNAP
     name = state.name
     window = _Window(fh, 24)
     number = 0
@@ -257,8 +258,9 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
     limit = engine.next_sweep - 1.0
     try:
         while True:
-            if pos > safe or wide is None:
-                # near the end of the buffer: make sure the whole record is in it
+            if pos > safe:
+                # near the end of the buffer (always, without a wide read): make sure the whole
+                # record is in it
                 if pos + 16 > size:
                     buf, pos, size = window.refill(pos, 16)
                     state.bytes_read = window.base + pos
@@ -282,7 +284,7 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
                                      f"({size - pos - 16} of {caplen} bytes); stopped there")
                         return number
                 safe = size - reach
-                if pos > safe or wide is None:
+                if pos > safe:
                     p = pos + 16
                     end = p + caplen
                     number += 1
@@ -295,10 +297,10 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
                     limit = engine.next_sweep - 1.0
                     continue
             (sec, frac, caplen, wire_len, t, total, frag, proto, key, doff,
-             flags) = wide(buf, pos)
+             flags) = wide(buf, pos)  # type: ignore[misc]  # not None: safe < 0 without it
             p = pos + 16
             end = p + caplen
-            if end > size or caplen > MAX_SNAP:
+            if end > size or caplen > max_snap:
                 safe = -1  # let the careful branch refill or report the damage
                 continue
             number += 1

@@ -90,6 +90,7 @@ def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
 
     conn_process: dict[tuple[str, int], str] = {}
     conn_ops: dict[tuple[str, int], list[str]] = defaultdict(list)
+    conn_redirects: dict[tuple[str, int], list[str]] = defaultdict(list)
     host_processes: dict[str, set[str]] = defaultdict(set)
     for r in requests:
         proc = process_from_user_agent(r.get("user_agent"))
@@ -99,6 +100,8 @@ def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
         op = operation_for(r["host"], r["path"], proc)
         if op:
             conn_ops[conn_key(r)].append(op)
+        if r.get("location"):
+            conn_redirects[conn_key(r)].append(r["location"])
 
     def only_process(host: str, layer: str) -> str | None:
         procs = host_processes.get(host, set())
@@ -126,10 +129,14 @@ def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
         key = conn_key(h)
         add({"ts": h["ts"], "host": sni, "layer": "tls",
              "process": conn_process.get(key) or only_process(sni, "tls"), "operation": None,
-             "operations": conn_ops.get(key, []), "tls_ok": h["ok"], "tls_version": h.get("version"),
+             "operations": conn_ops.get(key, []),
+             # Where the server redirected requests on this connection (seen with the key log).
+             "redirects": conn_redirects.get(key, []), "tls_ok": h["ok"], "tls_version": h.get("version"),
              # The certificate is on the wire (and its issuer checkable) only below TLS 1.3.
              "cert_issuer": h.get("issuer") if h.get("version") in ("TLSv1.2", "TLSv1.1") else None,
              "via_proxy": h["client_ip"] == proxy_ip and proxy_ip != client_ip,
+             # Names the connection in the key log and the capture, tunnelled ones too.
+             "client_random": h.get("client_random"),
              "client_port": h["client_port"] if h["client_ip"] == client_ip else None})
     for r in requests:
         if r["tls"] or r["client_ip"] != client_ip or not watch.matches(r["host"]):

@@ -314,6 +314,11 @@ class Lab:
     def server_log(self) -> Path:
         return self.tmp / "server.jsonl"
 
+    @property
+    def server_keylog(self) -> Path:
+        """The lab server's TLS key log (NSS format): the secrets of every connection it served."""
+        return self.tmp / "server-keylog.txt"
+
     def _start_dnsmasq(self) -> None:
         # host-record (not address=) because, with no upstream, dnsmasq answers AAAA for an
         # address= name with REFUSED; host-record names get a real NODATA for AAAA, and
@@ -343,7 +348,7 @@ class Lab:
                  for h in LAB_HOSTS}
         config = {"certs": certs, "default_host": "unrelated.example", "tls12": intercept,
                   "issuer": ca.name,
-                  "log": str(self.server_log), "bind": "0.0.0.0", "https_port": 443,
+                  "log": str(self.server_log), "keylog": str(self.server_keylog), "bind": "0.0.0.0", "https_port": 443,
                   "http_port": 80, "sumdb_seed": self._sumdb_seed,
                   "git_root": str(self.tmp / f"git-{secrets.token_hex(2)}")}
         path = self.tmp / "server.json"

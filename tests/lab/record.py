@@ -2,7 +2,9 @@
 
 For each scenario: a fresh Lab, dumpcap on the client veth while the scenario runs, then
 ``captures/<scenario>.pcapng`` and ``captures/<scenario>.json`` (the manifest, with the expected
-contacts derived from the logs), plus ``captures/<scenario>.keylog`` when a client wrote TLS keys.
+contacts derived from the logs), plus ``captures/<scenario>.keylog``: the TLS secrets of every
+connection the lab server terminated (the go command's included) and of any client that wrote a key
+log (curl, node), so every recorded TLS connection can be decrypted.
 Also writes ``captures/lab-expect.toml``, the expectations file for the lab's hosts.
 """
 
@@ -37,6 +39,19 @@ def expect_toml() -> str:
         lines += [f'[hosts."{host}"]', f'addresses = ["{LAB_NET}"]',
                   f'issuers = ["{labca.LAB_CA_NAME}"]', ""]
     return "\n".join(lines)
+
+
+def merge_keylogs(*texts: str) -> str:
+    """One NSS key log from several: every ``LABEL CLIENT_RANDOM SECRET`` line once, in order of
+    first appearance; comments (Python's header line) and blank lines dropped. A client's and the
+    server's log hold the same secrets for a connection, so the union stays small."""
+    seen: dict[str, None] = {}
+    for text in texts:
+        for line in text.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and not line.startswith("#"):
+                seen.setdefault(" ".join(parts), None)
+    return "".join(f"{line}\n" for line in seen)
 
 
 def manifest_for(scenario: Scenario, lab: Lab, run: Run) -> dict[str, Any]:
@@ -128,8 +143,12 @@ def record(name: str, out_dir: Path, annotate: bool = True) -> dict[str, Any]:
         manifest = manifest_for(scenario, lab, run)
         manifest["annotation"] = annotation
         keylog_out = out_dir / f"{name}.keylog"
-        if run.keylog is not None and run.keylog.exists() and run.keylog.stat().st_size:
-            shutil.copyfile(run.keylog, keylog_out)
+        sources = [p for p in (lab.server_keylog, run.keylog) if p is not None and p.exists()]
+        keys = merge_keylogs(*(p.read_text() for p in sources))
+        if keys:
+            # Lab keys, not secrets: the file is committed next to its capture.
+            keylog_out.write_text(keys)
+            keylog_out.chmod(0o644)
             manifest["keylog"] = keylog_out.name
         elif keylog_out.exists():
             keylog_out.unlink()

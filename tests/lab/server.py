@@ -3,7 +3,10 @@
 Run as ``python -m tests.lab.server CONFIG.json`` (the Lab starts it inside the namespace). It
 picks the certificate per SNI, answers as the real services do where the go command's behaviour
 depends on it, and appends one JSON line per TLS handshake and per request to the log named in
-the config: that log is the ground truth the manifests are derived from.
+the config: that log is the ground truth the manifests are derived from. Every TLS connection's
+secrets go to the config's ``keylog`` file (NSS key log format, OpenSSL's keylog callback), so
+every recorded connection can be decrypted, the go command's too (its crypto/tls writes no key
+log of its own).
 """
 
 from __future__ import annotations
@@ -70,6 +73,11 @@ def _contexts(config: dict[str, Any]) -> tuple[ssl.SSLContext, dict[str, ssl.SSL
         if config.get("tls12"):
             # TLS 1.2 keeps the server certificate in clear on the wire (the interception scenario).
             ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+        if config.get("keylog"):
+            # Every context writes the same file: the SNI callback swaps the connection to the
+            # per-host context before any secret exists, and CPython writes a line under one
+            # process-wide lock, appending and flushing, so the contexts' lines never interleave.
+            ctx.keylog_filename = config["keylog"]
         return ctx
 
     per_host = {host: make(p["cert"], p["key"]) for host, p in config["certs"].items()}
@@ -185,6 +193,10 @@ class LabHTTPServer(ThreadingHTTPServer):
                                  "client_port": client_address[1],
                                  "server_port": self.server_address[1]}
         sock.settimeout(30)
+        # The ClientHello random names the connection in key logs and in the capture (tshark's
+        # tls.handshake.random), also for connections tunnelled through the forward proxy, whose
+        # client port the server never sees.
+        entry["client_random"] = peek_client_random(sock)
         try:
             tls_sock = default.wrap_socket(sock, server_side=True)
         except (ssl.SSLError, OSError) as exc:
@@ -197,6 +209,30 @@ class LabHTTPServer(ThreadingHTTPServer):
                      issuer=self.state.config.get("issuer"))
         self.state.log(entry)
         return tls_sock
+
+
+def client_random(data: bytes) -> str | None:
+    """The random of the ClientHello that ``data`` (the first bytes a TLS client sent) starts
+    with, as hex; None when it is not a ClientHello. Read by hand because only its fixed-offset
+    first 43 bytes matter: record header (5), handshake type and length (4), version (2), random."""
+    if len(data) < 43 or data[0] != 0x16 or data[5] != 0x01:
+        return None
+    return data[11:43].hex()
+
+
+def peek_client_random(sock: socket.socket, deadline_s: float = 5.0) -> str | None:
+    """Peek (without consuming) until the ClientHello's random has arrived."""
+    end = time.monotonic() + deadline_s
+    data = b""
+    while time.monotonic() < end:
+        try:
+            data = sock.recv(64, socket.MSG_PEEK)
+        except OSError:
+            return None
+        if not data or len(data) >= 43:
+            break
+        time.sleep(0.005)
+    return client_random(data)
 
 
 def _discard(bind: str) -> None:

@@ -190,3 +190,20 @@ def test_scenario3_direct_nosumdb_contacts_no_google_host(recorded: dict[str, di
     m = recorded["direct-nosumdb"]
     assert not _hosts(m) & GOOGLE_HOSTS
     assert _hosts(m) == {"vanity.example"}
+
+
+def test_recording_keeps_the_servers_keys_for_the_go_command(recorded: dict[str, dict]) -> None:
+    """The go command writes no key log; the lab server's own one holds every handshake's keys."""
+    m = recorded["default"]
+    keylog = Path(recorded["default"]["_dir"]) / "default.keylog"
+    assert m["keylog"] == "default.keylog"
+    randoms = {e["client_random"] for e in m["server_log"] if e.get("event") == "tls"}
+    labels: dict[str, set[str]] = {}
+    for line in keylog.read_text().splitlines():
+        label, random, _secret = line.split()
+        labels.setdefault(random, set()).add(label)
+    assert randoms and randoms <= set(labels)
+    # TLS 1.3: both directions' handshake and application traffic secrets.
+    assert all({"CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0",
+                "CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET"} <= labels[r]
+               for r in randoms)

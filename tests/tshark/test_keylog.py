@@ -1,8 +1,12 @@
 """With the lab's key logs, TLS contacts carry the Go operations the server logged for them.
 
-The lab's server log (in each manifest) is the ground truth: for every connection whose keys
-the key log holds, the operations read from the decrypted requests must be exactly those the
-server saw on that connection's client port, in order.
+The lab's server log (in each manifest) is the ground truth. The lab server writes the secrets of
+every connection it terminates into the scenario's key log (the go command's too, though
+crypto/tls writes none itself), so every recorded TLS connection can be decrypted, and the
+operations read from the decrypted requests must be exactly those the server saw on that
+connection, in order. A connection is matched to the server's log by its ClientHello random
+(which the server logs per handshake): that also covers connections tunnelled through the
+forward proxy, whose client port the server never sees.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +25,34 @@ from analyzer.operations import operation_for
 from analyzer.pipeline import AnalyzeOptions, analyze_files
 from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 from tests.conftest import CAPTURES
+from tests.lab.scenarios import SCENARIOS as LAB_SCENARIOS
 
 TSHARK = shutil.which("tshark")
-SCENARIOS = sorted(p.stem for p in CAPTURES.glob("*.keylog"))
+SCENARIOS = list(LAB_SCENARIOS)
 
 pytestmark = pytest.mark.skipif(TSHARK is None, reason="tshark is not installed")
 
 
-def _server_operations(manifest: dict[str, Any]) -> dict[int, list[str]]:
-    out: dict[int, list[str]] = {}
+def _manifest(scenario: str) -> dict[str, Any]:
+    path = CAPTURES / f"{scenario}.json"
+    if not path.exists():
+        pytest.skip(f"{path} not recorded (make lab)")
+    return json.loads(path.read_text())
+
+
+def _server_operations(manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """ClientHello random -> the Go operations of the requests on that connection, in order."""
+    by_conn: dict[tuple[str, int], list[str]] = defaultdict(list)
     for entry in manifest["server_log"]:
         if entry.get("event") == "request" and entry.get("tls"):
             op = operation_for(entry["host"], entry["path"], entry["method"],
                                entry.get("user_agent"))
-            ops = out.setdefault(entry["client_port"], [])
             if op is not None:
-                ops.append(op)
+                by_conn[(entry["client_ip"], entry["client_port"])].append(op)
+    out = {}
+    for entry in manifest["server_log"]:
+        if entry.get("event") == "tls" and entry.get("client_random"):
+            out[entry["client_random"]] = by_conn.get((entry["client_ip"], entry["client_port"]), [])
     return out
 
 
@@ -59,49 +76,78 @@ def _keyed_randoms(keylog: Path) -> set[str]:
             if len(parts) == 3}
 
 
-def _analyse(scenario: str) -> tuple[dict[str, Any], list[Contact]]:
-    manifest = json.loads((CAPTURES / f"{scenario}.json").read_text())
+def _tls_contacts(scenario: str, manifest: dict[str, Any], keylog: Path | None) -> list[Contact]:
     opts = AnalyzeOptions(watch=WatchList.build([*DEFAULT_HOSTS, *manifest["watch"]]),
-                          engine="tshark", keylog=CAPTURES / f"{scenario}.keylog")
+                          engine="tshark", keylog=keylog)
     report = analyze_files([CAPTURES / f"{scenario}.pcapng"], opts)
-    return manifest, [c for c in report.contacts if c.layer == "tls"]
+    return [c for c in report.contacts if c.layer == "tls"]
 
 
-@pytest.mark.skipif(not SCENARIOS, reason="no lab capture has a key log (make lab records them)")
+def _keylog(scenario: str, manifest: dict[str, Any]) -> Path | None:
+    """The scenario's key log; None (checked) when the scenario made no TLS connection."""
+    path = CAPTURES / f"{scenario}.keylog"
+    handshakes = [e for e in manifest["server_log"] if e.get("event") == "tls"]
+    assert path.exists() == bool(handshakes), f"{scenario}: {len(handshakes)} TLS handshakes " \
+        f"in the server log, key log {'present' if path.exists() else 'missing'}"
+    return path if path.exists() else None
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
-def test_decrypted_operations_match_server_log(scenario: str) -> None:
-    manifest, contacts = _analyse(scenario)
+def test_keylog_holds_every_recorded_connection(scenario: str) -> None:
+    """Every ClientHello in the capture has its secrets in the scenario's key log."""
+    manifest = _manifest(scenario)
+    keylog = _keylog(scenario, manifest)
+    randoms = _client_randoms(CAPTURES / f"{scenario}.pcapng")
+    if keylog is None:
+        assert randoms == {}, f"{scenario}: TLS on the wire but no key log"
+        return
+    assert randoms, f"{scenario}: a key log but no ClientHello in the capture"
+    keyed = _keyed_randoms(keylog)
+    missing = {port: r for port, r in randoms.items() if r not in keyed}
+    assert missing == {}, f"{scenario}: connections without keys (client port: random)"
+    # Server-side randoms are those on the wire: the server log and the capture agree.
+    logged = {e["client_random"] for e in manifest["server_log"] if e.get("event") == "tls"}
+    assert logged == set(randoms.values())
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_every_tls_contact_gets_its_operations(scenario: str) -> None:
+    manifest = _manifest(scenario)
+    contacts = _tls_contacts(scenario, manifest, _keylog(scenario, manifest))
+    expected_tls = [e for e in manifest["expected"] if e["layer"] == "tls"]
+    assert len(contacts) == len(expected_tls)
+    if not expected_tls:
+        return  # a plaintext-only scenario (mirror): nothing to decrypt, nothing reported
     expected = _server_operations(manifest)
     randoms = _client_randoms(CAPTURES / f"{scenario}.pcapng")
-    keyed = _keyed_randoms(CAPTURES / f"{scenario}.keylog")
-    decrypted = 0
+    got = {c.sport: list(c.operations) for c in contacts}
+    want = {c.sport: expected[randoms[c.sport]] for c in contacts}
+    assert got == want
     for contact in contacts:
-        if randoms.get(contact.sport) in keyed:
-            decrypted += 1
-            assert contact.http is not None, f"port {contact.sport}: nothing read inside TLS"
-            assert list(contact.operations) == expected.get(contact.sport, []), contact.sport
-            assert contact.operation == (contact.operations[0] if contact.operations else None)
-        else:
-            # Without its keys a connection stays opaque: nothing is invented for it.
-            assert contact.operations == () and contact.http is None
-    assert decrypted, f"{scenario}: the key log decrypted no watched connection"
+        assert contact.http is not None, f"port {contact.sport}: nothing read inside TLS"
+        assert contact.operation == (contact.operations[0] if contact.operations else None)
+    # The manifest's own per-contact operations (derived when recording) say the same.
+    assert sorted(map(tuple, got.values())) == sorted(tuple(e["operations"]) for e in expected_tls)
 
 
-def _runs_go(scenario: str) -> bool:
-    manifest = json.loads((CAPTURES / f"{scenario}.json").read_text())
-    return any(line.startswith("go ") for line in str(manifest.get("command", "")).splitlines())
-
-
-_GO_NO_KEYS = pytest.mark.xfail(
-    strict=True, reason="the go command writes no key log (crypto/tls reads no SSLKEYLOGFILE) "
-    "and the lab's servers do not record theirs yet, so its connections cannot be decrypted")
-
-
-@pytest.mark.skipif(not SCENARIOS, reason="no lab capture has a key log (make lab records them)")
-@pytest.mark.parametrize("scenario", [pytest.param(s, marks=[_GO_NO_KEYS] if _runs_go(s) else [])
-                                      for s in SCENARIOS])
-def test_every_tls_contact_gets_its_operations(scenario: str) -> None:
-    manifest, contacts = _analyse(scenario)
+@pytest.mark.parametrize("scenario", [s for s in SCENARIOS if s != "mirror"])
+def test_connections_without_keys_stay_opaque(scenario: str, tmp_path: Path) -> None:
+    """With the keys of one connection only, that one is decrypted and nothing is invented for
+    the others."""
+    manifest = _manifest(scenario)
+    full = _keylog(scenario, manifest)
+    assert full is not None
+    randoms = _client_randoms(CAPTURES / f"{scenario}.pcapng")
+    contacts = _tls_contacts(scenario, manifest, full)
+    keyed_port = min(c.sport for c in contacts)
+    keep = randoms[keyed_port]
+    partial = tmp_path / "one.keylog"
+    partial.write_text("".join(f"{line}\n" for line in full.read_text().splitlines()
+                               if len(line.split()) == 3 and line.split()[1].lower() == keep))
     expected = _server_operations(manifest)
-    assert [list(c.operations) for c in contacts] == [expected.get(c.sport, []) for c in contacts]
-    assert all(c.http is not None for c in contacts)
+    for contact in _tls_contacts(scenario, manifest, partial):
+        if contact.sport == keyed_port:
+            assert contact.http is not None
+            assert list(contact.operations) == expected[keep]
+        else:
+            assert contact.operations == () and contact.http is None, contact.sport
