@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,15 @@ DEFAULT_HOSTS: tuple[str, ...] = (
 )
 
 _LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+
+
+def is_ip_address(text: str) -> bool:
+    """True for an IPv4 or IPv6 address literal (not a hostname)."""
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def normalize_hostname(name: str) -> str:

@@ -8,23 +8,17 @@ import click
 
 from .. import exitcodes
 from ..parallel import default_workers
-from ..pipeline import AnalyzeOptions, analyze_files
+from ..pipeline import analyze_files
 from ..progress import Progress
 from ..report.contacts import CONTACT_FORMATS, render_report
 from ..report.output import output_options
-from .common import build_watch, watch_options
+from .common import analyze_options, source_options, watch_options
 
 
 @click.command("analyze")
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @watch_options
-@click.option("--engine", type=click.Choice(["builtin", "tshark"]), default="builtin",
-              show_default=True, help="builtin (dpkt, fast) or tshark (Wireshark's dissectors).")
-@click.option("--keylog", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="NSS key log to decrypt TLS (implies --engine tshark).")
-@click.option("--config-from", type=click.Path(exists=True, path_type=Path),
-              help="Directory or env file describing the Go configuration, to give each contact "
-                   "its cause.")
+@source_options
 @click.option("--quiet", "-q", is_flag=True, help="No progress on stderr.")
 @click.option("--workers", "-j", type=click.IntRange(min=1), default=None,
               help="Worker processes when several captures (or a directory) are given "
@@ -42,15 +36,9 @@ def command(captures: tuple[str, ...], watch: tuple[str, ...], watch_file: Path 
     Exit status: 0 when every capture was read whole; 3 when a capture could not be read or
     ended in damage (the report still holds everything before it, with a warning).
     """
-    config = None
-    if config_from is not None:
-        from ..config import load_config_from
-
-        config = load_config_from(config_from)
-    opts = AnalyzeOptions(
-        watch=build_watch(watch, watch_file, all_hosts), expect_path=expect_path, config=config,
-        redact=not no_redact, engine="tshark" if keylog else engine, keylog=keylog, quiet=quiet,
-        workers=workers if workers is not None else default_workers())
+    opts = analyze_options(watch, watch_file, all_hosts, expect_path, no_redact, engine, keylog,
+                           config_from, quiet=quiet,
+                           workers=workers if workers is not None else default_workers())
     progress = Progress.for_terminal(quiet)
     report = analyze_files(captures, opts, progress=progress)  # type: ignore[arg-type]
     render_report(report, fmt, output)

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from ..pipeline import AnalyzeOptions
 from ..watchlist import DEFAULT_HOSTS, WatchList, read_watch_file
 
 
@@ -33,3 +34,30 @@ def build_watch(watch: Sequence[str], watch_file: Path | None, all_hosts: bool) 
     if watch_file is not None:
         names += read_watch_file(watch_file)
     return WatchList.build(names, match_all=all_hosts)
+
+
+def source_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--engine, --keylog, --config-from: how captures are read and explained."""
+    fn = click.option("--config-from", type=click.Path(exists=True, path_type=Path),
+                      help="Directory or env file describing the Go configuration, to give each "
+                           "contact its cause.")(fn)
+    fn = click.option("--keylog", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                      help="NSS key log to decrypt TLS (implies --engine tshark).")(fn)
+    fn = click.option("--engine", type=click.Choice(["builtin", "tshark"]), default="builtin",
+                      show_default=True,
+                      help="builtin (dpkt, fast) or tshark (Wireshark's dissectors).")(fn)
+    return fn
+
+
+def analyze_options(watch: Sequence[str], watch_file: Path | None, all_hosts: bool,
+                    expect_path: Path | None, no_redact: bool, engine: str, keylog: Path | None,
+                    config_from: Path | None, **extra: Any) -> AnalyzeOptions:
+    """AnalyzeOptions from the shared options (a key log implies the tshark engine)."""
+    config = None
+    if config_from is not None:
+        from ..config import load_config_from
+
+        config = load_config_from(config_from)
+    return AnalyzeOptions(watch=build_watch(watch, watch_file, all_hosts), expect_path=expect_path,
+                          config=config, redact=not no_redact,
+                          engine="tshark" if keylog else engine, keylog=keylog, **extra)

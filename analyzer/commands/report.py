@@ -12,21 +12,15 @@ import click
 
 from .. import exitcodes
 from ..errors import UsageError
-from ..pipeline import AnalyzeOptions, analyze_files
+from ..pipeline import analyze_files
 from ..report.contacts import render_report
-from .common import build_watch, watch_options
+from .common import analyze_options, source_options, watch_options
 
 
 @click.command("report")
 @click.argument("captures", nargs=-1, required=True, metavar="CAPTURE...")
 @watch_options
-@click.option("--engine", type=click.Choice(["builtin", "tshark"]), default="builtin",
-              show_default=True, help="builtin (dpkt, fast) or tshark (Wireshark's dissectors).")
-@click.option("--keylog", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="NSS key log to decrypt TLS (implies --engine tshark).")
-@click.option("--config-from", type=click.Path(exists=True, path_type=Path),
-              help="Directory or env file describing the Go configuration, to give each contact "
-                   "its cause.")
+@source_options
 @click.option("--output", "-o", "output", type=click.Path(dir_okay=False, allow_dash=True),
               default="report.html", show_default=True,
               help="Write the page to FILE (mode 0600); '-' writes it to stdout.")
@@ -42,14 +36,8 @@ def command(captures: tuple[str, ...], watch: tuple[str, ...], watch_file: Path 
     Exit status: 0 when every capture was read whole; 3 when a capture could not be read or
     ended in damage (the report still holds everything before it, with a warning).
     """
-    config = None
-    if config_from is not None:
-        from ..config import load_config_from
-
-        config = load_config_from(config_from)
-    opts = AnalyzeOptions(watch=build_watch(watch, watch_file, all_hosts), expect_path=expect_path,
-                          config=config, redact=not no_redact,
-                          engine="tshark" if keylog else engine, keylog=keylog, quiet=True)
+    opts = analyze_options(watch, watch_file, all_hosts, expect_path, no_redact, engine, keylog,
+                           config_from, quiet=True)
     report = analyze_files(list(captures), opts)
     to_stdout = output == "-"
     try:

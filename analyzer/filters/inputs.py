@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from ..errors import UsageError
-from ..watchlist import normalize_hostname
+from ..watchlist import is_ip_address, normalize_hostname
 
 DEFAULT_PORTS: tuple[int, ...] = (80, 443)
 # $GOROOT/go.env's value since Go 1.21 (../shared/GO_NETWORK_FACTS.md section 1.1).
@@ -132,17 +132,9 @@ def parse_forward_proxy(value: str) -> ProxyEntry:
 
 def _proxy_host(hostname: str, item: str) -> str:
     try:
-        return validate_address(hostname) if _is_ip(hostname) else normalize_hostname(hostname)
+        return validate_address(hostname) if is_ip_address(hostname) else normalize_hostname(hostname)
     except UsageError:
         raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: bad host") from None
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def _redact(item: str) -> str:
@@ -159,8 +151,8 @@ def proxy_ports(entries: Sequence[ProxyEntry]) -> tuple[int, ...]:
 
 
 def proxy_hostnames(entries: Sequence[ProxyEntry]) -> tuple[str, ...]:
-    return tuple(sorted({e.host for e in entries if not _is_ip(e.host)}))
+    return tuple(sorted({e.host for e in entries if not is_ip_address(e.host)}))
 
 
 def proxy_addresses(entries: Sequence[ProxyEntry]) -> tuple[str, ...]:
-    return tuple(sorted({e.host for e in entries if _is_ip(e.host)}))
+    return tuple(sorted({e.host for e in entries if is_ip_address(e.host)}))

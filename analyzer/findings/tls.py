@@ -22,6 +22,7 @@ from ..events import TlsSession
 from ..expect import Expectations, HostExpectation
 from ..model import Contact, Finding
 from ..protocols.x509 import CertificateInfo
+from ..watchlist import is_ip_address
 from .access import (
     certificates,
     client_max_version,
@@ -54,17 +55,9 @@ def cert_covers(info: CertificateInfo, name: str) -> bool:
         ip = None
     if ip is not None:
         return str(ip) in info.sans
-    dns_sans = [s for s in info.sans if not _is_ip(s)]
+    dns_sans = [s for s in info.sans if not is_ip_address(s)]
     candidates = dns_sans or ([info.subject_cn] if info.subject_cn else [])
     return any(name_matches(p, name) for p in candidates)
-
-
-def _is_ip(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def issuer_names(info: CertificateInfo) -> tuple[str, ...]:
@@ -89,7 +82,7 @@ def certificate_findings(host: str, server: str, leaf: CertificateInfo, asked_na
                              f"{host}: self-signed certificate {leaf.subject} from {server}, "
                              f"cert sha256 {leaf.sha256[:16]}", frames))
     # A bare address with no SNI names nothing the certificate could be checked against.
-    if asked_name and (sni_sent or not _is_ip(asked_name)) and not cert_covers(leaf, asked_name):
+    if asked_name and (sni_sent or not is_ip_address(asked_name)) and not cert_covers(leaf, asked_name):
         names = ", ".join(leaf.sans) or (f"CN={leaf.subject_cn}" if leaf.subject_cn else "none")
         how = "the SNI" if sni_sent else "no SNI sent; the name from DNS or CONNECT"
         found.append(Finding("tls", "tls-sni-cert-mismatch",
