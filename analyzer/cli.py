@@ -17,7 +17,25 @@ from .errors import CaptureError, ProxytraceError, UsageError
 COMMAND_MODULES = ("analyze", "run", "capture", "filters", "probe", "explain", "report")
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class LazyGroup(click.Group):
+    """Imports a subcommand's module only when that subcommand runs (or help lists it), so
+    ``proxytrace analyze`` does not pay for probe, explain or live-capture imports."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*COMMAND_MODULES, *self.commands])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        if cmd_name not in COMMAND_MODULES:
+            return None
+        module = importlib.import_module(f"analyzer.commands.{cmd_name}")
+        command: click.Command = module.command
+        return command
+
+
+@click.group(cls=LazyGroup,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="proxytrace")
 def cli() -> None:
     """Find which process contacts the Go module proxy, checksum database and other watched hosts,
@@ -28,20 +46,6 @@ def cli() -> None:
     3 unreadable input; 4 a required tool is missing; 5 not enough privileges;
     `run` otherwise exits with the command's own status (127 if it was not found).
     """
-
-
-def _register() -> None:
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"analyzer.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"analyzer.commands.{name}":
-                continue  # command not part of this build
-            raise
-        cli.add_command(module.command)
-
-
-_register()
 
 
 def main() -> None:
