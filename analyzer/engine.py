@@ -120,7 +120,6 @@ class Engine:
         # their header bytes alone; None keeps the index off.
         self.skip_index: dict[bytes, _TcpFlow] | None = None
         self.next_sweep = float("-inf")  # capture time of the next idle-flow scan
-        self.skip_removed = 0  # flows taken out of skip_index so far (a batch reader checks it)
 
     @property
     def open_flows(self) -> int:
@@ -425,7 +424,6 @@ class Engine:
         if self._flows.pop(key, None) is None:
             return
         if flow.wire_keys is not None and self.skip_index is not None:
-            self.skip_removed += 1
             for k in flow.wire_keys:
                 if self.skip_index.get(k) is flow:
                     del self.skip_index[k]

@@ -213,17 +213,6 @@ def _wide_header(layout: tuple[int, int] | None) -> tuple[struct.Struct | None, 
     return struct.Struct(fmt + "2s2xHxB2x12s8xBB"), tag
 
 
-# Packets read one by one before batches start (numpy's import is not worth it on small files).
-BATCH_AFTER = 20_000
-
-
-def _batcher(endian: str, unit: float, linktype: int, layout: tuple[int, int], engine: Engine,
-             slow: SlowFn) -> Any:
-    from .vectorized import Batcher
-
-    return Batcher(endian, unit, linktype, layout, engine, slow)
-
-
 _MIN_TOTAL = b"\x00\x28"  # IPv4 total length 40 (IP + TCP headers), big-endian
 
 
@@ -267,8 +256,6 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
     # A packet is skipped only when its whole second is before the engine's next idle-flow scan
     # (the scan must run at the same packet as on the slow path); refreshed after slow packets.
     limit = engine.next_sweep - 1.0
-    batcher: Any = None  # analyzer.source.vectorized.Batcher, once the file proves big
-    batch_ok = False
     try:
         while True:
             if pos > safe:
@@ -297,9 +284,6 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
                                      f"({size - pos - 16} of {caplen} bytes); stopped there")
                         return number
                 safe = size - reach
-                if batcher is None and number >= BATCH_AFTER and wide is not None:
-                    batcher = _batcher(endian, unit, linktype, layout, engine, slow)
-                batch_ok = batcher is not None
                 if pos > safe:
                     p = pos + 16
                     end = p + caplen
@@ -310,14 +294,6 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
                         continue
                     state.bytes_read = window.base + pos
                     slow(RawFrame(number, ts, linktype, buf[p:end], wire_len))
-                    limit = engine.next_sweep - 1.0
-                    continue
-            if batch_ok:
-                moved, number = batcher.run(buf, pos, size, number, window.base, state)
-                if moved == pos:
-                    batch_ok = False  # too few records left in this buffer: one by one
-                else:
-                    pos = moved
                     limit = engine.next_sweep - 1.0
                     continue
             (sec, frac, caplen, wire_len, t, total, frag, proto, key, doff,
