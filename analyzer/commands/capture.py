@@ -34,6 +34,8 @@ def command(duration: float | None, tier: str, backend: str, interface: str, bpf
 
     analyze = AnalyzeOptions(watch=build_watch(watch, watch_file, all_hosts),
                              expect_path=expect_path, redact=not no_redact)
+    if all_hosts and bpf is None:
+        bpf = ""  # every host is of interest: the watch list's ports would hide most of them
     opts = LiveOptions(analyze=analyze, tier=tier, backend=backend, interface=interface, bpf=bpf,
                        write=write, system=True)
     def started(tier: str) -> None:

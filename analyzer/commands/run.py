@@ -47,6 +47,8 @@ def command(tier: str, system: bool, deny: tuple[str, ...], go_trace: bool, back
     deny_names = [normalize_hostname(d) for d in deny]
     analyze = AnalyzeOptions(watch=build_watch([*watch, *deny_names], watch_file, all_hosts),
                              expect_path=expect_path, redact=not no_redact)
+    if all_hosts and bpf is None:
+        bpf = ""  # every host is of interest: the watch list's ports would hide most of them
     opts = LiveOptions(analyze=analyze, tier=tier, backend=backend, interface=interface, bpf=bpf,
                        write=write, system=system, go_trace=go_trace)
     result = run_command(list(command), opts)

@@ -13,6 +13,7 @@ import re
 from dataclasses import replace
 
 from ..model import Contact, Finding
+from ..watchlist import DEFAULT_HOSTS
 from .goconfig import GoConfig, Setting
 from .proxylist import match_prefix_patterns, parse_goproxy, parse_gosumdb, redact
 
@@ -77,6 +78,11 @@ class _Explainer:
         value = redact(s.value) if self.redacted else s.value
         return f"{name}={value} from {s.source}"
 
+    def _go_infrastructure(self, host: str) -> bool:
+        """A Go host, a known mirror or checksum database, or a proxy this configuration names."""
+        return (host in DEFAULT_HOSTS or host in KNOWN_MIRRORS or host in KNOWN_SUMDBS
+                or host in self.pl.hosts)
+
     def explain(self, c: Contact) -> tuple[str | None, str | None]:
         """(cause, unexplained detail); at most one is set."""
         host = c.host.lower().rstrip(".")
@@ -87,6 +93,8 @@ class _Explainer:
 
         comm = ((c.process.comm or "") if c.process else "").split("/")[-1]
         if comm in NOT_GO_TOOLS or comm.startswith("python") or c.client == "curl":
+            if not self._go_infrastructure(host):
+                return None, None  # a non-Go program talking to a non-Go host: nothing to explain
             who = f"{comm} (pid {c.process.pid})" if c.process else (c.client or "?")
             return None, (f"{host} contacted by {who}, which is not a Go tool: the Go "
                           "configuration does not explain it")

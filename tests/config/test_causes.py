@@ -99,6 +99,11 @@ TABLE = [
     ("not-a-go-tool", config(), replace(contact("golang.org"), process=ProcessInfo(
         pid=7, comm="curl", cmdline="curl https://golang.org/", ppid=1, source="strace")),
      None, "golang.org contacted by curl (pid 7), which is not a Go tool"),
+    # With --all every host is reported: curl talking to a host that is not Go infrastructure
+    # has nothing the Go configuration should explain, so no finding.
+    ("not-a-go-tool-elsewhere", config(), replace(contact("example.org"), process=ProcessInfo(
+        pid=7, comm="curl", cmdline="curl https://example.org/", ppid=1, source="strace")),
+     None, None),
 ]
 
 

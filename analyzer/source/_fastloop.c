@@ -1,0 +1,189 @@
+/* The fast path's pcap record loop in C (analyzer.source._fastloop).
+ *
+ * scan() walks classic pcap records in a buffer and skips, exactly as
+ * analyzer.source.fastpath.skippable() decides, every packet the slow path would do nothing
+ * with but note its time on a done flow (TCP: the flow's last_ts is set here) or nothing at
+ * all (UDP that is not DNS). It stops at the first record it does not skip -- one that must
+ * take the slow path, or whose header or body is not wholly in the buffer, or whose length is
+ * corrupt -- and returns its offset: the Python loop handles that record (refill, damage
+ * report, slow path) and calls scan() again. Python code is the reference; this file only
+ * removes the interpreter from the per-packet loop (a dozen byte compares and one dict lookup).
+ *
+ * Every read is bounds-checked against the buffer: the record header only when 16 bytes are
+ * left, the body only when the whole record (caplen <= max_snap) is in the buffer, and every
+ * header field only at offsets below caplen.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static PyObject *last_ts_name;  /* interned "last_ts" */
+
+static inline uint32_t rd32(const unsigned char *b, int big)
+{
+    if (big)
+        return ((uint32_t)b[0] << 24) | ((uint32_t)b[1] << 16) | ((uint32_t)b[2] << 8) | b[3];
+    return ((uint32_t)b[3] << 24) | ((uint32_t)b[2] << 16) | ((uint32_t)b[1] << 8) | b[0];
+}
+
+/* 1: skipped (a done flow's last_ts updated, or non-DNS UDP); 0: take the slow path;
+ * -1: a Python error (set). Mirrors skippable() line by line. */
+static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_off, Py_ssize_t l3,
+                  double ts, double next_sweep, PyObject *index, const long *dns_ports,
+                  Py_ssize_t n_dns, PyObject **cache_key, PyObject **cache_flow)
+{
+    if (caplen < l3 + 28)
+        return 0;
+    const unsigned char *d = p + l3;
+    unsigned vhl = d[0];
+    unsigned version = vhl >> 4;
+    const unsigned char *key;
+    Py_ssize_t key_len;
+    if (etype_off >= 0) {
+        /* the ethertype, not the version nibble, decides how the decoder reads the header */
+        unsigned etype = ((unsigned)p[etype_off] << 8) | p[etype_off + 1];
+        version = etype == 0x0800 ? 4 : etype == 0x86DD ? 6 : 0;
+    }
+    if (version == 4) {
+        if (vhl != 0x45)
+            return 0;
+        if ((d[6] & 0x3F) || d[7])
+            return 0;
+        unsigned proto = d[9];
+        if (proto == 6) {
+            unsigned total = ((unsigned)d[2] << 8) | d[3];
+            if (caplen < l3 + 40 || total < 40 || d[32] < 0x50 || (d[33] & 7) || ts >= next_sweep)
+                return 0;
+            key = d + 12;
+            key_len = 12;
+        }
+        else if (proto == 17) {
+            long sport = ((long)d[20] << 8) | d[21];
+            long dport = ((long)d[22] << 8) | d[23];
+            for (Py_ssize_t i = 0; i < n_dns; i++)
+                if (dns_ports[i] == sport || dns_ports[i] == dport)
+                    return 0;
+            return 1;
+        }
+        else
+            return 0;
+    }
+    else if (version == 6 && d[6] == 6) {
+        unsigned plen = ((unsigned)d[4] << 8) | d[5];
+        if (caplen < l3 + 60 || (plen > 0 && plen < 20) || d[52] < 0x50 || (d[53] & 7)
+            || ts >= next_sweep)
+            return 0;
+        key = d + 8;
+        key_len = 36;
+    }
+    else
+        return 0;
+
+    /* Bulk data comes in runs of one flow: remember the last key looked up in this call (the
+     * index cannot change during a call: setting a slot runs no Python code). */
+    PyObject *flow;
+    if (*cache_key != NULL && PyBytes_GET_SIZE(*cache_key) == key_len
+        && memcmp(PyBytes_AS_STRING(*cache_key), key, (size_t)key_len) == 0) {
+        flow = *cache_flow;
+    }
+    else {
+        PyObject *k = PyBytes_FromStringAndSize((const char *)key, key_len);
+        if (k == NULL)
+            return -1;
+        flow = PyDict_GetItemWithError(index, k);  /* borrowed */
+        if (flow == NULL) {
+            Py_DECREF(k);
+            return PyErr_Occurred() ? -1 : 0;
+        }
+        Py_INCREF(flow);
+        Py_XSETREF(*cache_key, k);
+        Py_XSETREF(*cache_flow, flow);
+    }
+    PyObject *t = PyFloat_FromDouble(ts);
+    if (t == NULL)
+        return -1;
+    int rc = PyObject_SetAttr(flow, last_ts_name, t);
+    Py_DECREF(t);
+    return rc < 0 ? -1 : 1;
+}
+
+PyDoc_STRVAR(scan_doc,
+"scan(buf, pos, size, big_endian, unit, etype_off, l3, index, next_sweep, dns_ports, max_snap)\n"
+"-> (pos, skipped)\n\n"
+"Skip pcap records from offset pos while fastpath.skippable() would skip them; return the\n"
+"offset of the first record not skipped (or size) and the number of records skipped.");
+
+static PyObject *scan(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos, size, etype_off, l3, max_snap;
+    int big;
+    double unit, next_sweep;
+    PyObject *index, *ports;
+    if (!PyArg_ParseTuple(args, "y*nnpdnnO!dO!n", &view, &pos, &size, &big, &unit, &etype_off,
+                          &l3, &PyDict_Type, &index, &next_sweep, &PyTuple_Type, &ports,
+                          &max_snap))
+        return NULL;
+
+    PyObject *result = NULL;
+    PyObject *cache_key = NULL, *cache_flow = NULL;
+    long dns_ports[8];
+    Py_ssize_t n_dns = PyTuple_GET_SIZE(ports);
+    if (n_dns > 8 || pos < 0 || size > view.len || etype_off < -1 || l3 < 0 || l3 > 64
+        || etype_off + 2 > l3 + 28) {
+        PyErr_SetString(PyExc_ValueError, "scan: bad arguments");
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < n_dns; i++) {
+        dns_ports[i] = PyLong_AsLong(PyTuple_GET_ITEM(ports, i));
+        if (dns_ports[i] == -1 && PyErr_Occurred())
+            goto out;
+    }
+
+    const unsigned char *buf = (const unsigned char *)view.buf;
+    Py_ssize_t skipped = 0;
+    while (pos <= size - 16) {
+        const unsigned char *h = buf + pos;
+        uint32_t sec = rd32(h, big), frac = rd32(h + 4, big), caplen = rd32(h + 8, big);
+        if ((uint64_t)caplen > (uint64_t)max_snap || (uint64_t)caplen > (uint64_t)(size - pos - 16))
+            break;  /* corrupt or incomplete: Python refills or reports it */
+        /* as Python computes sec + frac * unit (no fused multiply-add: see setup flags) */
+        double ts = (double)sec + (double)frac * unit;
+        int r = decide(h + 16, (Py_ssize_t)caplen, etype_off, l3, ts, next_sweep, index,
+                       dns_ports, n_dns, &cache_key, &cache_flow);
+        if (r < 0)
+            goto out;
+        if (r == 0)
+            break;
+        pos += 16 + (Py_ssize_t)caplen;
+        skipped++;
+    }
+    result = Py_BuildValue("nn", pos, skipped);
+out:
+    Py_XDECREF(cache_key);
+    Py_XDECREF(cache_flow);
+    PyBuffer_Release(&view);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, scan_doc},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_fastloop",
+    "The fast path's pcap record loop (see analyzer.source.fastpath).", -1, methods,
+    NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__fastloop(void)
+{
+    if (last_ts_name == NULL) {
+        last_ts_name = PyUnicode_InternFromString("last_ts");
+        if (last_ts_name == NULL)
+            return NULL;
+    }
+    return PyModule_Create(&module);
+}
