@@ -14,6 +14,12 @@ are equal on every capture we have).
 
 pcap files are read here with their own loop (the common format of big captures: tcpdump -w);
 pcapng files go through the regular block reader and get the same per-packet decision.
+
+The pcap record loop runs in C when the extension ``analyzer.source._fastloop`` is importable
+(built by ``pip install``): it skips records by exactly the rules of ``skippable()`` and hands
+every other record back to the Python loop below. ``skippable()`` and the Python loop stay the
+reference and the fallback when the extension is missing or ``PROXYTRACE_PURE_PYTHON=1`` is set
+(tests/perf runs the exactness tests both ways); there is no other difference in behaviour.
 """
 
 from __future__ import annotations
@@ -44,6 +50,25 @@ LAYOUTS: dict[int, tuple[int, int]] = {
     DLT_IPV6: (-1, 0),
 }
 _DNS_PORT_BYTES = frozenset(p.to_bytes(2, "big") for p in DNS_PORTS)
+
+_DNS_PORT_TUPLE = tuple(sorted(DNS_PORTS))
+
+ScanFn = Callable[..., tuple[int, int]]
+
+
+def _load_scan() -> ScanFn | None:
+    """The C record loop, or None: not built, or the pure-Python loop was asked for."""
+    if os.environ.get("PROXYTRACE_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from ._fastloop import scan
+    except ImportError:
+        return None
+    return scan  # type: ignore[no-any-return]
+
+
+# Module attribute so tests can switch the C loop off (None) in-process.
+SCAN: ScanFn | None = _load_scan()
 
 SlowFn = Callable[[RawFrame], None]
 TickFn = Callable[[int], None]
@@ -233,7 +258,8 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
     linktype = raw_link & 0x0FFFFFFF  # upper bits may carry FCS info
     state.linktypes.add(linktype)
     layout = LAYOUTS.get(linktype)
-    wide_struct, tag = _wide_header(layout)
+    scan = SCAN if layout is not None else None
+    wide_struct, tag = _wide_header(layout) if scan is None else (None, b"")
     if wide_struct is not None:
         wide = struct.Struct(endian + wide_struct.format[1:]).unpack_from
         reach = wide_struct.size  # bytes the wide read needs from the record start
@@ -256,8 +282,17 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
     # A packet is skipped only when its whole second is before the engine's next idle-flow scan
     # (the scan must run at the same packet as on the slow path); refreshed after slow packets.
     limit = engine.next_sweep - 1.0
+    big = endian == ">"
+    etype_off, l3 = layout if layout is not None else (-1, 0)
+    dns_ports = _DNS_PORT_TUPLE
     try:
         while True:
+            if scan is not None:
+                # C skips what it can and stops at the first record the careful branch below
+                # must see (slow path, refill, or damage); safe stays -1 on this path
+                pos, skipped = scan(buf, pos, size, big, unit, etype_off, l3, index,
+                                    engine.next_sweep, dns_ports, max_snap)
+                number += skipped
             if pos > safe:
                 # near the end of the buffer (always, without a wide read): make sure the whole
                 # record is in it

@@ -180,3 +180,18 @@ def test_command_runs_as_the_sudo_user(tier: str, tmp_path: Path) -> None:
                         "--", "id", "-u"], tmp_path, env={"SUDO_UID": "65534", "SUDO_GID": "65534"})
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "65534"
+
+
+@needs_root
+@needs_tools
+def test_all_hosts_captures_every_port(tmp_path: Path, http_port: int) -> None:
+    """With --all and no --filter, a contact on a port outside the watch list is still seen."""
+    proc = _proxytrace(["run", "--all", "--attribution", "strace" if shutil.which("strace")
+                        else "procfs", "-w", str(tmp_path / "all.pcapng"), "-f", "jsonl", "--",
+                        "curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{http_port}/x"],
+                       tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    contacts = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(c["host"], c["layer"], c["dport"]) for c in contacts] == [
+        ("127.0.0.1", "http", http_port)]
+    assert contacts[0]["http"]["path"] == "/x"
