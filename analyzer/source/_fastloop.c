@@ -18,6 +18,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#define CACHE 4  /* recent (key, flow) pairs remembered by one scan() call */
+
 static PyObject *last_ts_name;  /* interned "last_ts" */
 
 static inline uint32_t rd32(const unsigned char *b, int big)
@@ -31,7 +33,7 @@ static inline uint32_t rd32(const unsigned char *b, int big)
  * -1: a Python error (set). Mirrors skippable() line by line. */
 static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_off, Py_ssize_t l3,
                   double ts, double next_sweep, PyObject *index, const long *dns_ports,
-                  Py_ssize_t n_dns, PyObject **cache_key, PyObject **cache_flow)
+                  Py_ssize_t n_dns, PyObject **cache)
 {
     if (caplen < l3 + 28)
         return 0;
@@ -80,14 +82,20 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
     else
         return 0;
 
-    /* Bulk data comes in runs of one flow: remember the last key looked up in this call (the
-     * index cannot change during a call: setting a slot runs no Python code). */
-    PyObject *flow;
-    if (*cache_key != NULL && PyBytes_GET_SIZE(*cache_key) == key_len
-        && memcmp(PyBytes_AS_STRING(*cache_key), key, (size_t)key_len) == 0) {
-        flow = *cache_flow;
+    /* Bulk data comes in runs of one connection, both directions interleaved (data, ACK):
+     * remember the last CACHE keys looked up in this call (the index cannot change during a
+     * call: setting a slot of a dataclass runs no Python code). cache[2i] is a key (bytes),
+     * cache[2i+1] its flow, both strong references; slot 0 is the most recent. */
+    PyObject *flow = NULL;
+    for (int i = 0; i < CACHE; i++) {
+        PyObject *ck = cache[2 * i];
+        if (ck != NULL && PyBytes_GET_SIZE(ck) == key_len
+            && memcmp(PyBytes_AS_STRING(ck), key, (size_t)key_len) == 0) {
+            flow = cache[2 * i + 1];
+            break;
+        }
     }
-    else {
+    if (flow == NULL) {
         PyObject *k = PyBytes_FromStringAndSize((const char *)key, key_len);
         if (k == NULL)
             return -1;
@@ -97,8 +105,11 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
             return PyErr_Occurred() ? -1 : 0;
         }
         Py_INCREF(flow);
-        Py_XSETREF(*cache_key, k);
-        Py_XSETREF(*cache_flow, flow);
+        Py_XDECREF(cache[2 * CACHE - 2]);
+        Py_XDECREF(cache[2 * CACHE - 1]);
+        memmove(cache + 2, cache, sizeof(PyObject *) * 2 * (CACHE - 1));
+        cache[0] = k;
+        cache[1] = flow;
     }
     PyObject *t = PyFloat_FromDouble(ts);
     if (t == NULL)
@@ -127,7 +138,7 @@ static PyObject *scan(PyObject *self, PyObject *args)
         return NULL;
 
     PyObject *result = NULL;
-    PyObject *cache_key = NULL, *cache_flow = NULL;
+    PyObject *cache[2 * CACHE] = {NULL};
     long dns_ports[8];
     Py_ssize_t n_dns = PyTuple_GET_SIZE(ports);
     if (n_dns > 8 || pos < 0 || size > view.len || etype_off < -1 || l3 < 0 || l3 > 64
@@ -151,7 +162,7 @@ static PyObject *scan(PyObject *self, PyObject *args)
         /* as Python computes sec + frac * unit (no fused multiply-add: see setup flags) */
         double ts = (double)sec + (double)frac * unit;
         int r = decide(h + 16, (Py_ssize_t)caplen, etype_off, l3, ts, next_sweep, index,
-                       dns_ports, n_dns, &cache_key, &cache_flow);
+                       dns_ports, n_dns, cache);
         if (r < 0)
             goto out;
         if (r == 0)
@@ -161,8 +172,8 @@ static PyObject *scan(PyObject *self, PyObject *args)
     }
     result = Py_BuildValue("nn", pos, skipped);
 out:
-    Py_XDECREF(cache_key);
-    Py_XDECREF(cache_flow);
+    for (int i = 0; i < 2 * CACHE; i++)
+        Py_XDECREF(cache[i]);
     PyBuffer_Release(&view);
     return result;
 }

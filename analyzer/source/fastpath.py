@@ -167,6 +167,9 @@ def _run_frames(fh: _Prefixed, state: ReadState, engine: Engine, slow: SlowFn,
     return packets
 
 
+_POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
+
+
 class _Window:
     """The file as a moving buffer: mmap windows for a regular file (no copy, and unmapping a
     finished window keeps RSS flat), large read() chunks for a pipe. ``refill(pos, need)``
@@ -202,9 +205,14 @@ class _Window:
         if length <= at - start:
             self.base, self.buf = at, b""
             return b"", 0, 0
-        self.map = mmap.mmap(self.fd, length, offset=start, access=mmap.ACCESS_READ)
-        with contextlib.suppress(AttributeError, OSError):
-            self.map.madvise(mmap.MADV_SEQUENTIAL)
+        if _POPULATE:
+            # map the window's pages in one call instead of one page fault per 64 KiB
+            self.map = mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED | _POPULATE,
+                                 prot=mmap.PROT_READ, offset=start)
+        else:
+            self.map = mmap.mmap(self.fd, length, offset=start, access=mmap.ACCESS_READ)
+            with contextlib.suppress(AttributeError, OSError):
+                self.map.madvise(mmap.MADV_SEQUENTIAL)
         self.base = start
         self.buf = self.map
         return self.map, at - start, length

@@ -19,6 +19,16 @@ from bench.gen import Generator, write_pcap
 from tests.conftest import CAPTURES, SHARED_CAPTURES
 
 
+@pytest.fixture(autouse=True, params=["c", "python"])
+def record_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the C record loop and with the pure-Python one."""
+    if request.param == "python":
+        monkeypatch.setattr(fastpath, "SCAN", None)
+    elif fastpath.SCAN is None:
+        pytest.skip("analyzer.source._fastloop not built (or PROXYTRACE_PURE_PYTHON set)")
+    return str(request.param)
+
+
 def _captures() -> list[Path]:
     found = sorted(CAPTURES.glob("*.pcap*"))
     if SHARED_CAPTURES.is_dir():

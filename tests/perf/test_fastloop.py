@@ -1,0 +1,187 @@
+"""The C record loop (analyzer.source._fastloop) against the pure-Python reference: the same
+decisions and the same evidence on hostile bytes, and no crash whatever the buffer holds."""
+
+from __future__ import annotations
+
+import functools
+import struct
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from analyzer.engine import DNS_PORTS
+from analyzer.pipeline import read_evidence_builtin
+from analyzer.source import fastpath
+from analyzer.source.capture_file import MAX_SNAP
+from bench.gen import write_pcap
+
+SCAN = fastpath.SCAN
+needs_ext = pytest.mark.skipif(SCAN is None, reason="analyzer.source._fastloop not built "
+                                                     "(or PROXYTRACE_PURE_PYTHON set)")
+DNS = tuple(sorted(DNS_PORTS))
+
+
+@functools.cache
+def _mix() -> tuple[bytes, list[tuple[int, int]]]:
+    """A small generated capture (Ethernet) and its (start, end) record offsets."""
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "mix.pcap"
+        write_pcap(path, 1_200, 21)
+        data = path.read_bytes()
+    spans, pos = [], 24
+    while pos + 16 <= len(data):
+        caplen = struct.unpack_from("<I", data, pos + 8)[0]
+        spans.append((pos, pos + 16 + caplen))
+        pos += 16 + caplen
+    return data, spans
+
+
+class _Flow:
+    __slots__ = ("last_ts",)
+
+    def __init__(self) -> None:
+        self.last_ts = -1.0
+
+
+def _py_scan(buf: bytes, pos: int, size: int, big: bool, unit: float,
+             layout: tuple[int, int], index: dict[bytes, Any], next_sweep: float) -> tuple[int, int]:
+    """What scan() must do, written with the reference skippable()."""
+    engine: Any = SimpleNamespace(next_sweep=next_sweep)
+    header = struct.Struct((">" if big else "<") + "IIII").unpack_from
+    skipped = 0
+    while pos + 16 <= size:
+        sec, frac, caplen, _wire = header(buf, pos)
+        if caplen > MAX_SNAP or pos + 16 + caplen > size:
+            break
+        if not fastpath.skippable(buf, pos + 16, caplen, layout, sec + frac * unit, engine, index):
+            break
+        pos += 16 + caplen
+        skipped += 1
+    return pos, skipped
+
+
+_mutation = st.tuples(st.integers(0, 80), st.integers(0, 255))
+_record = st.tuples(st.integers(0, 1_199),                   # which real packet
+                    st.one_of(st.just([]), st.lists(_mutation, max_size=3)),  # bytes changed
+                    st.one_of(st.none(), st.none(), st.none(), st.integers(0, 90)),  # cut short
+                    st.integers(0, 3))  # seconds added to its time
+
+
+@needs_ext
+@settings(max_examples=300, deadline=None)
+@given(records=st.lists(_record, max_size=40), junk=st.binary(max_size=64),
+       big=st.booleans(), link=st.sampled_from(sorted(fastpath.LAYOUTS)),
+       unkeyed=st.integers(0, 4), sweep=st.integers(0, 5),
+       size_cut=st.integers(0, 40))
+def test_scan_matches_skippable(records: list[tuple[int, list[tuple[int, int]], int | None, int]],
+                                junk: bytes, big: bool, link: int, unkeyed: int, sweep: int,
+                                size_cut: int) -> None:
+    """Records built from real packets with random bytes changed and random cuts (so both the
+    skip branches and every refusal are reached; most packets' keys are in the index), then junk: the C loop stops at the same offset
+    after the same records, and sets the same last_ts on the same flows, as skippable()."""
+    data, spans = _mix()
+    layout = fastpath.LAYOUTS[link]
+    fmt = (">" if big else "<") + "IIII"
+    out = [bytes(24)]
+    last_sec = max((struct.unpack_from("<I", data, spans[r[0]][0])[0] + r[3] for r in records),
+                   default=0)
+    for i, muts, cut, later in records:
+        start, end = spans[i]
+        sec, frac, _caplen, wire = struct.unpack_from("<IIII", data, start)
+        frame = bytearray(data[start + 16:end])
+        if link != 1:
+            frame = bytearray(frame[14 - layout[1]:] if layout[1] <= 14
+                              else bytes(layout[1] - 14) + frame)
+        for off, val in muts:
+            if off < len(frame):
+                frame[off] = val
+        if cut is not None:
+            frame = frame[:cut]
+        out.append(struct.pack(fmt, sec + later, frac, len(frame), wire) + bytes(frame))
+    buf = b"".join(out) + junk
+    size = max(24, len(buf) - size_cut)
+    # index keys: the address+port bytes of some of the packets, as the engine stores them
+    l3 = layout[1]
+    c_index: dict[bytes, Any] = {}
+    py_index: dict[bytes, Any] = {}
+    pos = 24
+    for i, _m, _c, _l in records:
+        p = pos + 16
+        caplen = struct.unpack_from(fmt, buf, pos)[2]
+        if i % 5 != unkeyed and caplen >= l3 + 44:
+            for lo, hi in ((12, 24), (8, 44)):
+                key = buf[p + l3 + lo:p + l3 + hi]
+                c_index.setdefault(key, _Flow())
+                py_index.setdefault(key, _Flow())
+        pos = p + caplen
+        if pos > len(buf):
+            break
+    next_sweep = float(last_sec + 2 - sweep)  # sweep 0, 1: after every packet
+    got = SCAN(buf, 24, size, big, 1e-6, layout[0], l3, c_index, next_sweep, DNS, MAX_SNAP)
+    want = _py_scan(buf, 24, size, big, 1e-6, layout, py_index, next_sweep)
+    assert got == want
+    event(f"skipped {min(got[1], 3)}+, {sum(f.last_ts >= 0 for f in c_index.values()) > 0} flows")
+    assert {k: f.last_ts for k, f in c_index.items()} == {k: f.last_ts for k, f in py_index.items()}
+
+
+@needs_ext
+@settings(max_examples=300, deadline=None)
+@given(buf=st.binary(max_size=400), pos=st.integers(0, 450), cut=st.integers(0, 450),
+       big=st.booleans(), layout=st.sampled_from(sorted(set(fastpath.LAYOUTS.values()))))
+def test_scan_random_bytes_no_crash(buf: bytes, pos: int, cut: int, big: bool,
+                                    layout: tuple[int, int]) -> None:
+    """Random bytes and offsets: the C loop never reads outside the buffer, and agrees."""
+    size = max(0, len(buf) - cut)
+    index: dict[bytes, Any] = {buf[i:i + 12]: _Flow() for i in range(0, len(buf) - 12, 7)}
+    got = SCAN(buf, pos, size, big, 1e-9, layout[0], layout[1], index, 1e12, DNS, MAX_SNAP)
+    want = _py_scan(buf, pos, size, big, 1e-9, layout, dict(index), 1e12)
+    assert got[1] == want[1] and got[0] == want[0]
+
+
+@needs_ext
+def test_scan_rejects_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        SCAN(b"x" * 100, 0, 200, False, 1e-6, 12, 14, {}, 0.0, DNS, MAX_SNAP)  # size > buffer
+    with pytest.raises(ValueError):
+        SCAN(b"x" * 100, 0, 100, False, 1e-6, 60, 14, {}, 0.0, DNS, MAX_SNAP)  # ethertype past IP
+
+
+@settings(max_examples=40, deadline=None)
+@given(cut_at=st.integers(0, 1_199), junk=st.binary(max_size=2_000), tail=st.integers(0, 300))
+def test_random_pcap_body_same_evidence(cut_at: int, junk: bytes, tail: int) -> None:
+    """Real records, then random bytes as the rest of the pcap body, then more real records:
+    the C loop, the pure-Python loop and the slow path give the same evidence and warnings."""
+    data, spans = _mix()
+    body = data[:spans[cut_at][0]] + junk + data[spans[cut_at][0]:spans[min(cut_at + tail, 1_199)][1]]
+    with tempfile.TemporaryDirectory() as d:
+        path = Path(d) / "fuzz.pcap"
+        path.write_bytes(body)
+        slow = read_evidence_builtin(path, fast=False)
+        results = []
+        for scan in (SCAN, None):
+            saved = fastpath.SCAN
+            fastpath.SCAN = scan
+            try:
+                results.append(read_evidence_builtin(path, fast=True))
+            finally:
+                fastpath.SCAN = saved
+    for fast in results:
+        assert fast.dns == slow.dns
+        assert fast.tls == slow.tls
+        assert fast.http == slow.http
+        assert fast.stats == slow.stats
+
+
+def test_extension_is_built() -> None:
+    """`pip install -e .` (make install) builds the C loop; without it everything still works,
+    only slower, so say so loudly here rather than silently."""
+    import os
+
+    if os.environ.get("PROXYTRACE_PURE_PYTHON", "") not in ("", "0"):
+        pytest.skip("PROXYTRACE_PURE_PYTHON set: the C loop is off on purpose")
+    assert fastpath.SCAN is not None, "analyzer.source._fastloop is not built: run make install"
