@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 # Special-use and commonly private top-level names (RFC 6761, RFC 6762, RFC 8375, ICANN's
 # .internal reservation) plus the usual corporate ones: a watched name under these may legitimately
@@ -16,6 +17,7 @@ def is_public_name(name: str) -> bool:
     return "." in n[1:] and not any(n.endswith(s) for s in _PRIVATE_SUFFIXES)
 
 
+@lru_cache(maxsize=8192)  # a capture answers the same few addresses thousands of times
 def bogon_reason(address: str) -> str | None:
     """Why ``address`` cannot be a public server's address (None when it can)."""
     try:
