@@ -27,6 +27,7 @@ from ..attribution import ebpf, strace
 from ..attribution.gotrace import apply_go_trace, parse_get_line
 from ..attribution.joiner import SocketAttributor
 from ..attribution.procfs import ProcfsPoller
+from ..config import GoConfig
 from ..errors import ProxytraceError
 from ..exitcodes import MISSING_TOOL, NO_PERMISSION
 from ..model import Contact
@@ -99,20 +100,28 @@ def resolve_backend(backend: str) -> str:
                     "dumpcap) to capture", MISSING_TOOL)
 
 
-def default_filter(env: Mapping[str, str] | None = None) -> str:
+def default_filter(env: Mapping[str, str] | None = None, config: GoConfig | None = None) -> str:
     """The capture filter for the watch list plus the ports of the proxies ``env`` would use
     (GOPROXY through the go command's own configuration chain, HTTPS_PROXY/HTTP_PROXY), so a
     private mirror on port 8443 or a forward proxy on 3128 is not filtered away."""
-    from ..config import config_from_env, find_go_binary
     from ..filters.bpf import capture_filter_for_proxies
     from ..watchlist import WatchList
 
     env = dict(os.environ if env is None else env)
-    setting = config_from_env(env, find_go_binary(env)).get("GOPROXY")
+    if config is None:
+        config = _go_config(env)
+    setting = config.get("GOPROXY")
     goproxy = setting.value if setting is not None else ""
     forwards = [v for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
                 if (v := env.get(k))]
     return capture_filter_for_proxies(WatchList.build(), goproxy, forwards)
+
+
+def _go_config(env: Mapping[str, str]) -> GoConfig:
+    """What a go command started with ``env`` would use (runs ``go env`` once)."""
+    from ..config import config_from_env, find_go_binary
+
+    return config_from_env(env, find_go_binary(env))
 
 
 class _Tracer:
@@ -223,7 +232,8 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
     tracer = _Tracer(tier)
     child_env = _command_env(opts.go_trace)
-    bpf = opts.bpf if opts.bpf is not None else default_filter(child_env)
+    child_config = _go_config(child_env)  # for the capture filter and, afterwards, the causes
+    bpf = opts.bpf if opts.bpf is not None else default_filter(child_env, child_config)
     capture = Capture(backend, opts.interface, bpf, raw)
     _start_both(tracer, capture)
     strace_out = workdir / "strace.txt"
@@ -266,18 +276,15 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     if opts.go_trace:
         gets = [g for g in (parse_get_line(line, ts) for ts, line in stderr_lines) if g]
         contacts = apply_go_trace(contacts, gets, _go_pids(attributor, root_pid))
-    result.report.contacts = _with_causes(contacts, child_env, opts)
+    result.report.contacts = _with_causes(contacts, child_config, opts)
     return result
 
 
-def _with_causes(contacts: list[Contact], child_env: dict[str, str],
-                 opts: LiveOptions) -> list[Contact]:
-    """The child's environment is known here: give each contact the setting that caused it
+def _with_causes(contacts: list[Contact], config: GoConfig, opts: LiveOptions) -> list[Contact]:
+    """The child's configuration is known here: give each contact the setting that caused it
     (after --go-trace has named the operations the causes speak of)."""
-    from ..config import config_from_env, find_go_binary
     from ..config.causes import apply_causes
 
-    config = config_from_env(child_env, find_go_binary(child_env))
     return apply_causes(contacts, config, redact_values=opts.analyze.redact)
 
 
