@@ -1,23 +1,24 @@
 """DNS messages (RFC 1035, EDNS0 RFC 6891, SVCB/HTTPS RFC 9460): bytes in, frozen records out.
 
-dpkt.dns supplies the header and the section walk. Three of its pieces are replaced here because
-they fail on bytes we must handle:
+Written over ``struct`` rather than with dpkt.dns, whose pieces fail on bytes we must handle:
 - names: dpkt follows compression pointers with no depth cap (a message of back-pointing chains
   costs quadratic time) and decodes labels as strict UTF-8 (raises on binary labels);
 - record data: dpkt raises on any type it does not know (HTTPS, SVCB, NSEC, RRSIG...), which
   would drop the whole message, and silently accepts rdata cut short by the end of the message;
-- SVCB/HTTPS rdata: dpkt has no decoder for it at all.
+- SVCB/HTTPS rdata: dpkt has no decoder for it at all;
+- the header and section walk: dpkt builds an object per question and record, which at the DNS
+  rates of a busy capture was most of the analyzer's time (see parse_dns).
+tests/protocols/test_dns_reference.py keeps the dpkt-based parser this replaced and checks that
+both give the same messages.
 Only ParseError leaves this module.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
-from typing import Any
-
-import dpkt
 
 from ..errors import ParseError
 
@@ -117,8 +118,15 @@ class DnsMessage:
 
 # ---------------------------------------------------------------- names
 
+# Bytes a label may hold and still be its own presentation form (printable ASCII but '.' and
+# '\\'): the common case, checked with one translate() instead of decode + isprintable.
+_PLAIN_LABEL_BYTES = bytes(b for b in range(0x20, 0x7F) if b not in (0x2E, 0x5C))
+
+
 def _label_text(label: bytes) -> str:
     """Presentation form of one label: printable ASCII as is, '.' and '\\' escaped, others \\DDD."""
+    if not label.translate(None, _PLAIN_LABEL_BYTES):
+        return label.decode("ascii")
     try:
         text = label.decode("utf-8")
         if text.isprintable():
@@ -263,7 +271,8 @@ def _record(buf: bytes, name: str, rtype: int, ttl: int, start: int, rdata: byte
         size = 4 if kind == "A" else 16
         if len(rdata) != size:
             raise ParseError(f"{kind} record with {len(rdata)} bytes of data")
-        address = str(ipaddress.ip_address(rdata))
+        # inet_ntoa gives ipaddress's text for IPv4 at a fraction of the cost
+        address = socket.inet_ntoa(rdata) if size == 4 else str(ipaddress.ip_address(rdata))
         return DnsRecord(name, kind, ttl, address, (address,))
     if kind in _NAME_TYPES:
         target, _ = read_name(buf, start)
@@ -291,72 +300,85 @@ def _record(buf: bytes, name: str, rtype: int, ttl: int, start: int, rdata: byte
     return DnsRecord(name, kind, ttl, f"\\# {len(rdata)} {rdata[:32].hex()}")
 
 
-# ---------------------------------------------------------------- dpkt glue
+# ---------------------------------------------------------------- header and section walk
 
-class _Wire(dpkt.dns.DNS):
-    """dpkt's DNS header and section walk with bounded names and lazily kept rdata."""
+_HEADER = struct.Struct(">HHHHHH")
+_QUESTION_TAIL = struct.Struct(">HH")
+_RR_TAIL = struct.Struct(">HHIH")
+_TYPE_OPT = 41
+_FLAG_QR, _FLAG_TC, _FLAG_RD, _FLAG_AD = 0x8000, 0x0200, 0x0100, 0x0020
 
-    def unpack_q(self, buf: bytes, off: int) -> tuple[Any, int]:
-        q = self.Q()
-        q.name, off = read_name(buf, off)
-        if off + 4 > len(buf):
-            raise ParseError("DNS question cut short")
-        q.type, q.cls = struct.unpack_from(">HH", buf, off)
-        return q, off + 4
 
-    def unpack_rr(self, buf: bytes, off: int) -> tuple[Any, int]:
-        rr = self.RR()
-        rr.name, off = read_name(buf, off)
+def _section(buf: bytes, off: int, count: int, opt: list[tuple[int, int]]
+             ) -> tuple[tuple[DnsRecord, ...], int]:
+    """``count`` resource records from ``off``; OPT pseudo-records go to ``opt`` as (class, ttl)."""
+    records: list[DnsRecord] = []
+    for _ in range(count):
+        name, off = read_name(buf, off)
         if off + 10 > len(buf):
             raise ParseError("DNS record header cut short")
-        rr.type, rr.cls, rr.ttl, rdlen = struct.unpack_from(">HHIH", buf, off)
+        rtype, rclass, ttl, rdlen = _RR_TAIL.unpack_from(buf, off)
         off += 10
         if off + rdlen > len(buf):
             raise ParseError("DNS record data runs past the end of the message")
-        rr.rdata = buf[off:off + rdlen]
-        rr.rlen = rdlen
-        rr.start = off
-        return rr, off + rdlen
-
-
-def _records(buf: bytes, rrs: list[Any]) -> tuple[DnsRecord, ...]:
-    return tuple(_record(buf, rr.name, rr.type, rr.ttl, rr.start, rr.rdata)
-                 for rr in rrs if rr.type != dpkt.dns.DNS_OPT)
+        if rtype == _TYPE_OPT:
+            opt.append((rclass, ttl))
+        else:
+            records.append(_record(buf, name, rtype, ttl, off, buf[off:off + rdlen]))
+        off += rdlen
+    return tuple(records), off
 
 
 def parse_dns(data: bytes) -> DnsMessage:
-    """Parse one DNS message (the UDP payload, or one message of a TCP stream)."""
+    """Parse one DNS message (the UDP payload, or one message of a TCP stream).
+
+    The header and the section walk are a dozen lines over ``struct`` rather than dpkt.dns: dpkt
+    builds a Packet object per question and record (and its own names and rdata, which the
+    module docstring explains we cannot use), and at the DNS rates of a busy capture that object
+    building was most of the analyzer's time (docs/performance.md). The walk is dpkt's: the
+    four counts in order, trailing bytes ignored.
+    """
     data = bytes(data)
     if len(data) < 12:
         raise ParseError(f"DNS message of {len(data)} bytes is shorter than its header")
-    try:
-        wire = _Wire(data)
-    except ParseError:
-        raise
-    except (dpkt.UnpackError, struct.error, IndexError, ValueError) as exc:
-        raise ParseError(f"malformed DNS message: {exc}") from None
-    opt = next((rr for rr in wire.ar if rr.type == dpkt.dns.DNS_OPT), None)
-    rcode = wire.rcode
+    txid, flags, qdcount, ancount, nscount, arcount = _HEADER.unpack_from(data)
+    off = 12
+    questions: list[DnsQuestion] = []
+    for _ in range(qdcount):
+        qname, off = read_name(data, off)
+        if off + 4 > len(data):
+            raise ParseError("DNS question cut short")
+        qtype, _qclass = _QUESTION_TAIL.unpack_from(data, off)
+        off += 4
+        questions.append(DnsQuestion(qname, type_name(qtype)))
+    misplaced: list[tuple[int, int]] = []  # OPT outside the additional section: dropped
+    opt: list[tuple[int, int]] = []
+    answers, off = _section(data, off, ancount, misplaced)
+    authority, off = _section(data, off, nscount, misplaced)
+    additional, off = _section(data, off, arcount, opt)
+    rcode = flags & 0xF
     payload_size = None
     do_bit = False
-    if opt is not None:
+    if opt:
+        # the first OPT in the additional section (RFC 6891 allows one; dpkt took the first)
+        opt_class, opt_ttl = opt[0]
         # RFC 6891 section 6.1.3: the OPT TTL carries the upper 8 bits of the response code.
-        rcode |= ((opt.ttl >> 24) & 0xFF) << 4
-        payload_size = opt.cls
-        do_bit = bool(opt.ttl & 0x8000)
+        rcode |= ((opt_ttl >> 24) & 0xFF) << 4
+        payload_size = opt_class
+        do_bit = bool(opt_ttl & 0x8000)
     return DnsMessage(
-        txid=wire.id,
-        is_response=bool(wire.qr),
-        opcode=wire.opcode,
+        txid=txid,
+        is_response=bool(flags & _FLAG_QR),
+        opcode=(flags >> 11) & 0xF,
         rcode=rcode_name(rcode),
-        questions=tuple(DnsQuestion(q.name, type_name(q.type)) for q in wire.qd),
-        answers=_records(data, wire.an),
-        has_edns=opt is not None,
-        authority=_records(data, wire.ns),
-        additional=_records(data, wire.ar),
-        truncated=bool(wire.tc),
-        recursion_desired=bool(wire.rd),
-        authenticated_data=bool(wire.op & dpkt.dns.DNS_AD),
+        questions=tuple(questions),
+        answers=answers,
+        has_edns=bool(opt),
+        authority=authority,
+        additional=additional,
+        truncated=bool(flags & _FLAG_TC),
+        recursion_desired=bool(flags & _FLAG_RD),
+        authenticated_data=bool(flags & _FLAG_AD),
         edns_payload_size=payload_size,
         edns_do=do_bit,
     )

@@ -1,0 +1,77 @@
+"""The struct-based DNS walk gives exactly what the dpkt-based one gave, on real and hostile bytes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from analyzer.engine import DNS_PORTS
+from analyzer.errors import ParseError
+from analyzer.protocols.dns import DnsMessage, parse_dns
+from analyzer.source.capture_file import ReadState, open_capture
+from analyzer.source.decode import Decoder
+
+from .dns_dpkt_reference import parse_dns_dpkt
+from .test_dns_fuzz import REAL, mutated
+
+ROOT = Path(__file__).resolve().parents[2]
+CAPTURES = sorted(p for p in [*(ROOT / "tests" / "data" / "dns").iterdir(),
+                              *(ROOT / "captures").iterdir(),
+                              *(ROOT.parent / "shared" / "captures").rglob("*")]
+                  if p.suffix in (".pcap", ".pcapng"))
+FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _both(data: bytes) -> tuple[DnsMessage | str, DnsMessage | str]:
+    out: list[DnsMessage | str] = []
+    for parse in (parse_dns, parse_dns_dpkt):
+        try:
+            out.append(parse(data))
+        except ParseError:
+            out.append("ParseError")
+    return out[0], out[1]
+
+
+def _dns_payloads(path: Path) -> list[bytes]:
+    """UDP payloads to or from a DNS port, through the project's reader and decoder."""
+    decoder = Decoder()
+    found = []
+    with path.open("rb") as fh:
+        for frame in open_capture(fh, ReadState(path.name)):
+            seg = decoder.decode(frame.number, frame.ts, frame.linktype, frame.data)
+            if (seg is not None and seg.transport == "udp" and seg.payload
+                    and {seg.sport, seg.dport} & DNS_PORTS):
+                found.append(seg.payload)
+    return found
+
+
+@pytest.mark.parametrize("path", CAPTURES, ids=lambda p: p.name)
+def test_same_messages_on_every_capture(path: Path) -> None:
+    messages = _dns_payloads(path)
+    if not messages:
+        pytest.skip(f"{path.name} has no DNS over UDP")
+    for data in messages:
+        ours, reference = _both(data)
+        assert ours == reference, path.name
+
+
+def test_the_captures_hold_parsed_answers() -> None:
+    parsed = [m for m in (parse_dns(d) for d in REAL) if m.answers]
+    assert len(parsed) > 10
+
+
+@FUZZ
+@given(mutated())
+def test_same_result_on_mutated_messages(data: bytes) -> None:
+    ours, reference = _both(data)
+    assert ours == reference
+
+
+@FUZZ
+@given(st.binary(max_size=400))
+def test_same_result_on_random_bytes(data: bytes) -> None:
+    ours, reference = _both(data)
+    assert ours == reference
