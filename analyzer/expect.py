@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -64,28 +64,41 @@ class HostExpectation:
 @dataclass(frozen=True, slots=True)
 class Expectations:
     hosts: tuple[HostExpectation, ...] = ()
+    # name -> for_host(name): a busy capture asks about the same few names thousands of times
+    _cache: dict[str, HostExpectation | None] = field(default_factory=dict, init=False,
+                                                      repr=False, compare=False, hash=False)
 
     def for_host(self, name: str) -> HostExpectation | None:
         """What is expected of ``name``: user entries before shipped ones, and within each an
         exact pattern before ``*.suffix`` (the longest suffix first); each key from the first
         entry that sets it."""
         n = name.lower().rstrip(".")
-        ranked: list[tuple[int, int, HostExpectation]] = []
-        for host in self.hosts:
-            if host.pattern == n:
-                ranked.append((0 if host.user else 2, 0, host))
-            elif host.pattern.startswith("*.") and n.endswith(host.pattern[1:]):
-                ranked.append((1 if host.user else 3, -len(host.pattern), host))
-        if not ranked:
-            return None
-        ranked.sort(key=lambda r: (r[0], r[1]))
-        entries = [r[2] for r in ranked]
-        return HostExpectation(
-            pattern=entries[0].pattern,
-            addresses=next((e.addresses for e in entries if e.addresses), ()),
-            issuers=next((e.issuers for e in entries if e.issuers), ()),
-            min_tls_version=next((e.min_tls_version for e in entries if e.min_tls_version), None),
-            user=entries[0].user)
+        try:
+            return self._cache[n]
+        except KeyError:
+            if len(self._cache) >= 65536:
+                self._cache.clear()  # bounded, whatever names a hostile capture holds
+            found = self._cache[n] = _for_host(self, n)
+            return found
+
+
+def _for_host(expectations: Expectations, n: str) -> HostExpectation | None:
+    ranked: list[tuple[int, int, HostExpectation]] = []
+    for host in expectations.hosts:
+        if host.pattern == n:
+            ranked.append((0 if host.user else 2, 0, host))
+        elif host.pattern.startswith("*.") and n.endswith(host.pattern[1:]):
+            ranked.append((1 if host.user else 3, -len(host.pattern), host))
+    if not ranked:
+        return None
+    ranked.sort(key=lambda r: (r[0], r[1]))
+    entries = [r[2] for r in ranked]
+    return HostExpectation(
+        pattern=entries[0].pattern,
+        addresses=next((e.addresses for e in entries if e.addresses), ()),
+        issuers=next((e.issuers for e in entries if e.issuers), ()),
+        min_tls_version=next((e.min_tls_version for e in entries if e.min_tls_version), None),
+        user=entries[0].user)
 
 
 def _networks(where: str, pattern: str, value: Any) -> tuple[IPNetwork, ...]:

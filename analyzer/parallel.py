@@ -3,7 +3,6 @@ the order the captures were given, so the report equals the serial one."""
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -61,6 +60,8 @@ def read_all(paths: Sequence[str | Path], opts: AnalyzeOptions,
             if on_file is not None:
                 on_file(i + 1, len(paths))
         return results
+    import multiprocessing  # here: a single capture never starts a worker
+
     # fork keeps start-up cheap (the parent's imports are shared); elsewhere the default.
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)

@@ -123,8 +123,11 @@ def apply_findings(contacts: list[Contact], evidence: Evidence, expectations: Ex
             if hit is not None:
                 notes.append(f"{contact.dst} came from a DNS answer flagged {hit.kind} "
                              f"(frames {', '.join(map(str, hit.frames)) or '?'})")
-        out.append(dataclasses.replace(contact, findings=_dedupe(findings),
-                                       notes=tuple(dict.fromkeys(notes))))
+        new_findings, new_notes = _dedupe(findings), tuple(dict.fromkeys(notes))
+        if new_findings == contact.findings and new_notes == contact.notes:
+            out.append(contact)  # nothing found (most contacts): no copy
+        else:
+            out.append(dataclasses.replace(contact, findings=new_findings, notes=new_notes))
     return out
 
 

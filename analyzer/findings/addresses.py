@@ -12,6 +12,7 @@ _PRIVATE_SUFFIXES = (".local", ".localhost", ".internal", ".lan", ".home", ".cor
                      ".home.arpa", ".test", ".invalid", ".example", ".localdomain")
 
 
+@lru_cache(maxsize=8192)  # asked once per DNS exchange, about a few names
 def is_public_name(name: str) -> bool:
     n = "." + name.lower().rstrip(".")
     return "." in n[1:] and not any(n.endswith(s) for s in _PRIVATE_SUFFIXES)

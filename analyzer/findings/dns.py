@@ -57,25 +57,30 @@ def answer_findings(exchange: DnsExchange, expectations: Expectations,
     """Addresses that should not be there: outside the expected ranges, or bogons."""
     name = name or exchange.qname.lower().rstrip(".")
     expected = expectations.for_host(name)
+    ranged = expected is not None and bool(expected.addresses)
+    public = not ranged and is_public_name(name)
     for index, response in enumerate(exchange.responses):
         addresses = dns_addresses(response)
-        frames = _frames(exchange, [index])
-        where = f"response from {_source(exchange, index)}"
-        if expected is not None and expected.addresses:
+        if not addresses:
+            continue
+        if ranged:
+            assert expected is not None
             outside = [a for a in addresses if not expected.address_allowed(a)]
             if outside:
                 ranges = ", ".join(str(n) for n in expected.addresses)
                 yield Finding("dns", "dns-unexpected-answer",
-                              f"{name} {exchange.qtype} answered {', '.join(outside)} ({where}), "
+                              f"{name} {exchange.qtype} answered {', '.join(outside)} "
+                              f"(response from {_source(exchange, index)}), "
                               f"outside the expected ranges {ranges} for {expected.pattern}",
-                              frames)
-        elif is_public_name(name):
+                              _frames(exchange, [index]))
+        elif public:
             bogons = [(a, r) for a in addresses if (r := bogon_reason(a))]
             if bogons:
                 listed = ", ".join(f"{a} ({r})" for a, r in bogons)
                 yield Finding("dns", "dns-private-answer",
-                              f"public name {name} {exchange.qtype} answered {listed} ({where})",
-                              frames)
+                              f"public name {name} {exchange.qtype} answered {listed} "
+                              f"(response from {_source(exchange, index)})",
+                              _frames(exchange, [index]))
 
 
 def duplicate_findings(exchange: DnsExchange) -> Iterator[Finding]:

@@ -14,6 +14,7 @@ import click
 from .files import open_private
 
 MACHINE_FORMATS = ("jsonl", "json", "csv")
+_JSONL_ENCODER = json.JSONEncoder(default=str)
 BASE_FORMATS = ("table", *MACHINE_FORMATS)
 
 
@@ -47,7 +48,8 @@ def _flatten(record: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 def render_machine(records: Sequence[dict[str, Any]], fmt: str) -> str:
     """Render records as jsonl, json or csv text."""
     if fmt == "jsonl":
-        return "".join(json.dumps(r, default=str, sort_keys=False) + "\n" for r in records)
+        encode = _JSONL_ENCODER.encode  # one encoder: json.dumps(default=...) builds one per call
+        return "".join(encode(r) + "\n" for r in records)
     if fmt == "json":
         return json.dumps(list(records), default=str, indent=2) + "\n"
     if fmt == "csv":

@@ -15,8 +15,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-import dpkt
-
 from ..errors import CaptureError
 
 PCAP_MAGICS = {
@@ -92,8 +90,8 @@ def _read_pcap(fh: BinaryIO, magic: bytes, state: ReadState) -> Iterator[RawFram
     rest = fh.read(20)
     if len(rest) < 20:
         raise CaptureError(f"{state.name}: pcap file header truncated")
-    hdr = (dpkt.pcap.LEFileHdr if endian == "<" else dpkt.pcap.FileHdr)(magic + rest)
-    linktype = hdr.linktype & 0x0FFFFFFF  # upper bits may carry FCS info
+    (raw_link,) = struct.unpack_from(endian + "I", rest, 16)  # the header's last field
+    linktype = raw_link & 0x0FFFFFFF  # upper bits may carry FCS info
     state.linktypes.add(linktype)
     state.bytes_read = 24
     rec = struct.Struct(endian + "IIII")
@@ -211,6 +209,8 @@ def _read_pcapng(fh: BinaryIO, magic: bytes, state: ReadState) -> Iterator[RawFr
 
 
 def _idb(block: bytes, endian: str) -> _Interface:
+    import dpkt  # here, not at the top: a classic pcap never needs it, and it is slow to import
+
     idb = (dpkt.pcapng.InterfaceDescriptionBlockLE if endian == "<"
            else dpkt.pcapng.InterfaceDescriptionBlock)(block)
     iface = _Interface(linktype=idb.linktype)
