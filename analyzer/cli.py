@@ -6,6 +6,7 @@ Each subcommand lives in ``analyzer/commands/<name>.py`` and exposes a click com
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 
@@ -48,7 +49,16 @@ def cli() -> None:
     """
 
 
+# The analyzer allocates hundreds of thousands of small objects that live until the report is
+# written (events, contacts) and almost never form reference cycles; at the default gen-0
+# threshold of 700 the cyclic collector re-walks them hundreds of times per large capture (about
+# 0.15 s in 2.3 s on 2 million packets). Refcounting still frees everything acyclic at once.
+GC_THRESHOLD = (50_000, 20, 20)
+
+
 def main() -> None:
+    gc.freeze()  # the imported modules: never garbage, never walked again
+    gc.set_threshold(*GC_THRESHOLD)
     try:
         # Commands set their status with ctx.exit(N); in non-standalone mode click returns it.
         status = cli.main(standalone_mode=False)

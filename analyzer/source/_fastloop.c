@@ -29,6 +29,13 @@ static inline uint32_t rd32(const unsigned char *b, int big)
     return ((uint32_t)b[3] << 24) | ((uint32_t)b[2] << 16) | ((uint32_t)b[1] << 8) | b[0];
 }
 
+/* IPv6 next headers the decoder reads on: TCP, UDP, the fragment header and the extension
+ * headers of decode.IPV6_EXT_HEADERS */
+static inline int ipv6_kept(unsigned nxt)
+{
+    return nxt == 6 || nxt == 17 || nxt == 44 || nxt == 0 || nxt == 43 || nxt == 60 || nxt == 51;
+}
+
 /* 1: skipped (a done flow's last_ts updated, or non-DNS UDP); 0: take the slow path;
  * -1: a Python error (set). Mirrors skippable() line by line. */
 static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_off, Py_ssize_t l3,
@@ -45,8 +52,15 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
     if (etype_off >= 0) {
         /* the ethertype, not the version nibble, decides how the decoder reads the header */
         unsigned etype = ((unsigned)p[etype_off] << 8) | p[etype_off + 1];
-        version = etype == 0x0800 ? 4 : etype == 0x86DD ? 6 : 0;
+        if (etype == 0x0800)
+            version = 4;
+        else if (etype == 0x86DD)
+            version = 6;
+        else  /* VLAN tags are the decoder's; any other ethertype (ARP, LLDP...) it drops */
+            return !(etype == 0x8100 || etype == 0x88A8 || etype == 0x9100 || etype == 0x9200);
     }
+    else if (version != 4 && version != 6)
+        return 1;  /* raw IP link type, not IP: the decoder drops it */
     if (version == 4) {
         if (vhl != 0x45)
             return 0;
@@ -69,9 +83,11 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
             return 1;
         }
         else
-            return 0;
+            return 1;  /* ICMP and other protocols: the decoder drops them */
     }
-    else if (version == 6 && d[6] == 6) {
+    else if (!ipv6_kept(d[6]))
+        return 1;  /* ICMPv6 and other protocols: the decoder drops them */
+    else if (d[6] == 6) {
         unsigned plen = ((unsigned)d[4] << 8) | d[5];
         if (caplen < l3 + 60 || (plen > 0 && plen < 20) || d[52] < 0x50 || (d[53] & 7)
             || ts >= next_sweep)

@@ -35,7 +35,19 @@ from typing import Any, BinaryIO
 from ..engine import DNS_PORTS, Engine
 from ..errors import CaptureError
 from .capture_file import MAX_SNAP, PCAP_MAGICS, RawFrame, ReadState, open_capture
-from .decode import DLT_EN10MB, DLT_IPV4, DLT_IPV6, DLT_LINUX_SLL, DLT_LINUX_SLL2, DLT_RAW
+from .decode import (
+    DLT_EN10MB,
+    DLT_IPV4,
+    DLT_IPV6,
+    DLT_LINUX_SLL,
+    DLT_LINUX_SLL2,
+    DLT_RAW,
+    IPPROTO_TCP,
+    IPPROTO_UDP,
+    IPV6_EXT_HEADERS,
+    IPV6_FRAGMENT,
+    VLAN_TPIDS,
+)
 
 CHUNK = 4 << 20    # bytes per read() from a pipe
 WINDOW = 32 << 20  # bytes per mmap window of a regular file: RSS stays flat however big the file
@@ -52,6 +64,8 @@ LAYOUTS: dict[int, tuple[int, int]] = {
 _DNS_PORT_BYTES = frozenset(p.to_bytes(2, "big") for p in DNS_PORTS)
 
 _DNS_PORT_TUPLE = tuple(sorted(DNS_PORTS))
+# IPv6 next headers the decoder reads on (TCP, UDP, extension headers, fragments)
+_IPV6_KEEP = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPV6_FRAGMENT, *IPV6_EXT_HEADERS})
 
 ScanFn = Callable[..., tuple[int, int]]
 
@@ -88,7 +102,15 @@ def skippable(buf: bytes | mmap.mmap, p: int, caplen: int, layout: tuple[int, in
         # the ethertype, not the version nibble, decides how the decoder reads the header
         e = p + etype_off
         etype = (buf[e] << 8) | buf[e + 1]
-        version = 4 if etype == 0x0800 else 6 if etype == 0x86DD else 0
+        if etype == 0x0800:
+            version = 4
+        elif etype == 0x86DD:
+            version = 6
+        else:
+            # VLAN tags are the decoder's; any other ethertype (ARP, LLDP...) it drops
+            return etype not in VLAN_TPIDS
+    elif version != 4 and version != 6:
+        return True  # raw IP link type, not IP: the decoder drops it
     if version == 4:
         if vhl != 0x45:
             return False  # IPv4 options (or a bad header): the decoder handles it
@@ -107,8 +129,10 @@ def skippable(buf: bytes | mmap.mmap, p: int, caplen: int, layout: tuple[int, in
         if proto == 17:
             return (buf[d + 20:d + 22] not in _DNS_PORT_BYTES
                     and buf[d + 22:d + 24] not in _DNS_PORT_BYTES)
-        return False
-    if version == 6 and buf[d + 6] == 6:
+        return True  # ICMP and other protocols: the decoder drops them
+    if buf[d + 6] not in _IPV6_KEEP:
+        return True  # ICMPv6 and other protocols: the decoder drops them
+    if buf[d + 6] == 6:
         plen = (buf[d + 4] << 8) | buf[d + 5]
         if (caplen < l3 + 60 or 0 < plen < 20 or buf[d + 52] < 0x50 or buf[d + 53] & 7
                 or ts >= engine.next_sweep):
