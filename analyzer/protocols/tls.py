@@ -90,7 +90,8 @@ class _Reader:
     def u16_list(self) -> tuple[int, ...]:
         if self.remaining % 2:
             raise ParseError(f"{self._what}: odd length {self.remaining} for a list of u16")
-        return tuple(v for (v,) in _U16.iter_unpack(self.take(self.remaining)))
+        data = self.take(self.remaining)
+        return struct.unpack(f">{len(data) >> 1}H", data)
 
     @property
     def remaining(self) -> int:
@@ -153,16 +154,31 @@ def _handshake_messages(payload: bytes, limit: int) -> tuple[list[tuple[int, byt
     return messages, False
 
 
-def _extensions(r: _Reader, what: str) -> list[tuple[int, _Reader]]:
-    """The extension block (absent in old hellos) as (type, body reader) in wire order."""
+def _extensions(r: _Reader, what: str) -> list[tuple[int, bytes]]:
+    """The extension block (absent in old hellos) as (type, body) in wire order.
+
+    Walked with plain offsets, not a _Reader per extension: a ClientHello has a dozen or more,
+    most of which only count for the fingerprints. The errors are _Reader's, word for word.
+    """
     if not r.remaining:
         return []
-    block = r.vec(2, f"{what} extensions")
+    where = f"{what} extensions"
+    buf = r.vec(2, where).take_all()
     r.expect_end()
+    n = len(buf)
+    pos = 0
     out = []
-    while block.remaining:
-        ext_type = block.u16()
-        out.append((ext_type, block.vec(2, f"{what} extension {ext_type}")))
+    while pos < n:
+        if pos + 4 > n:
+            at = pos if pos + 2 > n else pos + 2
+            raise ParseError(f"{where}: truncated (need 2 bytes at offset {at})")
+        ext_type = (buf[pos] << 8) | buf[pos + 1]
+        length = (buf[pos + 2] << 8) | buf[pos + 3]
+        end = pos + 4 + length
+        if end > n:
+            raise ParseError(f"{where}: truncated (need {length} bytes at offset {pos + 4})")
+        out.append((ext_type, buf[pos + 4:end]))
+        pos = end
     return out
 
 
@@ -226,6 +242,11 @@ class ClientHello:
         return version_name(self.max_version)
 
 
+# the extensions whose content a ClientHello record keeps (the rest only count by type)
+_HELLO_READS = frozenset({EXT_SERVER_NAME, EXT_ALPN, EXT_SUPPORTED_GROUPS, EXT_SIGNATURE_ALGORITHMS,
+                          EXT_SUPPORTED_VERSIONS, EXT_EC_POINT_FORMATS})
+
+
 def _client_hello_body(body: bytes) -> ClientHello:
     r = _Reader(body, "ClientHello")
     legacy_version = r.u16()
@@ -242,11 +263,13 @@ def _client_hello_body(body: bytes) -> ClientHello:
     sig_algs: tuple[int, ...] = ()
     ext_types: list[int] = []
     seen: set[int] = set()
-    for ext_type, ext in _extensions(r, "ClientHello"):
+    for ext_type, raw in _extensions(r, "ClientHello"):
         ext_types.append(ext_type)
-        if ext_type in seen:
+        if ext_type in seen or ext_type not in _HELLO_READS:
+            seen.add(ext_type)
             continue  # a repeated extension is counted (JA3/JA4 do) but the first one is used
         seen.add(ext_type)
+        ext = _Reader(raw, f"ClientHello extension {ext_type}")
         if ext_type == EXT_SERVER_NAME and ext.remaining:
             sni = _host_name(ext)
         elif ext_type == EXT_ALPN:
@@ -316,8 +339,9 @@ def _server_hello_body(body: bytes) -> ServerHello:
     cipher = r.u16()
     r.u8()  # compression method
     version, alpn, ext_types = legacy_version, None, []
-    for ext_type, ext in _extensions(r, "ServerHello"):
+    for ext_type, raw in _extensions(r, "ServerHello"):
         ext_types.append(ext_type)
+        ext = _Reader(raw, f"ServerHello extension {ext_type}")
         if ext_type == EXT_SUPPORTED_VERSIONS:
             version = ext.u16()
             ext.expect_end()

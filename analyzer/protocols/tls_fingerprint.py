@@ -10,6 +10,7 @@ removed, and its md5. JA4 follows FoxIO's technical details (FoxIO-LLC/ja4,
 from __future__ import annotations
 
 import hashlib
+import struct
 
 # RFC 8701: 0x0a0a, 0x1a1a, ... 0xfafa. Clients sprinkle these anywhere a list of u16 codes appears.
 _GREASE = frozenset(0x0A0A + 0x1010 * i for i in range(16))
@@ -51,12 +52,18 @@ def ja3_string(legacy_version: int, ciphers: tuple[int, ...], extensions: tuple[
         _no_grease(groups),
         list(ec_point_formats),
     )
-    return ",".join("-".join(str(v) for v in field) for field in fields)
+    return ",".join(["-".join(map(str, field)) for field in fields])
 
 
 def ja3_hash(text: str) -> str:
     # md5 is what JA3 is defined as; it is an identifier here, not a security control.
     return hashlib.md5(text.encode("ascii"), usedforsecurity=False).hexdigest()
+
+
+def _hex_list(values: list[int]) -> str:
+    """u16 values as comma-separated 4-digit lower-case hex ("1301,1302"), formatted in one
+    bytes.hex call rather than one f-string per value (a ClientHello has dozens)."""
+    return struct.pack(f">{len(values)}H", *values).hex(",", 2)
 
 
 def _hash12(text: str) -> str:
@@ -98,11 +105,11 @@ def ja4_parts(*, legacy_version: int, versions: tuple[int, ...], ciphers: tuple[
     head = (f"t{version}{sni}{min(len(cipher_list), 99):02d}{min(len(ext_list), 99):02d}"
             f"{ja4_alpn(first_alpn)}")
 
-    cipher_text = ",".join(f"{c:04x}" for c in sorted(cipher_list))
+    cipher_text = _hex_list(sorted(cipher_list))
     hashed_exts = sorted(e for e in ext_list if e not in (_EXT_SERVER_NAME, _EXT_ALPN))
-    ext_text = ",".join(f"{e:04x}" for e in hashed_exts)
+    ext_text = _hex_list(hashed_exts)
     # FoxIO: "ignore GREASE values anywhere"; clients that GREASE signature_algorithms exist.
-    sig_text = ",".join(f"{s:04x}" for s in _no_grease(sig_algs))
+    sig_text = _hex_list(_no_grease(sig_algs))
     ext_sig_text = f"{ext_text}_{sig_text}" if sig_text else ext_text
 
     ja4_b = _hash12(cipher_text) if cipher_list else _EMPTY_HASH

@@ -75,3 +75,15 @@ def test_same_result_on_mutated_messages(data: bytes) -> None:
 def test_same_result_on_random_bytes(data: bytes) -> None:
     ours, reference = _both(data)
     assert ours == reference
+
+
+@FUZZ
+@given(st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x0DB8, 0xFE80]) | st.integers(0, 0xFFFF),
+                min_size=8, max_size=8))
+def test_ipv6_text_is_ipaddress_text(groups: list[int]) -> None:
+    import ipaddress
+
+    from analyzer.protocols.dns import _ipv6_text
+
+    packed = b"".join(g.to_bytes(2, "big") for g in groups)
+    assert _ipv6_text(packed) == str(ipaddress.ip_address(packed))
