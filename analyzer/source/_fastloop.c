@@ -137,9 +137,10 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
 
 PyDoc_STRVAR(scan_doc,
 "scan(buf, pos, size, big_endian, unit, etype_off, l3, index, next_sweep, dns_ports, max_snap)\n"
-"-> (pos, skipped)\n\n"
+"-> (pos, skipped, slow)\n\n"
 "Skip pcap records from offset pos while fastpath.skippable() would skip them; return the\n"
-"offset of the first record not skipped (or size) and the number of records skipped.");
+"offset of the first record not skipped (or size), the number of records skipped, and True\n"
+"when that record is whole and valid and must take the slow path (False: refill or damage).");
 
 static PyObject *scan(PyObject *self, PyObject *args)
 {
@@ -170,6 +171,7 @@ static PyObject *scan(PyObject *self, PyObject *args)
 
     const unsigned char *buf = (const unsigned char *)view.buf;
     Py_ssize_t skipped = 0;
+    int slow = 0;  /* stopped at a whole, valid record that takes the slow path */
     while (pos <= size - 16) {
         const unsigned char *h = buf + pos;
         uint32_t sec = rd32(h, big), frac = rd32(h + 4, big), caplen = rd32(h + 8, big);
@@ -181,12 +183,14 @@ static PyObject *scan(PyObject *self, PyObject *args)
                        dns_ports, n_dns, cache);
         if (r < 0)
             goto out;
-        if (r == 0)
+        if (r == 0) {
+            slow = 1;
             break;
+        }
         pos += 16 + (Py_ssize_t)caplen;
         skipped++;
     }
-    result = Py_BuildValue("nn", pos, skipped);
+    result = Py_BuildValue("nnO", pos, skipped, slow ? Py_True : Py_False);
 out:
     for (int i = 0; i < 2 * CACHE; i++)
         Py_XDECREF(cache[i]);

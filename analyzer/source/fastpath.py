@@ -67,7 +67,7 @@ _DNS_PORT_TUPLE = tuple(sorted(DNS_PORTS))
 # IPv6 next headers the decoder reads on (TCP, UDP, extension headers, fragments)
 _IPV6_KEEP = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPV6_FRAGMENT, *IPV6_EXT_HEADERS})
 
-ScanFn = Callable[..., tuple[int, int]]
+ScanFn = Callable[..., tuple[int, int, bool]]
 
 
 def _load_scan() -> ScanFn | None:
@@ -322,9 +322,18 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
             if scan is not None:
                 # C skips what it can and stops at the first record the careful branch below
                 # must see (slow path, refill, or damage); safe stays -1 on this path
-                pos, skipped = scan(buf, pos, size, big, unit, etype_off, l3, index,
-                                    engine.next_sweep, dns_ports, max_snap)
+                pos, skipped, must = scan(buf, pos, size, big, unit, etype_off, l3, index,
+                                          engine.next_sweep, dns_ports, max_snap)
                 number += skipped
+                if must:
+                    # a whole record that skippable() refuses (C decided exactly as it does)
+                    sec, frac, caplen, wire_len = header(buf, pos)
+                    p = pos + 16
+                    pos = p + caplen
+                    number += 1
+                    state.bytes_read = window.base + pos
+                    slow(RawFrame(number, sec + frac * unit, linktype, buf[p:pos], wire_len))
+                    continue
             if pos > safe:
                 # near the end of the buffer (always, without a wide read): make sure the whole
                 # record is in it
