@@ -102,7 +102,7 @@ class _TcpFlow:
     tunnel_host: str | None = None
     fins: int = 0
     done: bool = False         # nothing more to learn: later packets are skipped
-    wire_keys: tuple[bytes, bytes] | None = None  # its entries in Engine.skip_index
+    wire_keys: tuple[bytes, bytes] | None = None  # its keys in Engine.skip_index and live_index
 
 
 class Engine:
@@ -119,6 +119,10 @@ class Engine:
         # A reader that sets it (analyzer.source.fastpath) can skip such a flow's packets from
         # their header bytes alone; None keeps the index off.
         self.skip_index: dict[bytes, _TcpFlow] | None = None
+        # With skip_index on: the same raw keys for every open flow, done or not (None for a key
+        # two open flows share), so a bare ACK can be skipped too: on the slow path it only
+        # notes its time on the flow it belongs to, if any.
+        self.live_index: dict[bytes, _TcpFlow | None] = {}
         self.next_sweep = float("-inf")  # capture time of the next idle-flow scan
 
     @property
@@ -262,6 +266,8 @@ class Engine:
             key = (seg.dst, seg.dport, seg.src, seg.sport)
         flow = _TcpFlow(ref, seg.ts, seg.ts, saw_syn=bool(syn))
         self._flows[key] = flow
+        if self.skip_index is not None:
+            self._index_live(flow)
         if len(self._flows) > MAX_FLOWS:
             self._close(next(iter(self._flows.values())))
         return flow, client_first
@@ -403,13 +409,23 @@ class Engine:
             if stream.pending:
                 stream.pending = {}
                 stream.pending_bytes = 0
-        if self.skip_index is not None and flow.wire_keys is None:
-            ref = flow.ref
-            fwd = wire_key(ref.client, ref.client_port, ref.server, ref.server_port)
-            rev = wire_key(ref.server, ref.server_port, ref.client, ref.client_port)
-            flow.wire_keys = (fwd, rev)
+        if self.skip_index is not None:
+            fwd, rev = self._wire_keys(flow)
             self.skip_index[fwd] = flow
             self.skip_index[rev] = flow
+
+    def _wire_keys(self, flow: _TcpFlow) -> tuple[bytes, bytes]:
+        if flow.wire_keys is None:
+            ref = flow.ref
+            flow.wire_keys = (wire_key(ref.client, ref.client_port, ref.server, ref.server_port),
+                              wire_key(ref.server, ref.server_port, ref.client, ref.client_port))
+        return flow.wire_keys
+
+    def _index_live(self, flow: _TcpFlow) -> None:
+        live = self.live_index
+        for k in self._wire_keys(flow):
+            other = live.get(k, flow)
+            live[k] = flow if other is flow else None  # shared by two open flows: slow path
 
     def _sweep(self, now: float) -> None:
         """Close flows idle for FLOW_IDLE_TIMEOUT of capture time (bounded state on long files)."""
@@ -427,6 +443,8 @@ class Engine:
             for k in flow.wire_keys:
                 if self.skip_index.get(k) is flow:
                     del self.skip_index[k]
+                if self.live_index.get(k) is flow:
+                    del self.live_index[k]
         self._emit_flow(flow)
 
     def _emit_flow(self, flow: _TcpFlow) -> None:
@@ -460,6 +478,7 @@ class Engine:
         self._flows.clear()
         if self.skip_index is not None:
             self.skip_index.clear()
+        self.live_index.clear()
         for pending in self._dns.values():
             self._emit_dns(pending)
         self._dns.clear()

@@ -7,6 +7,8 @@ same evidence produce the same report.
 
 from __future__ import annotations
 
+import functools
+import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -32,10 +34,15 @@ class FlowRef:
     @property
     def flow_id(self) -> str:
         """A stable id linking DNS, TLS and HTTP evidence of the same connection (like Zeek's uid)."""
-        import hashlib
+        return _flow_id(self.capture, self.transport, self.client, self.client_port, self.server,
+                        self.server_port)
 
-        key = f"{self.capture}|{self.transport}|{self.client}|{self.client_port}|{self.server}|{self.server_port}"
-        return "F" + hashlib.sha1(key.encode()).hexdigest()[:12]
+
+@functools.lru_cache(maxsize=1 << 16)  # asked for many times per flow while building a report
+def _flow_id(capture: str, transport: str, client: str, client_port: int, server: str,
+             server_port: int) -> str:
+    key = f"{capture}|{transport}|{client}|{client_port}|{server}|{server_port}"
+    return "F" + hashlib.sha1(key.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,12 +36,41 @@ static inline int ipv6_kept(unsigned nxt)
     return nxt == 6 || nxt == 17 || nxt == 44 || nxt == 0 || nxt == 43 || nxt == 60 || nxt == 51;
 }
 
-/* 1: skipped (a done flow's last_ts updated, or non-DNS UDP); 0: take the slow path;
+/* flow.last_ts = ts; 1, or -1 on a Python error (set) */
+static int set_last_ts(PyObject *flow, double ts)
+{
+    PyObject *t = PyFloat_FromDouble(ts);
+    if (t == NULL)
+        return -1;
+    int rc = PyObject_SetAttr(flow, last_ts_name, t);
+    Py_DECREF(t);
+    return rc < 0 ? -1 : 1;
+}
+
+/* A TCP packet with no payload and no SYN, FIN or RST whose key is not in the done index:
+ * fastpath._bare_ack(). The live index maps a key to its open flow, or to None when two open
+ * flows share it (then the slow path decides). Not cached: the cache holds done flows only. */
+static int bare_ack(const unsigned char *key, Py_ssize_t key_len, PyObject *live, double ts)
+{
+    PyObject *k = PyBytes_FromStringAndSize((const char *)key, key_len);
+    if (k == NULL)
+        return -1;
+    PyObject *flow = PyDict_GetItemWithError(live, k);  /* borrowed */
+    Py_DECREF(k);
+    if (flow == NULL)
+        return PyErr_Occurred() ? -1 : 1;
+    if (flow == Py_None)
+        return 0;
+    return set_last_ts(flow, ts);
+}
+
+/* 1: skipped (a flow's last_ts updated, or nothing to do); 0: take the slow path;
  * -1: a Python error (set). Mirrors skippable() line by line. */
 static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_off, Py_ssize_t l3,
                   double ts, double next_sweep, PyObject *index, const long *dns_ports,
-                  Py_ssize_t n_dns, PyObject **cache)
+                  Py_ssize_t n_dns, PyObject **cache, PyObject *live)
 {
+    int bare = 0;  /* a TCP packet without payload (SYN, FIN and RST already refused) */
     if (caplen < l3 + 28)
         return 0;
     const unsigned char *d = p + l3;
@@ -73,6 +102,7 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
                 return 0;
             key = d + 12;
             key_len = 12;
+            bare = total == 20 + (unsigned)(d[32] >> 4) * 4;
         }
         else if (proto == 17) {
             long sport = ((long)d[20] << 8) | d[21];
@@ -94,6 +124,7 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
             return 0;
         key = d + 8;
         key_len = 36;
+        bare = plen == (unsigned)(d[52] >> 4) * 4;
     }
     else
         return 0;
@@ -118,7 +149,9 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
         flow = PyDict_GetItemWithError(index, k);  /* borrowed */
         if (flow == NULL) {
             Py_DECREF(k);
-            return PyErr_Occurred() ? -1 : 0;
+            if (PyErr_Occurred())
+                return -1;
+            return bare ? bare_ack(key, key_len, live, ts) : 0;
         }
         Py_INCREF(flow);
         Py_XDECREF(cache[2 * CACHE - 2]);
@@ -127,16 +160,12 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
         cache[0] = k;
         cache[1] = flow;
     }
-    PyObject *t = PyFloat_FromDouble(ts);
-    if (t == NULL)
-        return -1;
-    int rc = PyObject_SetAttr(flow, last_ts_name, t);
-    Py_DECREF(t);
-    return rc < 0 ? -1 : 1;
+    return set_last_ts(flow, ts);
 }
 
 PyDoc_STRVAR(scan_doc,
-"scan(buf, pos, size, big_endian, unit, etype_off, l3, index, next_sweep, dns_ports, max_snap)\n"
+"scan(buf, pos, size, big_endian, unit, etype_off, l3, index, next_sweep, dns_ports, max_snap,\n"
+"     live_index)\n"
 "-> (pos, skipped, slow)\n\n"
 "Skip pcap records from offset pos while fastpath.skippable() would skip them; return the\n"
 "offset of the first record not skipped (or size), the number of records skipped, and True\n"
@@ -148,10 +177,10 @@ static PyObject *scan(PyObject *self, PyObject *args)
     Py_ssize_t pos, size, etype_off, l3, max_snap;
     int big;
     double unit, next_sweep;
-    PyObject *index, *ports;
-    if (!PyArg_ParseTuple(args, "y*nnpdnnO!dO!n", &view, &pos, &size, &big, &unit, &etype_off,
+    PyObject *index, *ports, *live;
+    if (!PyArg_ParseTuple(args, "y*nnpdnnO!dO!nO!", &view, &pos, &size, &big, &unit, &etype_off,
                           &l3, &PyDict_Type, &index, &next_sweep, &PyTuple_Type, &ports,
-                          &max_snap))
+                          &max_snap, &PyDict_Type, &live))
         return NULL;
 
     PyObject *result = NULL;
@@ -180,7 +209,7 @@ static PyObject *scan(PyObject *self, PyObject *args)
         /* as Python computes sec + frac * unit (no fused multiply-add: see setup flags) */
         double ts = (double)sec + (double)frac * unit;
         int r = decide(h + 16, (Py_ssize_t)caplen, etype_off, l3, ts, next_sweep, index,
-                       dns_ports, n_dns, cache);
+                       dns_ports, n_dns, cache, live);
         if (r < 0)
             goto out;
         if (r == 0) {

@@ -65,13 +65,16 @@ class Decoder:
         l3 = self._network(linktype, data)
         if l3 is None:
             return None
-        version, pkt = l3
+        version, pkt, off = l3
         if version == 4:
-            return self._ipv4(frame, ts, pkt)
-        return self._ipv6(frame, ts, pkt)
+            return self._ipv4(frame, ts, pkt, off)
+        return self._ipv6(frame, ts, pkt[off:])
 
-    def _network(self, linktype: int, data: bytes) -> tuple[int, bytes] | None:
-        """Strip the link layer; return (IP version, IP packet)."""
+    # The link and IPv4 layers pass (packet, offset) down rather than slices: only the payload
+    # is copied, once (a packet used to be copied three times on its way to a Segment).
+
+    def _network(self, linktype: int, data: bytes) -> tuple[int, bytes, int] | None:
+        """Strip the link layer; return (IP version, buffer, offset of the IP header)."""
         if linktype == DLT_EN10MB:
             if len(data) < 14:
                 self._skip("short ethernet frame")
@@ -81,48 +84,48 @@ class Decoder:
             while etype in VLAN_TPIDS and len(data) >= pos + 4:
                 etype = (data[pos + 2] << 8) | data[pos + 3]
                 pos += 4
-            return self._by_ethertype(etype, data[pos:])
+            return self._by_ethertype(etype, data, pos)
         if linktype == DLT_LINUX_SLL2:
             if len(data) < 20:
                 self._skip("short SLL2 header")
                 return None
-            return self._by_ethertype((data[0] << 8) | data[1], data[20:])
+            return self._by_ethertype((data[0] << 8) | data[1], data, 20)
         if linktype == DLT_LINUX_SLL:
             if len(data) < 16:
                 self._skip("short SLL header")
                 return None
-            return self._by_ethertype((data[14] << 8) | data[15], data[16:])
+            return self._by_ethertype((data[14] << 8) | data[15], data, 16)
         if linktype in (DLT_RAW, DLT_IPV4, DLT_IPV6) or linktype in DLT_RAW_ALIASES:
-            return self._by_version(data)
+            return self._by_version(data, 0)
         if linktype in (DLT_NULL, DLT_LOOP):
             if len(data) < 4:
                 self._skip("short loopback header")
                 return None
-            return self._by_version(data[4:])
+            return self._by_version(data, 4)
         if linktype == DLT_NFLOG:
             return self._nflog(data)
         self._skip(f"link type {linktype}")
         return None
 
-    def _by_ethertype(self, etype: int, pkt: bytes) -> tuple[int, bytes] | None:
+    def _by_ethertype(self, etype: int, pkt: bytes, off: int) -> tuple[int, bytes, int] | None:
         if etype == ETH_IPV4:
-            return 4, pkt
+            return 4, pkt, off
         if etype == ETH_IPV6:
-            return 6, pkt
+            return 6, pkt, off
         self._skip("non-IP ethertype")
         return None
 
-    def _by_version(self, pkt: bytes) -> tuple[int, bytes] | None:
-        if not pkt:
+    def _by_version(self, pkt: bytes, off: int) -> tuple[int, bytes, int] | None:
+        if len(pkt) <= off:
             self._skip("empty packet")
             return None
-        version = pkt[0] >> 4
+        version = pkt[off] >> 4
         if version in (4, 6):
-            return version, pkt
+            return version, pkt, off
         self._skip("not IP")
         return None
 
-    def _nflog(self, data: bytes) -> tuple[int, bytes] | None:
+    def _nflog(self, data: bytes) -> tuple[int, bytes, int] | None:
         # NFLOG: 4-byte header, then TLVs (little-endian length/type); type 9 is the packet payload.
         pos = 4
         while pos + 4 <= len(data):
@@ -130,35 +133,34 @@ class Decoder:
             if length < 4:
                 break
             if tlv_type == 9:
-                return self._by_version(data[pos + 4:pos + length])
+                return self._by_version(data[pos + 4:pos + length], 0)
             pos += length + (-length % 4)
         self._skip("NFLOG without payload")
         return None
 
-    def _ipv4(self, frame: int, ts: float, pkt: bytes) -> Segment | None:
-        if len(pkt) < 20:
+    def _ipv4(self, frame: int, ts: float, pkt: bytes, off: int) -> Segment | None:
+        if len(pkt) - off < 20:
             self._skip("short IPv4 header")
             return None
-        ihl = (pkt[0] & 0x0F) * 4
-        total = (pkt[2] << 8) | pkt[3]
+        ihl = (pkt[off] & 0x0F) * 4
+        total = (pkt[off + 2] << 8) | pkt[off + 3]
         if ihl < 20 or total < ihl:
             self._skip("bad IPv4 header")
             return None
-        pkt = pkt[:total]  # drop Ethernet padding
-        frag = (pkt[6] << 8) | pkt[7]
-        proto = pkt[9]
-        src = socket.inet_ntoa(pkt[12:16])
-        dst = socket.inet_ntoa(pkt[16:20])
-        body = pkt[ihl:]
+        end = min(off + total, len(pkt))  # drop Ethernet padding
+        frag = (pkt[off + 6] << 8) | pkt[off + 7]
+        proto = pkt[off + 9]
+        src = socket.inet_ntoa(pkt[off + 12:off + 16])
+        dst = socket.inet_ntoa(pkt[off + 16:off + 20])
         more, offset = frag & 0x2000, (frag & 0x1FFF) * 8
         if more or offset:
-            ident = (pkt[4] << 8) | pkt[5]
+            ident = (pkt[off + 4] << 8) | pkt[off + 5]
             whole = self.fragments.add(FragmentKey(src, dst, ident, proto), offset, bool(more),
-                                       body, ts)
+                                       pkt[off + ihl:end], ts)
             if whole is None:
                 return None
-            body = whole
-        return self._transport(frame, ts, proto, src, dst, body)
+            return self._transport(frame, ts, proto, src, dst, whole, 0, len(whole))
+        return self._transport(frame, ts, proto, src, dst, pkt, off + ihl, end)
 
     def _ipv6(self, frame: int, ts: float, pkt: bytes) -> Segment | None:
         if len(pkt) < 40:
@@ -187,27 +189,29 @@ class Decoder:
                 nxt, body = body[0], body[8:]
             else:
                 break
-        return self._transport(frame, ts, nxt, src, dst, body)
+        return self._transport(frame, ts, nxt, src, dst, body, 0, len(body))
 
     def _transport(self, frame: int, ts: float, proto: int, src: str, dst: str,
-                   body: bytes) -> Segment | None:
+                   buf: bytes, start: int, end: int) -> Segment | None:
+        """The TCP or UDP header at ``buf[start:end]`` (the IP payload)."""
+        size = end - start
         if proto == IPPROTO_TCP:
-            if len(body) < 20:
+            if size < 20:
                 self._skip("short TCP header")
                 return None
-            sport, dport, seq, ack, off_flags = struct.unpack_from("!HHIIH", body, 0)
+            sport, dport, seq, ack, off_flags = struct.unpack_from("!HHIIH", buf, start)
             hlen = (off_flags >> 12) * 4
             if hlen < 20:
                 self._skip("bad TCP header length")
                 return None
-            return Segment(frame, ts, "tcp", src, sport, dst, dport, body[hlen:], seq, ack,
-                           off_flags & 0x3F)
+            return Segment(frame, ts, "tcp", src, sport, dst, dport, buf[start + hlen:end], seq,
+                           ack, off_flags & 0x3F)
         if proto == IPPROTO_UDP:
-            if len(body) < 8:
+            if size < 8:
                 self._skip("short UDP header")
                 return None
-            sport, dport, ulen = struct.unpack_from("!HHH", body, 0)
-            end = ulen if 8 <= ulen <= len(body) else len(body)
-            return Segment(frame, ts, "udp", src, sport, dst, dport, body[8:end])
+            sport, dport, ulen = struct.unpack_from("!HHH", buf, start)
+            stop = start + ulen if 8 <= ulen <= size else end
+            return Segment(frame, ts, "udp", src, sport, dst, dport, buf[start + 8:stop])
         self._skip("other IP protocol")
         return None

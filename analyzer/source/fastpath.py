@@ -118,12 +118,14 @@ def skippable(buf: bytes | mmap.mmap, p: int, caplen: int, layout: tuple[int, in
             return False  # a fragment: the decoder reassembles it
         proto = buf[d + 9]
         if proto == 6:
-            if (caplen < l3 + 40 or ((buf[d + 2] << 8) | buf[d + 3]) < 40
+            total = (buf[d + 2] << 8) | buf[d + 3]
+            if (caplen < l3 + 40 or total < 40
                     or buf[d + 32] < 0x50 or buf[d + 33] & 7 or ts >= engine.next_sweep):
                 return False
-            flow = index.get(buf[d + 12:d + 24])
+            key = buf[d + 12:d + 24]
+            flow = index.get(key)
             if flow is None:
-                return False
+                return total == 20 + (buf[d + 32] >> 4) * 4 and _bare_ack(engine, key, ts)
             flow.last_ts = ts
             return True
         if proto == 17:
@@ -137,12 +139,25 @@ def skippable(buf: bytes | mmap.mmap, p: int, caplen: int, layout: tuple[int, in
         if (caplen < l3 + 60 or 0 < plen < 20 or buf[d + 52] < 0x50 or buf[d + 53] & 7
                 or ts >= engine.next_sweep):
             return False
-        flow = index.get(buf[d + 8:d + 44])
+        key = buf[d + 8:d + 44]
+        flow = index.get(key)
         if flow is None:
-            return False
+            return plen == (buf[d + 52] >> 4) * 4 and _bare_ack(engine, key, ts)
         flow.last_ts = ts
         return True
     return False
+
+
+def _bare_ack(engine: Engine, key: bytes, ts: float) -> bool:
+    """A TCP packet with no payload and no SYN, FIN or RST, of a flow not done: the slow path
+    would note its time on the open flow it belongs to (none: it would do nothing)."""
+    live = engine.live_index
+    if key in live:
+        flow = live[key]
+        if flow is None:
+            return False  # two open flows share these addresses and ports: the engine decides
+        flow.last_ts = ts
+    return True
 
 
 def run(fh: BinaryIO, state: ReadState, engine: Engine, slow: SlowFn,
@@ -300,6 +315,7 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
         wide, reach, min_tcp = None, 1 << 62, 0
     index = engine.skip_index
     assert index is not None
+    live = engine.live_index
     lookup = index.get
     header = struct.Struct(endian + "IIII").unpack_from
     frag_mask = _frag_mask(endian)
@@ -323,7 +339,7 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
                 # C skips what it can and stops at the first record the careful branch below
                 # must see (slow path, refill, or damage); safe stays -1 on this path
                 pos, skipped, must = scan(buf, pos, size, big, unit, etype_off, l3, index,
-                                          engine.next_sweep, dns_ports, max_snap)
+                                          engine.next_sweep, dns_ports, max_snap, live)
                 number += skipped
                 if must:
                     # a whole record that skippable() refuses (C decided exactly as it does)

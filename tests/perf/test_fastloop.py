@@ -49,11 +49,11 @@ class _Flow:
 
 
 def _py_scan(buf: bytes, pos: int, size: int, big: bool, unit: float,
-             layout: tuple[int, int], index: dict[bytes, Any], next_sweep: float
-             ) -> tuple[int, int, bool]:
+             layout: tuple[int, int], index: dict[bytes, Any], next_sweep: float,
+             live: dict[bytes, Any] | None = None) -> tuple[int, int, bool]:
     """What scan() must do, written with the reference skippable(): (offset it stops at,
     records skipped, whether it stopped at a whole record for the slow path)."""
-    engine: Any = SimpleNamespace(next_sweep=next_sweep)
+    engine: Any = SimpleNamespace(next_sweep=next_sweep, live_index=live or {})
     header = struct.Struct((">" if big else "<") + "IIII").unpack_from
     skipped = 0
     while pos + 16 <= size:
@@ -111,24 +111,36 @@ def test_scan_matches_skippable(records: list[tuple[int, list[tuple[int, int]], 
     l3 = layout[1]
     c_index: dict[bytes, Any] = {}
     py_index: dict[bytes, Any] = {}
+    # open flows that are not done (a bare ACK of one is skipped too), and keys two share (None)
+    c_live: dict[bytes, Any] = {}
+    py_live: dict[bytes, Any] = {}
     pos = 24
-    for i, _m, _c, _l in records:
+    for n, (i, _m, _c, _l) in enumerate(records):
         p = pos + 16
         caplen = struct.unpack_from(fmt, buf, pos)[2]
-        if i % 5 != unkeyed and caplen >= l3 + 44:
+        if caplen >= l3 + 44:
             for lo, hi in ((12, 24), (8, 44)):
                 key = buf[p + l3 + lo:p + l3 + hi]
-                c_index.setdefault(key, _Flow())
-                py_index.setdefault(key, _Flow())
+                if i % 5 != unkeyed:
+                    c_index.setdefault(key, _Flow())
+                    py_index.setdefault(key, _Flow())
+                elif n % 3:
+                    c_live.setdefault(key, _Flow())
+                    py_live.setdefault(key, _Flow())
+                else:
+                    c_live[key] = py_live[key] = None
         pos = p + caplen
         if pos > len(buf):
             break
     next_sweep = float(last_sec + 2 - sweep)  # sweep 0, 1: after every packet
-    got = SCAN(buf, 24, size, big, 1e-6, layout[0], l3, c_index, next_sweep, DNS, MAX_SNAP)
-    want = _py_scan(buf, 24, size, big, 1e-6, layout, py_index, next_sweep)
+    got = SCAN(buf, 24, size, big, 1e-6, layout[0], l3, c_index, next_sweep, DNS, MAX_SNAP,
+               c_live)
+    want = _py_scan(buf, 24, size, big, 1e-6, layout, py_index, next_sweep, py_live)
     assert got == want
     event(f"skipped {min(got[1], 3)}+, {sum(f.last_ts >= 0 for f in c_index.values()) > 0} flows")
     assert {k: f.last_ts for k, f in c_index.items()} == {k: f.last_ts for k, f in py_index.items()}
+    assert ({k: f and f.last_ts for k, f in c_live.items()}
+            == {k: f and f.last_ts for k, f in py_live.items()})
 
 
 @needs_ext
@@ -140,17 +152,18 @@ def test_scan_random_bytes_no_crash(buf: bytes, pos: int, cut: int, big: bool,
     """Random bytes and offsets: the C loop never reads outside the buffer, and agrees."""
     size = max(0, len(buf) - cut)
     index: dict[bytes, Any] = {buf[i:i + 12]: _Flow() for i in range(0, len(buf) - 12, 7)}
-    got = SCAN(buf, pos, size, big, 1e-9, layout[0], layout[1], index, 1e12, DNS, MAX_SNAP)
-    want = _py_scan(buf, pos, size, big, 1e-9, layout, dict(index), 1e12)
+    live: dict[bytes, Any] = {buf[i:i + 12]: _Flow() for i in range(3, len(buf) - 12, 11)}
+    got = SCAN(buf, pos, size, big, 1e-9, layout[0], layout[1], index, 1e12, DNS, MAX_SNAP, live)
+    want = _py_scan(buf, pos, size, big, 1e-9, layout, dict(index), 1e12, dict(live))
     assert got == want
 
 
 @needs_ext
 def test_scan_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError):
-        SCAN(b"x" * 100, 0, 200, False, 1e-6, 12, 14, {}, 0.0, DNS, MAX_SNAP)  # size > buffer
+        SCAN(b"x" * 100, 0, 200, False, 1e-6, 12, 14, {}, 0.0, DNS, MAX_SNAP, {})  # size > buffer
     with pytest.raises(ValueError):
-        SCAN(b"x" * 100, 0, 100, False, 1e-6, 60, 14, {}, 0.0, DNS, MAX_SNAP)  # ethertype past IP
+        SCAN(b"x" * 100, 0, 100, False, 1e-6, 60, 14, {}, 0.0, DNS, MAX_SNAP, {})  # ethertype past IP
 
 
 @settings(max_examples=40, deadline=None)
