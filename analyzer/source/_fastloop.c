@@ -47,10 +47,11 @@ static int set_last_ts(PyObject *flow, double ts)
     return rc < 0 ? -1 : 1;
 }
 
-/* A TCP packet with no payload and no SYN, FIN or RST whose key is not in the done index:
- * fastpath._bare_ack(). The live index maps a key to its open flow, or to None when two open
- * flows share it (then the slow path decides). Not cached: the cache holds done flows only. */
-static int bare_ack(const unsigned char *key, Py_ssize_t key_len, PyObject *live, double ts)
+/* A TCP packet with no payload and no SYN whose key is not in the done index:
+ * fastpath._empty_segment(). The live index maps a key to its open flow, or to None when two
+ * open flows share it (then the slow path decides). Not cached: the cache holds done flows. */
+static int empty_segment(const unsigned char *key, Py_ssize_t key_len, PyObject *live,
+                         double ts, unsigned flags)
 {
     PyObject *k = PyBytes_FromStringAndSize((const char *)key, key_len);
     if (k == NULL)
@@ -59,8 +60,8 @@ static int bare_ack(const unsigned char *key, Py_ssize_t key_len, PyObject *live
     Py_DECREF(k);
     if (flow == NULL)
         return PyErr_Occurred() ? -1 : 1;
-    if (flow == Py_None)
-        return 0;
+    if (flow == Py_None || (flags & 0x05))
+        return 0;  /* two open flows share the key, or a FIN/RST the open flow must see */
     return set_last_ts(flow, ts);
 }
 
@@ -70,7 +71,8 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
                   double ts, double next_sweep, PyObject *index, const long *dns_ports,
                   Py_ssize_t n_dns, PyObject **cache, PyObject *live)
 {
-    int bare = 0;  /* a TCP packet without payload (SYN, FIN and RST already refused) */
+    unsigned flags = 0;  /* TCP flags */
+    int bare = 0;  /* a TCP packet without payload (SYN already refused) */
     if (caplen < l3 + 28)
         return 0;
     const unsigned char *d = p + l3;
@@ -98,7 +100,8 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
         unsigned proto = d[9];
         if (proto == 6) {
             unsigned total = ((unsigned)d[2] << 8) | d[3];
-            if (caplen < l3 + 40 || total < 40 || d[32] < 0x50 || (d[33] & 7) || ts >= next_sweep)
+            flags = d[33];
+            if (caplen < l3 + 40 || total < 40 || d[32] < 0x50 || (flags & 0x02) || ts >= next_sweep)
                 return 0;
             key = d + 12;
             key_len = 12;
@@ -119,7 +122,8 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
         return 1;  /* ICMPv6 and other protocols: the decoder drops them */
     else if (d[6] == 6) {
         unsigned plen = ((unsigned)d[4] << 8) | d[5];
-        if (caplen < l3 + 60 || (plen > 0 && plen < 20) || d[52] < 0x50 || (d[53] & 7)
+        flags = d[53];
+        if (caplen < l3 + 60 || (plen > 0 && plen < 20) || d[52] < 0x50 || (flags & 0x02)
             || ts >= next_sweep)
             return 0;
         key = d + 8;
@@ -151,7 +155,7 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
             Py_DECREF(k);
             if (PyErr_Occurred())
                 return -1;
-            return bare ? bare_ack(key, key_len, live, ts) : 0;
+            return bare ? empty_segment(key, key_len, live, ts, flags) : 0;
         }
         Py_INCREF(flow);
         Py_XDECREF(cache[2 * CACHE - 2]);
@@ -160,6 +164,8 @@ static int decide(const unsigned char *p, Py_ssize_t caplen, Py_ssize_t etype_of
         cache[0] = k;
         cache[1] = flow;
     }
+    if (flags & 0x05)
+        return 0;  /* FIN or RST: the engine closes the done flow */
     return set_last_ts(flow, ts);
 }
 
@@ -227,8 +233,47 @@ out:
     return result;
 }
 
+PyDoc_STRVAR(warm_doc,
+"warm(buf, pos, size, big_endian, max_snap) -> end\n\n"
+"Walk the pcap records of buf from offset pos (a record boundary) to size, reading each\n"
+"record's header and first bytes, with the GIL released: run in a helper thread ahead of\n"
+"scan(), it brings those cache lines in from memory on the other core. Reads only. Returns\n"
+"the offset where the walk stopped: the first record not wholly in buf (or a corrupt one).");
+
+static PyObject *warm(PyObject *self, PyObject *args)
+{
+    Py_buffer view;
+    Py_ssize_t pos, size, max_snap;
+    int big;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "y*nnpn", &view, &pos, &size, &big, &max_snap))
+        return NULL;
+    if (pos < 0 || size > view.len) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_ValueError, "warm: bad arguments");
+        return NULL;
+    }
+    const unsigned char *buf = (const unsigned char *)view.buf;
+    volatile unsigned sink = 0;  /* volatile: the reads are the point */
+    Py_BEGIN_ALLOW_THREADS
+    while (pos <= size - 16) {
+        const unsigned char *h = buf + pos;
+        uint32_t caplen = rd32(h + 8, big);
+        if ((uint64_t)caplen > (uint64_t)max_snap || (uint64_t)caplen > (uint64_t)(size - pos - 16))
+            break;
+        /* the line holding the IP and TCP headers (64 bytes in) */
+        if (caplen >= 64)
+            sink += h[16 + 63];
+        pos += 16 + (Py_ssize_t)caplen;
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    return PyLong_FromSsize_t(pos);
+}
+
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
+    {"warm", warm, METH_VARARGS, warm_doc},
     {NULL, NULL, 0, NULL},
 };
 

@@ -29,6 +29,7 @@ import mmap
 import os
 import stat
 import struct
+import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -64,10 +65,21 @@ LAYOUTS: dict[int, tuple[int, int]] = {
 _DNS_PORT_BYTES = frozenset(p.to_bytes(2, "big") for p in DNS_PORTS)
 
 _DNS_PORT_TUPLE = tuple(sorted(DNS_PORTS))
+_SYN, _FIN_RST = 0x02, 0x05  # TCP flag bits
 # IPv6 next headers the decoder reads on (TCP, UDP, extension headers, fragments)
 _IPV6_KEEP = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPV6_FRAGMENT, *IPV6_EXT_HEADERS})
 
 ScanFn = Callable[..., tuple[int, int, bool]]
+
+
+def _load_warm() -> Callable[..., int] | None:
+    """The C header walker a helper thread runs ahead of scan() (None: no extension, or one CPU,
+    where a helper could only compete with the scan)."""
+    if _load_scan() is None or (os.cpu_count() or 1) < 2:
+        return None
+    from ._fastloop import warm
+
+    return warm  # type: ignore[no-any-return]
 
 
 def _load_scan() -> ScanFn | None:
@@ -83,6 +95,7 @@ def _load_scan() -> ScanFn | None:
 
 # Module attribute so tests can switch the C loop off (None) in-process.
 SCAN: ScanFn | None = _load_scan()
+WARM: Callable[..., int] | None = _load_warm()
 
 SlowFn = Callable[[RawFrame], None]
 TickFn = Callable[[int], None]
@@ -119,13 +132,17 @@ def skippable(buf: bytes | mmap.mmap, p: int, caplen: int, layout: tuple[int, in
         proto = buf[d + 9]
         if proto == 6:
             total = (buf[d + 2] << 8) | buf[d + 3]
+            flags = buf[d + 33]
             if (caplen < l3 + 40 or total < 40
-                    or buf[d + 32] < 0x50 or buf[d + 33] & 7 or ts >= engine.next_sweep):
+                    or buf[d + 32] < 0x50 or flags & _SYN or ts >= engine.next_sweep):
                 return False
             key = buf[d + 12:d + 24]
             flow = index.get(key)
             if flow is None:
-                return total == 20 + (buf[d + 32] >> 4) * 4 and _bare_ack(engine, key, ts)
+                return (total == 20 + (buf[d + 32] >> 4) * 4
+                        and _empty_segment(engine, key, ts, flags))
+            if flags & _FIN_RST:
+                return False  # the engine closes the done flow
             flow.last_ts = ts
             return True
         if proto == 17:
@@ -136,26 +153,30 @@ def skippable(buf: bytes | mmap.mmap, p: int, caplen: int, layout: tuple[int, in
         return True  # ICMPv6 and other protocols: the decoder drops them
     if buf[d + 6] == 6:
         plen = (buf[d + 4] << 8) | buf[d + 5]
-        if (caplen < l3 + 60 or 0 < plen < 20 or buf[d + 52] < 0x50 or buf[d + 53] & 7
+        flags = buf[d + 53]
+        if (caplen < l3 + 60 or 0 < plen < 20 or buf[d + 52] < 0x50 or flags & _SYN
                 or ts >= engine.next_sweep):
             return False
         key = buf[d + 8:d + 44]
         flow = index.get(key)
         if flow is None:
-            return plen == (buf[d + 52] >> 4) * 4 and _bare_ack(engine, key, ts)
+            return plen == (buf[d + 52] >> 4) * 4 and _empty_segment(engine, key, ts, flags)
+        if flags & _FIN_RST:
+            return False  # the engine closes the done flow
         flow.last_ts = ts
         return True
     return False
 
 
-def _bare_ack(engine: Engine, key: bytes, ts: float) -> bool:
-    """A TCP packet with no payload and no SYN, FIN or RST, of a flow not done: the slow path
-    would note its time on the open flow it belongs to (none: it would do nothing)."""
+def _empty_segment(engine: Engine, key: bytes, ts: float, flags: int) -> bool:
+    """A TCP packet with no payload and no SYN, of no done flow. Of no open flow either, the slow
+    path would do nothing with it (a connection it never saw start, or one already closed); of
+    an open flow, a bare ACK only notes its time, while a FIN or RST changes the flow's state."""
     live = engine.live_index
     if key in live:
         flow = live[key]
-        if flow is None:
-            return False  # two open flows share these addresses and ports: the engine decides
+        if flow is None or flags & _FIN_RST:
+            return False  # two open flows share the key (the engine decides), or FIN/RST
         flow.last_ts = ts
     return True
 
@@ -212,13 +233,22 @@ _POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 class _Window:
     """The file as a moving buffer: mmap windows for a regular file (no copy, and unmapping a
     finished window keeps RSS flat), large read() chunks for a pipe. ``refill(pos, need)``
-    returns (buf, pos, size) with ``need`` bytes from ``pos`` available if the file has them."""
+    returns (buf, pos, size) with ``need`` bytes from ``pos`` available if the file has them.
 
-    def __init__(self, fh: BinaryIO, offset: int) -> None:
+    With the C extension and two CPUs, a helper thread works one window ahead of the reader:
+    it walks the new window's record headers (``warm``: the reader's scan then finds them in
+    the shared cache instead of waiting on memory for each one, the pcap format being a chain
+    of lengths) and maps the window that follows where that walk stopped, which is where the
+    next refill starts. Reading only; the bytes the reader sees are the same."""
+
+    def __init__(self, fh: BinaryIO, offset: int, big: bool = False) -> None:
         self.fh = fh
+        self.big = big
         self.base = offset            # file offset of buf[0]
         self.buf: bytes | mmap.mmap = b""
         self.map: mmap.mmap | None = None
+        self.helper: threading.Thread | None = None
+        self.ahead: tuple[int, int, mmap.mmap] | None = None  # (start, length, map) by the helper
         self.size = -1
         try:
             fd = fh.fileno()
@@ -238,28 +268,59 @@ class _Window:
         at = self.base + pos
         start = at - at % mmap.ALLOCATIONGRANULARITY
         length = min(max(WINDOW, at - start + need), self.size - start)
-        if self.map is not None:
-            self.map.close()
-            self.map = None
+        self._release()
         if length <= at - start:
             self.base, self.buf = at, b""
             return b"", 0, 0
-        if _POPULATE:
-            # map the window's pages in one call instead of one page fault per 64 KiB
-            self.map = mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED | _POPULATE,
-                                 prot=mmap.PROT_READ, offset=start)
+        ahead, self.ahead = self.ahead, None
+        if ahead is not None and ahead[0] == start and ahead[1] >= length:
+            self.map = ahead[2]
+            length = ahead[1]
         else:
-            self.map = mmap.mmap(self.fd, length, offset=start, access=mmap.ACCESS_READ)
-            with contextlib.suppress(AttributeError, OSError):
-                self.map.madvise(mmap.MADV_SEQUENTIAL)
+            if ahead is not None:
+                ahead[2].close()
+            self.map = self._map(start, length)
         self.base = start
         self.buf = self.map
+        if WARM is not None:
+            self.helper = threading.Thread(target=self._work_ahead, daemon=True,
+                                           args=(self.map, start, at - start, length))
+            self.helper.start()
         return self.map, at - start, length
 
-    def close(self) -> None:
+    def _map(self, start: int, length: int) -> mmap.mmap:
+        if _POPULATE:
+            # map the window's pages in one call instead of one page fault per 64 KiB
+            return mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED | _POPULATE,
+                             prot=mmap.PROT_READ, offset=start)
+        m = mmap.mmap(self.fd, length, offset=start, access=mmap.ACCESS_READ)
+        with contextlib.suppress(AttributeError, OSError):
+            m.madvise(mmap.MADV_SEQUENTIAL)
+        return m
+
+    def _work_ahead(self, current: mmap.mmap, start: int, pos: int, length: int) -> None:
+        assert WARM is not None
+        end = WARM(current, pos, length, self.big, MAX_SNAP)  # offset of the first record cut off
+        at = start + end
+        nxt = at - at % mmap.ALLOCATIONGRANULARITY
+        size = min(WINDOW, self.size - nxt)
+        if nxt > start and size > at - nxt:
+            with contextlib.suppress(OSError, ValueError):
+                self.ahead = (nxt, size, self._map(nxt, size))
+
+    def _release(self) -> None:
+        if self.helper is not None:
+            self.helper.join()  # it reads the mapping: only then can it be unmapped
+            self.helper = None
         if self.map is not None:
             self.map.close()
             self.map = None
+
+    def close(self) -> None:
+        self._release()
+        if self.ahead is not None:
+            self.ahead[2].close()
+            self.ahead = None
 
 
 def _wide_header(layout: tuple[int, int] | None) -> tuple[struct.Struct | None, bytes]:
@@ -322,7 +383,7 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
     min_total = _MIN_TOTAL
     max_snap = MAX_SNAP
     name = state.name
-    window = _Window(fh, 24)
+    window = _Window(fh, 24, endian == ">")
     number = 0
     buf: bytes | mmap.mmap = b""
     pos = size = 0
