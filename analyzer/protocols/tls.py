@@ -9,6 +9,7 @@ with ``cryptography`` (see ``x509.py``). Every parser here raises only ``ParseEr
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -284,16 +285,28 @@ def _client_hello_body(body: bytes) -> ClientHello:
             point_formats = tuple(ext.vec(1, "ec_point_formats").take_all())
             ext.expect_end()
     extensions = tuple(ext_types)
-    text = ja3_string(legacy_version, ciphers, extensions, groups, point_formats)
-    ja4, ja4_r = ja4_parts(legacy_version=legacy_version, versions=versions, ciphers=ciphers,
-                           extensions=extensions, sig_algs=sig_algs,
-                           first_alpn=alpn_raw[0] if alpn_raw else None)
+    text, ja3, ja4, ja4_r = _fingerprints(legacy_version, versions, ciphers, extensions, groups,
+                                          point_formats, sig_algs,
+                                          alpn_raw[0] if alpn_raw else None)
     return ClientHello(
         legacy_version=legacy_version, versions=versions, ciphers=ciphers, extensions=extensions,
         sni=sni, alpn=tuple(_alpn_text(a) for a in alpn_raw),
         groups=groups, ec_point_formats=point_formats, sig_algs=sig_algs,
-        ja3=ja3_hash(text), ja3_string=text, ja4=ja4, ja4_r=ja4_r,
+        ja3=ja3, ja3_string=text, ja4=ja4, ja4_r=ja4_r,
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _fingerprints(legacy_version: int, versions: tuple[int, ...], ciphers: tuple[int, ...],
+                  extensions: tuple[int, ...], groups: tuple[int, ...],
+                  point_formats: tuple[int, ...], sig_algs: tuple[int, ...],
+                  first_alpn: bytes | None) -> tuple[str, str, str, str]:
+    """(JA3 string, JA3, JA4, JA4_r), remembered: a program sends the same fields on every
+    connection it opens, and the strings and hashes are a third of a ClientHello's parse."""
+    text = ja3_string(legacy_version, ciphers, extensions, groups, point_formats)
+    ja4, ja4_r = ja4_parts(legacy_version=legacy_version, versions=versions, ciphers=ciphers,
+                           extensions=extensions, sig_algs=sig_algs, first_alpn=first_alpn)
+    return text, ja3_hash(text), ja4, ja4_r
 
 
 def parse_client_hello(data: bytes) -> ClientHello | None:
