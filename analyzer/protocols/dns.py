@@ -121,6 +121,7 @@ class DnsMessage:
 # Bytes a label may hold and still be its own presentation form (printable ASCII but '.' and
 # '\\'): the common case, checked with one translate() instead of decode + isprintable.
 _PLAIN_LABEL_BYTES = bytes(b for b in range(0x20, 0x7F) if b not in (0x2E, 0x5C))
+_PLAIN_NAME_BYTES = _PLAIN_LABEL_BYTES + b"."  # labels joined with dots
 
 
 def _label_text(label: bytes) -> str:
@@ -150,7 +151,7 @@ def read_name(buf: bytes, off: int, *, allow_pointers: bool = True) -> tuple[str
     Pointers must point strictly before the label sequence that holds them (as dpkt requires),
     so loops are impossible, and a chain deeper than MAX_POINTER_CHAIN is refused.
     """
-    labels: list[str] = []
+    labels: list[bytes] = []
     wire_len = 0
     jumps = 0
     end: int | None = None
@@ -186,9 +187,15 @@ def read_name(buf: bytes, off: int, *, allow_pointers: bool = True) -> tuple[str
         wire_len += length + 1
         if wire_len > _MAX_NAME_WIRE:
             raise ParseError("DNS name longer than 255 bytes")
-        labels.append(_label_text(label))
+        labels.append(label)
         off += 1 + length
-    return ".".join(labels).lower(), (end if end is not None else off)
+    raw = b".".join(labels)
+    if not raw.translate(None, _PLAIN_NAME_BYTES) and raw.count(b".") == len(labels) - 1:
+        # every label is plain (the common case): one decode for the whole name
+        name = raw.decode("ascii")
+    else:
+        name = ".".join([_label_text(label) for label in labels])
+    return name.lower(), (end if end is not None else off)
 
 
 # ---------------------------------------------------------------- record data

@@ -87,3 +87,17 @@ def test_ipv6_text_is_ipaddress_text(groups: list[int]) -> None:
 
     packed = b"".join(g.to_bytes(2, "big") for g in groups)
     assert _ipv6_text(packed) == str(ipaddress.ip_address(packed))
+
+
+@FUZZ
+@given(st.lists(st.binary(min_size=1, max_size=12) | st.sampled_from([b"proxy", b"golang", b"org"]),
+                max_size=6))
+def test_name_text_is_each_label_escaped(labels: list[bytes]) -> None:
+    from analyzer.protocols.dns import _label_text, read_name
+
+    wire = b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
+    if len(wire) > 256:
+        return
+    name, end = read_name(wire, 0)
+    assert end == len(wire)
+    assert name == ".".join(_label_text(label) for label in labels).lower()
