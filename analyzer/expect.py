@@ -22,7 +22,6 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -167,7 +166,9 @@ def parse_expectations(text: str, where: str) -> dict[str, dict[str, Any]]:
 
 
 def _default_text() -> str:
-    return resources.files("analyzer").joinpath("data/expect-default.toml").read_text("utf-8")
+    # next to this module (package data); importlib.resources would cost more to import than
+    # the rest of this module, on every run
+    return (Path(__file__).parent / "data" / "expect-default.toml").read_text("utf-8")
 
 
 def load_expectations(user_path: Path | None = None, *, defaults: bool = True) -> Expectations:
