@@ -126,8 +126,16 @@ def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None, 
             if progress is not None:
                 progress(name, state.bytes_read, packets, engine.exchanges_seen())
 
+        decode, feed = decoder.decode, engine.feed
+
+        def plain(number: int, ts: float, linktype: int, data: bytes) -> None:
+            # slow() for a classic pcap record of a supported link type: no comment, no process
+            seg = decode(number, ts, linktype, data)
+            if seg is not None:
+                feed(seg)
+
         if fast:
-            packets = fastpath.run(fh, state, engine, slow, tick if progress else None)
+            packets = fastpath.run(fh, state, engine, slow, tick if progress else None, plain)
         else:
             packets = 0
             for frame in open_capture(fh, state):

@@ -98,6 +98,7 @@ SCAN: ScanFn | None = _load_scan()
 WARM: Callable[..., int] | None = _load_warm()
 
 SlowFn = Callable[[RawFrame], None]
+PlainFn = Callable[[int, float, int, bytes], None]
 TickFn = Callable[[int], None]
 
 
@@ -182,12 +183,19 @@ def _empty_segment(engine: Engine, key: bytes, ts: float, flags: int) -> bool:
 
 
 def run(fh: BinaryIO, state: ReadState, engine: Engine, slow: SlowFn,
-        tick: TickFn | None = None) -> int:
-    """Read a whole capture into ``engine``; return the number of packets."""
+        tick: TickFn | None = None, plain: PlainFn | None = None) -> int:
+    """Read a whole capture into ``engine``; return the number of packets.
+
+    ``plain(number, ts, linktype, data)``, when given, takes the slow path's classic pcap records
+    of the link types in LAYOUTS instead of ``slow``: such a record carries no comment or
+    process, so it needs no RawFrame (``slow(RawFrame(...))`` must do the same with it)."""
     engine.skip_index = {}
     magic = fh.read(4)
     if magic in PCAP_MAGICS:
-        return _run_pcap(fh, magic, state, engine, slow, tick)
+        if plain is None:
+            def plain(number: int, ts: float, linktype: int, data: bytes) -> None:
+                slow(RawFrame(number, ts, linktype, data, len(data)))
+        return _run_pcap(fh, magic, state, engine, slow, tick, plain)
     # pcapng (or not a capture: the regular reader gives the right error)
     return _run_frames(_Prefixed(magic, fh), state, engine, slow, tick)
 
@@ -356,7 +364,7 @@ def _frag_mask(endian: str) -> int:
 
 
 def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow: SlowFn,
-              tick: TickFn | None) -> int:
+              tick: TickFn | None, plain: PlainFn) -> int:
     endian, unit = PCAP_MAGICS[magic]
     rest = fh.read(20)
     if len(rest) < 20:
@@ -404,12 +412,12 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
                 number += skipped
                 if must:
                     # a whole record that skippable() refuses (C decided exactly as it does)
-                    sec, frac, caplen, wire_len = header(buf, pos)
+                    sec, frac, caplen, _wire_len = header(buf, pos)
                     p = pos + 16
                     pos = p + caplen
                     number += 1
                     state.bytes_read = window.base + pos
-                    slow(RawFrame(number, sec + frac * unit, linktype, buf[p:pos], wire_len))
+                    plain(number, sec + frac * unit, linktype, buf[p:pos])
                     continue
             if pos > safe:
                 # near the end of the buffer (always, without a wide read): make sure the whole
