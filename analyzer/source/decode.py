@@ -51,6 +51,10 @@ class Segment:
     flags: int = 0
 
 
+# version/IHL, total length, fragment field, protocol, source and destination addresses
+_IPV4_HEADER = struct.Struct("!BxH2xHxB2x4s4s")
+
+
 class Decoder:
     """Stateful only for IPv4 fragment reassembly; everything else is per packet."""
 
@@ -62,6 +66,8 @@ class Decoder:
         self.skipped[why] = self.skipped.get(why, 0) + 1
 
     def decode(self, frame: int, ts: float, linktype: int, data: bytes) -> Segment | None:
+        if linktype == DLT_EN10MB and data[12:14] == b"\x08\x00":
+            return self._ipv4(frame, ts, data, 14)  # the common case, without the dispatch
         l3 = self._network(linktype, data)
         if l3 is None:
             return None
@@ -142,16 +148,14 @@ class Decoder:
         if len(pkt) - off < 20:
             self._skip("short IPv4 header")
             return None
-        ihl = (pkt[off] & 0x0F) * 4
-        total = (pkt[off + 2] << 8) | pkt[off + 3]
+        vhl, total, frag, proto, src_b, dst_b = _IPV4_HEADER.unpack_from(pkt, off)
+        ihl = (vhl & 0x0F) * 4
         if ihl < 20 or total < ihl:
             self._skip("bad IPv4 header")
             return None
         end = min(off + total, len(pkt))  # drop Ethernet padding
-        frag = (pkt[off + 6] << 8) | pkt[off + 7]
-        proto = pkt[off + 9]
-        src = socket.inet_ntoa(pkt[off + 12:off + 16])
-        dst = socket.inet_ntoa(pkt[off + 16:off + 20])
+        src = socket.inet_ntoa(src_b)
+        dst = socket.inet_ntoa(dst_b)
         more, offset = frag & 0x2000, (frag & 0x1FFF) * 8
         if more or offset:
             ident = (pkt[off + 4] << 8) | pkt[off + 5]
