@@ -233,47 +233,8 @@ out:
     return result;
 }
 
-PyDoc_STRVAR(warm_doc,
-"warm(buf, pos, size, big_endian, max_snap) -> end\n\n"
-"Walk the pcap records of buf from offset pos (a record boundary) to size, reading each\n"
-"record's header and first bytes, with the GIL released: run in a helper thread ahead of\n"
-"scan(), it brings those cache lines in from memory on the other core. Reads only. Returns\n"
-"the offset where the walk stopped: the first record not wholly in buf (or a corrupt one).");
-
-static PyObject *warm(PyObject *self, PyObject *args)
-{
-    Py_buffer view;
-    Py_ssize_t pos, size, max_snap;
-    int big;
-    (void)self;
-    if (!PyArg_ParseTuple(args, "y*nnpn", &view, &pos, &size, &big, &max_snap))
-        return NULL;
-    if (pos < 0 || size > view.len) {
-        PyBuffer_Release(&view);
-        PyErr_SetString(PyExc_ValueError, "warm: bad arguments");
-        return NULL;
-    }
-    const unsigned char *buf = (const unsigned char *)view.buf;
-    volatile unsigned sink = 0;  /* volatile: the reads are the point */
-    Py_BEGIN_ALLOW_THREADS
-    while (pos <= size - 16) {
-        const unsigned char *h = buf + pos;
-        uint32_t caplen = rd32(h + 8, big);
-        if ((uint64_t)caplen > (uint64_t)max_snap || (uint64_t)caplen > (uint64_t)(size - pos - 16))
-            break;
-        /* the line holding the IP and TCP headers (64 bytes in) */
-        if (caplen >= 64)
-            sink += h[16 + 63];
-        pos += 16 + (Py_ssize_t)caplen;
-    }
-    Py_END_ALLOW_THREADS
-    PyBuffer_Release(&view);
-    return PyLong_FromSsize_t(pos);
-}
-
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, scan_doc},
-    {"warm", warm, METH_VARARGS, warm_doc},
     {NULL, NULL, 0, NULL},
 };
 

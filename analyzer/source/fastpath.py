@@ -29,7 +29,6 @@ import mmap
 import os
 import stat
 import struct
-import threading
 from collections.abc import Callable
 from typing import Any, BinaryIO
 
@@ -72,16 +71,6 @@ _IPV6_KEEP = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPV6_FRAGMENT, *IPV6_EXT_HEADE
 ScanFn = Callable[..., tuple[int, int, bool]]
 
 
-def _load_warm() -> Callable[..., int] | None:
-    """The C header walker a helper thread runs ahead of scan() (None: no extension, or one CPU,
-    where a helper could only compete with the scan)."""
-    if _load_scan() is None or (os.cpu_count() or 1) < 2:
-        return None
-    from ._fastloop import warm
-
-    return warm  # type: ignore[no-any-return]
-
-
 def _load_scan() -> ScanFn | None:
     """The C record loop, or None: not built, or the pure-Python loop was asked for."""
     if os.environ.get("PROXYTRACE_PURE_PYTHON", "") not in ("", "0"):
@@ -95,7 +84,6 @@ def _load_scan() -> ScanFn | None:
 
 # Module attribute so tests can switch the C loop off (None) in-process.
 SCAN: ScanFn | None = _load_scan()
-WARM: Callable[..., int] | None = _load_warm()
 
 SlowFn = Callable[[RawFrame], None]
 PlainFn = Callable[[int, float, int, bytes], None]
@@ -241,22 +229,13 @@ _POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 class _Window:
     """The file as a moving buffer: mmap windows for a regular file (no copy, and unmapping a
     finished window keeps RSS flat), large read() chunks for a pipe. ``refill(pos, need)``
-    returns (buf, pos, size) with ``need`` bytes from ``pos`` available if the file has them.
+    returns (buf, pos, size) with ``need`` bytes from ``pos`` available if the file has them."""
 
-    With the C extension and two CPUs, a helper thread works one window ahead of the reader:
-    it walks the new window's record headers (``warm``: the reader's scan then finds them in
-    the shared cache instead of waiting on memory for each one, the pcap format being a chain
-    of lengths) and maps the window that follows where that walk stopped, which is where the
-    next refill starts. Reading only; the bytes the reader sees are the same."""
-
-    def __init__(self, fh: BinaryIO, offset: int, big: bool = False) -> None:
+    def __init__(self, fh: BinaryIO, offset: int) -> None:
         self.fh = fh
-        self.big = big
         self.base = offset            # file offset of buf[0]
         self.buf: bytes | mmap.mmap = b""
         self.map: mmap.mmap | None = None
-        self.helper: threading.Thread | None = None
-        self.ahead: tuple[int, int, mmap.mmap] | None = None  # (start, length, map) by the helper
         self.size = -1
         try:
             fd = fh.fileno()
@@ -276,59 +255,26 @@ class _Window:
         at = self.base + pos
         start = at - at % mmap.ALLOCATIONGRANULARITY
         length = min(max(WINDOW, at - start + need), self.size - start)
-        self._release()
+        self.close()
         if length <= at - start:
             self.base, self.buf = at, b""
             return b"", 0, 0
-        ahead, self.ahead = self.ahead, None
-        if ahead is not None and ahead[0] == start and ahead[1] >= length:
-            self.map = ahead[2]
-            length = ahead[1]
-        else:
-            if ahead is not None:
-                ahead[2].close()
-            self.map = self._map(start, length)
-        self.base = start
-        self.buf = self.map
-        if WARM is not None:
-            self.helper = threading.Thread(target=self._work_ahead, daemon=True,
-                                           args=(self.map, start, at - start, length))
-            self.helper.start()
-        return self.map, at - start, length
-
-    def _map(self, start: int, length: int) -> mmap.mmap:
         if _POPULATE:
             # map the window's pages in one call instead of one page fault per 64 KiB
-            return mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED | _POPULATE,
-                             prot=mmap.PROT_READ, offset=start)
-        m = mmap.mmap(self.fd, length, offset=start, access=mmap.ACCESS_READ)
-        with contextlib.suppress(AttributeError, OSError):
-            m.madvise(mmap.MADV_SEQUENTIAL)
-        return m
+            self.map = mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED | _POPULATE,
+                                 prot=mmap.PROT_READ, offset=start)
+        else:
+            self.map = mmap.mmap(self.fd, length, offset=start, access=mmap.ACCESS_READ)
+            with contextlib.suppress(AttributeError, OSError):
+                self.map.madvise(mmap.MADV_SEQUENTIAL)
+        self.base = start
+        self.buf = self.map
+        return self.map, at - start, length
 
-    def _work_ahead(self, current: mmap.mmap, start: int, pos: int, length: int) -> None:
-        assert WARM is not None
-        end = WARM(current, pos, length, self.big, MAX_SNAP)  # offset of the first record cut off
-        at = start + end
-        nxt = at - at % mmap.ALLOCATIONGRANULARITY
-        size = min(WINDOW, self.size - nxt)
-        if nxt > start and size > at - nxt:
-            with contextlib.suppress(OSError, ValueError):
-                self.ahead = (nxt, size, self._map(nxt, size))
-
-    def _release(self) -> None:
-        if self.helper is not None:
-            self.helper.join()  # it reads the mapping: only then can it be unmapped
-            self.helper = None
+    def close(self) -> None:
         if self.map is not None:
             self.map.close()
             self.map = None
-
-    def close(self) -> None:
-        self._release()
-        if self.ahead is not None:
-            self.ahead[2].close()
-            self.ahead = None
 
 
 def _wide_header(layout: tuple[int, int] | None) -> tuple[struct.Struct | None, bytes]:
@@ -391,7 +337,7 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
     min_total = _MIN_TOTAL
     max_snap = MAX_SNAP
     name = state.name
-    window = _Window(fh, 24, endian == ">")
+    window = _Window(fh, 24)
     number = 0
     buf: bytes | mmap.mmap = b""
     pos = size = 0

@@ -19,17 +19,13 @@ from bench.gen import Generator, write_pcap
 from tests.conftest import CAPTURES, SHARED_CAPTURES
 
 
-@pytest.fixture(autouse=True, params=["c", "c-no-helper", "python"])
+@pytest.fixture(autouse=True, params=["c", "python"])
 def record_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Every test here runs with the C record loop (with and without the helper thread that
-    works a window ahead, as on a one-CPU machine) and with the pure-Python one."""
+    """Every test here runs with the C record loop and with the pure-Python one."""
     if request.param == "python":
         monkeypatch.setattr(fastpath, "SCAN", None)
-        monkeypatch.setattr(fastpath, "WARM", None)
     elif fastpath.SCAN is None:
         pytest.skip("analyzer.source._fastloop not built (or PROXYTRACE_PURE_PYTHON set)")
-    elif request.param == "c-no-helper":
-        monkeypatch.setattr(fastpath, "WARM", None)
     return str(request.param)
 
 
@@ -88,9 +84,8 @@ def test_fast_equals_slow_on_generated_mix(seed: int, tmp_path: Path) -> None:
 @pytest.mark.parametrize("window", [4096 * 3, 1 << 17])
 def test_fast_equals_slow_across_many_windows(window: int, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    """Small mmap windows: hundreds of refills, records cut at every window edge, and (with
-    the helper thread) the next window mapped ahead and adopted, or not when a record is longer
-    than what is left; also on a file cut short."""
+    """Small mmap windows: hundreds of refills and records cut at every window edge, also on a
+    file cut short."""
     monkeypatch.setattr(fastpath, "WINDOW", window)
     path = tmp_path / "mix.pcap"
     write_pcap(path, 8_000, 4)
