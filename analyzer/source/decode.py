@@ -187,9 +187,18 @@ class Decoder:
                     self._skip("short IPv6 fragment header")
                     return None
                 off_flags = (body[2] << 8) | body[3]
-                if off_flags & 0xFFF9:  # a real fragment (not an atomic one): not reassembled
-                    self._skip("IPv6 fragment")
-                    return None
+                if off_flags & 0xFFF9:
+                    # a real fragment (RFC 8200 4.5), not an atomic one: reassembled like IPv4's.
+                    # The key holds the fragment header's next header; RFC 8200 lets later
+                    # fragments differ from the first, which no stack is known to do.
+                    ident = int.from_bytes(body[4:8], "big")
+                    whole = self.fragments.add(FragmentKey(src, dst, ident, body[0]),
+                                               off_flags & 0xFFF8, bool(off_flags & 1),
+                                               body[8:], ts)
+                    if whole is None:
+                        return None
+                    nxt, body = body[0], whole  # extension headers may follow: walk on
+                    continue
                 nxt, body = body[0], body[8:]
             else:
                 break

@@ -1,4 +1,4 @@
-"""IPv4 fragment reassembly (large DNS answers over UDP arrive fragmented).
+"""IP fragment reassembly, IPv4 and IPv6 (large DNS answers over UDP arrive fragmented).
 
 Bounded: at most ``max_pending`` datagrams in flight, each at most 64 KiB, expired after
 ``timeout`` seconds of capture time. Overlapping fragments keep the first copy of each byte.
@@ -26,6 +26,9 @@ class _Pending:
 
 
 class Ipv4Reassembler:
+    """Reassembles IPv4 fragments, and IPv6 ones (keyed by their own addresses, so the two never
+    mix); the name is historical."""
+
     def __init__(self, max_pending: int = 1024, timeout: float = 30.0) -> None:
         self._pending: OrderedDict[FragmentKey, _Pending] = OrderedDict()
         self.max_pending = max_pending

@@ -1,4 +1,4 @@
-"""The fast header decoder agrees with dpkt's full decode, and reassembles IPv4 fragments."""
+"""The fast header decoder agrees with dpkt's full decode, and reassembles IPv4 and IPv6 fragments."""
 
 from __future__ import annotations
 
@@ -104,3 +104,53 @@ def test_stdin_like_stream_reads_whole_capture() -> None:
     frames = list(open_capture(io.BufferedReader(io.BytesIO(path.read_bytes())),
                                ReadState("<stdin>")))
     assert frames
+
+
+def test_ipv6_fragments_reassembled_for_dns_in_any_order() -> None:
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
+
+    answers = [DNSRR(rrname="proxy.golang.org", type="AAAA", rdata=f"2001:db8::{i:x}")
+               for i in range(80)]
+    dns = DNS(id=9, qr=1, qd=DNSQR(qname="proxy.golang.org", qtype="AAAA"), an=answers)
+    whole = IPv6(src="2001:db8::53", dst="2001:db8::2") / IPv6ExtHdrFragment(id=0x1234) / \
+        UDP(sport=53, dport=40000) / dns
+    frags = fragment6(whole, 1000)
+    assert len(frags) >= 3
+    decoder = Decoder()
+    order = [frags[1], frags[-1], frags[0], *frags[2:-1]]
+    out = [decoder.decode(i, 0.0, 101, bytes(f)) for i, f in enumerate(order, 1)]
+    assert out[:-1] == [None] * (len(frags) - 1)
+    seg = out[-1]
+    assert seg is not None and (seg.sport, seg.dport) == (53, 40000)
+    assert seg.src == "2001:db8::53"
+    assert seg.payload == bytes(whole[UDP].payload)
+    # an atomic fragment (offset 0, no more fragments) is read as the packet it is
+    atomic = IPv6(src="2001:db8::53", dst="2001:db8::2") / IPv6ExtHdrFragment(id=1) / \
+        UDP(sport=53, dport=40001) / b"abc"
+    seg = Decoder().decode(1, 0.0, 101, bytes(atomic))
+    assert seg is not None and seg.payload == b"abc"
+
+
+def test_ipv6_fragmented_dns_reaches_the_report(tmp_path: Path) -> None:
+    from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, fragment6
+    from scapy.utils import wrpcap
+
+    from analyzer.pipeline import AnalyzeOptions, analyze_files
+
+    query = Ether() / IPv6(src="2001:db8::2", dst="2001:db8::53") / UDP(sport=40000, dport=53) / \
+        DNS(id=9, rd=1, qd=DNSQR(qname="proxy.golang.org", qtype="AAAA"))
+    answers = [DNSRR(rrname="proxy.golang.org", type="AAAA", rdata=f"2001:db8::{i:x}")
+               for i in range(80)]
+    response = IPv6(src="2001:db8::53", dst="2001:db8::2") / IPv6ExtHdrFragment(id=7) / \
+        UDP(sport=53, dport=40000) / DNS(id=9, qr=1, qd=DNSQR(qname="proxy.golang.org",
+                                                              qtype="AAAA"), an=answers)
+    packets = [query, *(Ether() / f for f in fragment6(response, 1000))]
+    for i, p in enumerate(packets):
+        p.time = 1_790_000_000 + i / 1000
+    path = tmp_path / "v6frag.pcap"
+    wrpcap(str(path), packets)
+    report = analyze_files([path], AnalyzeOptions())
+    dns = [c for c in report.contacts if c.layer == "dns"]
+    assert len(dns) == 1 and dns[0].dns is not None
+    assert len(dns[0].dns.answers) == 80 and dns[0].dns.answers[0] == "2001:db8::"
+    assert dns[0].frames[0] == 1 and len(dns[0].frames) == 2  # the query, the last fragment
