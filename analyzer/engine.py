@@ -342,9 +342,16 @@ class Engine:
         assert http is not None
         parser = http.client if from_client else http.server
         if flow.tunnel is not None and parser.tunnel:
-            # inside an established CONNECT tunnel: the bytes are TLS, not HTTP
-            self._tls_data(flow, flow.tunnel, from_client, chunk, ts, flow.ref)
-            return
+            tunnel = flow.tunnel
+            if (from_client and tunnel.hello is None and not tunnel.client_buf
+                    and chunk.data and 0x41 <= chunk.data[0] <= 0x5A):
+                # no TLS yet and a new request: a CONNECT refused (407) and retried on this
+                # connection with credentials; the parser reads it, and a new tunnel follows it
+                flow.tunnel, flow.tunnel_host = None, None
+            else:
+                # inside an established CONNECT tunnel: the bytes are TLS, not HTTP
+                self._tls_data(flow, tunnel, from_client, chunk, ts, flow.ref)
+                return
         if parser.failed:
             return
         try:

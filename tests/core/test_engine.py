@@ -175,6 +175,31 @@ def test_connect_tunnel_reports_host_and_proxy(tmp_path: Path, hello_with_sni: b
     assert "dXNlcjpzZWNyZXQ" not in str([c.to_dict() for c in report.contacts])
 
 
+def test_connect_retried_after_407_is_followed_into_its_tunnel(tmp_path: Path,
+                                                              hello_with_sni: bytes) -> None:
+    """curl and NTLM/Negotiate proxies: CONNECT, 407, the same CONNECT with credentials on the
+    same connection, 200, then TLS."""
+    conv = Conversation(dport=3128).handshake()
+    conv.client(b"CONNECT www.cloudflare.com:443 HTTP/1.1\r\nHost: www.cloudflare.com:443\r\n\r\n")
+    conv.server_data(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                     b"Proxy-Authenticate: Basic realm=\"corp\"\r\nContent-Length: 5\r\n\r\ndeny\n")
+    conv.client(b"CONNECT www.cloudflare.com:443 HTTP/1.1\r\nHost: www.cloudflare.com:443\r\n"
+                b"Proxy-Authorization: Basic dXNlcjpzZWNyZXQ=\r\n\r\n")
+    conv.server_data(b"HTTP/1.1 200 Connection established\r\n\r\n")
+    hello_frame = len(conv.packets) + 1
+    conv.client(hello_with_sni)
+    report = _analyze(tmp_path, conv.packets, ["www.cloudflare.com"])
+    http = [c for c in report.contacts if c.layer == "http"]
+    assert [(c.http.method, c.http.status) for c in http if c.http] == [("CONNECT", 407),
+                                                                        ("CONNECT", 200)]
+    tls = [c for c in report.contacts if c.layer == "tls"]
+    assert len(tls) == 1 and tls[0].tls is not None
+    assert tls[0].tls.sni == "www.cloudflare.com" and tls[0].tls.ja4
+    assert tls[0].via_proxy is not None and tls[0].via_proxy.port == 3128
+    assert tls[0].frames[0] == hello_frame
+    assert "dXNlcjpzZWNyZXQ" not in str([c.to_dict() for c in report.contacts])
+
+
 def test_truncated_capture_keeps_contacts_before_damage(tmp_path: Path,
                                                        hello_with_sni: bytes) -> None:
     conv = Conversation().handshake().client(hello_with_sni)
