@@ -74,24 +74,22 @@ class ProxyEntry:
 
 
 def parse_goproxy(value: str) -> tuple[ProxyEntry, ...]:
-    """The proxies a GOPROXY value names, in order.
+    """The proxies a GOPROXY value names, in order, as network endpoints.
 
-    Mirrors cmd/go/internal/modfetch/proxy.go: entries are separated by ``,`` or ``|``; an entry
-    without a scheme gets ``https://``; ``direct`` ends the list (later entries are never tried);
-    ``off`` is no endpoint. ``file://`` proxies are local and carry no network endpoint either.
+    The list itself is read by ``analyzer.config.proxylist.parse_goproxy``, which mirrors
+    cmd/go/internal/modfetch/proxy.go (``,`` and ``|``, ``https://`` added to a scheme-less
+    entry, ``direct`` and ``off`` ending the list); here each URL is checked for use in a
+    filter. ``file://`` proxies are local and carry no network endpoint.
     """
+    from ..config.proxylist import parse_goproxy as parse_list
+
     entries: list[ProxyEntry] = []
-    for raw in value.replace("|", ",").split(","):
-        item = raw.strip()
-        if not item:
-            continue
-        if item == "direct":
+    for entry in parse_list(value).entries:
+        if entry.url in ("direct", "off"):
             break
-        if item == "off":
-            continue
-        url = item if "://" in item else "https://" + item
+        item = entry.url
         try:
-            parts = urlsplit(url)
+            parts = urlsplit(item)
             port = parts.port
         except ValueError:
             raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: bad URL") from None

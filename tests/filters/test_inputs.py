@@ -68,6 +68,20 @@ def test_goproxy_list_follows_the_go_command() -> None:
     assert proxy_addresses(entries) == ("10.1.2.3",)
 
 
+def test_goproxy_off_ends_the_list_as_in_the_go_command() -> None:
+    # modfetch/proxy.go: "off" always fails hard, so the go command never reads past it
+    assert parse_goproxy("mirror.example,off,https://never.example") == (
+        ProxyEntry("https", "mirror.example", 443),)
+    assert parse_goproxy("mirror.example|off|never.example") == (
+        ProxyEntry("https", "mirror.example", 443),)
+
+
+def test_goproxy_word_without_dot_colon_or_slash_is_not_a_host() -> None:
+    # the go command reserves single words for built-in behaviours; it adds no https:// to them
+    with pytest.raises(UsageError, match="scheme must be http or https"):
+        parse_goproxy("mirror")
+
+
 def test_goproxy_off_direct_and_file_have_no_endpoint() -> None:
     assert parse_goproxy("off") == ()
     assert parse_goproxy("direct") == ()
