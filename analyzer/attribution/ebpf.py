@@ -4,7 +4,8 @@ Only tracepoints are used (kprobes are not traceable on every kernel we run on):
 - ``syscalls:sys_exit_connect`` / ``sys_exit_sendto`` / ``sys_exit_sendmsg`` / ``sys_exit_sendmmsg``
   read the socket behind the fd after the call, when the kernel has bound the local port: this
   gives the full 4-tuple for TCP connects and for UDP DNS (the Go resolver connects a UDP socket
-  and then writes; glibc connects and sends).
+  and then writes; glibc connects and sends). For ``sendto``/``sendmsg`` with a destination on
+  an unconnected UDP socket, the destination saved at entry (user memory) is the peer.
 - ``sock:inet_sock_set_state`` SYN_SENT -> ESTABLISHED completes TCP connects made without
   connect(2) (TCP Fast Open through sendto), with the pid remembered at SYN_SENT (the
   ESTABLISHED transition runs in softirq context, where the current task is not the owner).
@@ -37,10 +38,14 @@ SCRIPT = (
     "tracepoint:syscalls:sys_enter_connect, tracepoint:syscalls:sys_enter_sendto,\n"
     "tracepoint:syscalls:sys_enter_sendmsg, tracepoint:syscalls:sys_enter_sendmmsg\n"
     "{ @fd[tid] = args->fd + 1; }\n"
+    # the destination of a send on an unconnected socket (user memory, read at exit)
+    "tracepoint:syscalls:sys_enter_sendto /args->addr != 0/ { @to[tid] = (uint64)args->addr; }\n"
+    "tracepoint:syscalls:sys_enter_sendmsg /args->msg != 0/ {\n"
+    "  @to[tid] = (uint64)((struct user_msghdr *)uptr(args->msg))->msg_name; }\n"
     "tracepoint:syscalls:sys_exit_connect, tracepoint:syscalls:sys_exit_sendto,\n"
     "tracepoint:syscalls:sys_exit_sendmsg, tracepoint:syscalls:sys_exit_sendmmsg\n"
     "/@fd[tid]/ {\n"
-    "  $fd = @fd[tid] - 1; delete(@fd[tid]);\n"
+    "  $fd = @fd[tid] - 1; delete(@fd[tid]); $to = @to[tid]; delete(@to[tid]);\n"
     "  $file = *(((struct task_struct *)curtask)->files->fdt->fd + $fd);\n"
     "  $sk = ((struct socket *)$file->private_data)->sk;\n"
     "  $proto = $sk->sk_protocol; $fam = $sk->__sk_common.skc_family;\n"
@@ -58,6 +63,29 @@ SCRIPT = (
     "          ntop(10, $sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8),\n"
     "          $sk->__sk_common.skc_num,\n"
     "          ntop(10, $sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8), $dport, comm);\n"
+    "      }\n"
+    "    }\n"
+    "  }\n"
+    # an unconnected UDP socket (sendto/sendmsg with an address): the peer is the call's
+    # destination, the local port the one the kernel bound; the local address stays wildcard
+    "  if ($proto == 17 && $dport == 0 && $to != 0 && ($fam == 2 || $fam == 10)) {\n"
+    "    $sa = (struct sockaddr_in *)uptr($to);\n"
+    "    $ppid = ((struct task_struct *)curtask)->real_parent->tgid;\n"
+    "    if ($sa->sin_family == 2 && @udp[$sk, $sa->sin_port, $sa->sin_addr.s_addr] == 0) {\n"
+    "      @udp[$sk, $sa->sin_port, $sa->sin_addr.s_addr] = 1;\n"
+    f"      printf({_SOCK_FMT}, nsecs, pid, tid, $ppid, uid, 17,\n"
+    "        ntop(2, $sk->__sk_common.skc_rcv_saddr), $sk->__sk_common.skc_num,\n"
+    "        ntop(2, $sa->sin_addr.s_addr), bswap($sa->sin_port), comm);\n"
+    "    }\n"
+    "    if ($sa->sin_family == 10) {\n"
+    "      $s6 = (struct sockaddr_in6 *)uptr($to);\n"
+    "      $a = $s6->sin6_addr.in6_u.u6_addr32;\n"
+    "      if (@udp[$sk, $s6->sin6_port, $a[0] ^ $a[1] ^ $a[2] ^ $a[3]] == 0) {\n"
+    "        @udp[$sk, $s6->sin6_port, $a[0] ^ $a[1] ^ $a[2] ^ $a[3]] = 1;\n"
+    f"        printf({_SOCK_FMT}, nsecs, pid, tid, $ppid, uid, 17,\n"
+    "          ntop(10, $sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8),\n"
+    "          $sk->__sk_common.skc_num, ntop(10, $s6->sin6_addr.in6_u.u6_addr8),\n"
+    "          bswap($s6->sin6_port), comm);\n"
     "      }\n"
     "    }\n"
     "  }\n"
@@ -79,7 +107,7 @@ SCRIPT = (
     r'  printf("E\t%llu\t%d\t%d\t%d\t%s\t%s\n", nsecs, pid,'
     "\n    ((struct task_struct *)curtask)->real_parent->tgid, uid, comm, str(args->filename));\n"
     "}\n"
-    "END { clear(@fd); clear(@syn); clear(@once); }\n"
+    "END { clear(@fd); clear(@to); clear(@syn); clear(@once); clear(@udp); }\n"
 )
 
 _PROTO = {6: "tcp", 17: "udp"}

@@ -102,3 +102,30 @@ def test_live_tracer_sees_curl_and_a_connected_udp_socket() -> None:
     assert att.processes[curl[0].pid].exe == shutil.which("curl") or att.processes[curl[0].pid].comm == "curl"
     mine = [s for s in att.sockets if s.transport == "udp" and s.local_port == uport]
     assert mine and mine[0].pid == os.getpid()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the ebpf tier needs root")
+def test_live_tracer_sees_unconnected_udp_sends() -> None:
+    """sendto and sendmsg with a destination on an unconnected socket (dig, some resolvers):
+    the peer comes from the call, the local port from the kernel, one record per peer."""
+    reason = ebpf.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    tracer = ebpf.BpftraceTracer()
+    tracer.start()
+    try:
+        v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        v4.sendto(b"x", ("127.0.0.1", 9))
+        v4.sendto(b"y", ("127.0.0.1", 9))     # the same peer again: no second record
+        v4.sendmsg([b"z"], [], 0, ("127.0.0.2", 7))
+        port4 = v4.getsockname()[1]
+        v6 = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+        v6.sendto(b"x", ("::1", 9))
+        port6 = v6.getsockname()[1]
+        v4.close()
+        v6.close()
+    finally:
+        att = tracer.stop()
+    mine = sorted((s.remote, s.remote_port, s.local_port) for s in att.sockets
+                  if s.transport == "udp" and s.pid == os.getpid())
+    assert mine == sorted([("127.0.0.1", 9, port4), ("127.0.0.2", 7, port4), ("::1", 9, port6)])
