@@ -128,7 +128,7 @@ def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None, 
 
         decode, feed = decoder.decode, engine.feed
 
-        def plain(number: int, ts: float, linktype: int, data: bytes) -> None:
+        def plain(number: int, ts: float, linktype: int, data: bytes, _wire_len: int) -> None:
             # slow() for a classic pcap record of a supported link type: no comment, no process
             seg = decode(number, ts, linktype, data)
             if seg is not None:

@@ -86,7 +86,7 @@ def _load_scan() -> ScanFn | None:
 SCAN: ScanFn | None = _load_scan()
 
 SlowFn = Callable[[RawFrame], None]
-PlainFn = Callable[[int, float, int, bytes], None]
+PlainFn = Callable[[int, float, int, bytes, int], None]
 TickFn = Callable[[int], None]
 
 
@@ -174,15 +174,15 @@ def run(fh: BinaryIO, state: ReadState, engine: Engine, slow: SlowFn,
         tick: TickFn | None = None, plain: PlainFn | None = None) -> int:
     """Read a whole capture into ``engine``; return the number of packets.
 
-    ``plain(number, ts, linktype, data)``, when given, takes the slow path's classic pcap records
+    ``plain(number, ts, linktype, data, wire_len)``, when given, takes the slow path's classic pcap records
     of the link types in LAYOUTS instead of ``slow``: such a record carries no comment or
     process, so it needs no RawFrame (``slow(RawFrame(...))`` must do the same with it)."""
     engine.skip_index = {}
     magic = fh.read(4)
     if magic in PCAP_MAGICS:
         if plain is None:
-            def plain(number: int, ts: float, linktype: int, data: bytes) -> None:
-                slow(RawFrame(number, ts, linktype, data, len(data)))
+            def plain(number: int, ts: float, linktype: int, data: bytes, wire_len: int) -> None:
+                slow(RawFrame(number, ts, linktype, data, wire_len))
         return _run_pcap(fh, magic, state, engine, slow, tick, plain)
     # pcapng (or not a capture: the regular reader gives the right error)
     return _run_frames(_Prefixed(magic, fh), state, engine, slow, tick)
@@ -358,12 +358,12 @@ def _run_pcap(fh: BinaryIO, magic: bytes, state: ReadState, engine: Engine, slow
                 number += skipped
                 if must:
                     # a whole record that skippable() refuses (C decided exactly as it does)
-                    sec, frac, caplen, _wire_len = header(buf, pos)
+                    sec, frac, caplen, wire_len = header(buf, pos)
                     p = pos + 16
                     pos = p + caplen
                     number += 1
                     state.bytes_read = window.base + pos
-                    plain(number, sec + frac * unit, linktype, buf[p:pos])
+                    plain(number, sec + frac * unit, linktype, buf[p:pos], wire_len)
                     continue
             if pos > safe:
                 # near the end of the buffer (always, without a wide read): make sure the whole
