@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from ..errors import UsageError
 from ..watchlist import is_ip_address, normalize_hostname
@@ -87,26 +87,15 @@ def parse_goproxy(value: str) -> tuple[ProxyEntry, ...]:
     for entry in parse_list(value).entries:
         if entry.url in ("direct", "off"):
             break
-        item = entry.url
-        try:
-            parts = urlsplit(item)
-            port = parts.port
-        except ValueError:
-            raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: bad URL") from None
-        scheme = parts.scheme.lower()
-        if scheme == "file":
+        parts, port = _split(entry.url, entry.url, "GOPROXY entry")
+        if parts.scheme.lower() == "file":
             continue
-        if scheme not in ("http", "https"):
-            raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: "
-                             "scheme must be http or https")
-        if not parts.hostname:
-            raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: no host")
-        host = _proxy_host(parts.hostname, item)
-        default_port = 443 if scheme == "https" else 80
-        entries.append(ProxyEntry(scheme, host, validate_port(port or default_port)))
+        entries.append(_endpoint(parts, port, entry.url, "GOPROXY entry", _GOPROXY_DEFAULT_PORTS,
+                                 "http or https"))
     return tuple(entries)
 
 
+_GOPROXY_DEFAULT_PORTS = {"http": 80, "https": 443}
 _PROXY_DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
 
 
@@ -114,25 +103,33 @@ def parse_forward_proxy(value: str) -> ProxyEntry:
     """An HTTPS_PROXY/HTTP_PROXY value (Go's net/http reading: no scheme means http://)."""
     item = value.strip()
     url = item if "://" in item else "http://" + item
+    parts, port = _split(url, item, "proxy")
+    return _endpoint(parts, port, item, "proxy", _PROXY_DEFAULT_PORTS, "http, https or socks5")
+
+
+def _split(url: str, item: str, what: str) -> tuple[SplitResult, int | None]:
     try:
         parts = urlsplit(url)
-        port = parts.port
+        return parts, parts.port
     except ValueError:
-        raise UsageError(f"invalid proxy {_redact(item)!r}: bad URL") from None
+        raise UsageError(f"invalid {what} {_redact(item)!r}: bad URL") from None
+
+
+def _endpoint(parts: SplitResult, port: int | None, item: str, what: str,
+              default_ports: dict[str, int], schemes: str) -> ProxyEntry:
+    """The validated endpoint of a proxy URL; errors name ``what`` and quote ``item`` with any
+    credentials hidden."""
     scheme = parts.scheme.lower()
-    if scheme not in _PROXY_DEFAULT_PORTS:
-        raise UsageError(f"invalid proxy {_redact(item)!r}: scheme must be http, https or socks5")
+    if scheme not in default_ports:
+        raise UsageError(f"invalid {what} {_redact(item)!r}: scheme must be {schemes}")
     if not parts.hostname:
-        raise UsageError(f"invalid proxy {_redact(item)!r}: no host")
-    host = _proxy_host(parts.hostname, item)
-    return ProxyEntry(scheme, host, validate_port(port or _PROXY_DEFAULT_PORTS[scheme]))
-
-
-def _proxy_host(hostname: str, item: str) -> str:
+        raise UsageError(f"invalid {what} {_redact(item)!r}: no host")
+    hostname = parts.hostname
     try:
-        return validate_address(hostname) if is_ip_address(hostname) else normalize_hostname(hostname)
+        host = validate_address(hostname) if is_ip_address(hostname) else normalize_hostname(hostname)
     except UsageError:
-        raise UsageError(f"invalid GOPROXY entry {_redact(item)!r}: bad host") from None
+        raise UsageError(f"invalid {what} {_redact(item)!r}: bad host") from None
+    return ProxyEntry(scheme, host, validate_port(port or default_ports[scheme]))
 
 
 def _redact(item: str) -> str:
