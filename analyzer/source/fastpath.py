@@ -125,15 +125,8 @@ def skippable(buf: bytes | mmap.mmap, p: int, caplen: int, layout: tuple[int, in
             if (caplen < l3 + 40 or total < 40
                     or buf[d + 32] < 0x50 or flags & _SYN or ts >= engine.next_sweep):
                 return False
-            key = buf[d + 12:d + 24]
-            flow = index.get(key)
-            if flow is None:
-                return (total == 20 + (buf[d + 32] >> 4) * 4
-                        and _empty_segment(engine, key, ts, flags))
-            if flags & _FIN_RST:
-                return False  # the engine closes the done flow
-            flow.last_ts = ts
-            return True
+            return _tcp_skippable(engine, index, buf[d + 12:d + 24], ts, flags,
+                                  total == 20 + (buf[d + 32] >> 4) * 4)
         if proto == 17:
             return (buf[d + 20:d + 22] not in _DNS_PORT_BYTES
                     and buf[d + 22:d + 24] not in _DNS_PORT_BYTES)
@@ -146,15 +139,23 @@ def skippable(buf: bytes | mmap.mmap, p: int, caplen: int, layout: tuple[int, in
         if (caplen < l3 + 60 or 0 < plen < 20 or buf[d + 52] < 0x50 or flags & _SYN
                 or ts >= engine.next_sweep):
             return False
-        key = buf[d + 8:d + 44]
-        flow = index.get(key)
-        if flow is None:
-            return plen == (buf[d + 52] >> 4) * 4 and _empty_segment(engine, key, ts, flags)
-        if flags & _FIN_RST:
-            return False  # the engine closes the done flow
-        flow.last_ts = ts
-        return True
+        return _tcp_skippable(engine, index, buf[d + 8:d + 44], ts, flags,
+                              plen == (buf[d + 52] >> 4) * 4)
     return False
+
+
+def _tcp_skippable(engine: Engine, index: dict[bytes, Any], key: bytes, ts: float, flags: int,
+                   empty: bool) -> bool:
+    """The decision for a TCP packet without SYN, by its addresses and ports: a done flow's
+    packet only notes its time (a FIN or RST closes the flow: slow path); otherwise see
+    _empty_segment, for a packet without payload."""
+    flow = index.get(key)
+    if flow is None:
+        return empty and _empty_segment(engine, key, ts, flags)
+    if flags & _FIN_RST:
+        return False  # the engine closes the done flow
+    flow.last_ts = ts
+    return True
 
 
 def _empty_segment(engine: Engine, key: bytes, ts: float, flags: int) -> bool:
