@@ -252,9 +252,12 @@ def _svcb_text(data: SvcbData) -> str:
     return " ".join(parts)
 
 
-def _ipv6_text(packed: bytes) -> str:
-    """ipaddress's text for an IPv6 address (RFC 5952), through inet_ntop at a fraction of the
-    cost; the two differ only for embedded IPv4 (``::ffff:1.2.3.4``), left to ipaddress."""
+def _address_text(packed: bytes) -> str:
+    """ipaddress's text for a 4- or 16-byte address, through inet_ntoa/inet_ntop at a fraction
+    of the cost; for IPv6 (RFC 5952) the two differ only for embedded IPv4 (``::ffff:1.2.3.4``),
+    left to ipaddress."""
+    if len(packed) == 4:
+        return socket.inet_ntoa(packed)
     text = socket.inet_ntop(socket.AF_INET6, packed)
     return str(ipaddress.ip_address(packed)) if "." in text else text
 
@@ -262,7 +265,7 @@ def _ipv6_text(packed: bytes) -> str:
 def _addresses(value: bytes, size: int) -> tuple[str, ...]:
     if not value or len(value) % size:
         raise ParseError(f"address list of {len(value)} bytes is not a multiple of {size}")
-    return tuple(str(ipaddress.ip_address(value[i:i + size])) for i in range(0, len(value), size))
+    return tuple(_address_text(value[i:i + size]) for i in range(0, len(value), size))
 
 
 def _character_strings(value: bytes) -> list[str]:
@@ -285,7 +288,7 @@ def _record(buf: bytes, name: str, rtype: int, ttl: int, start: int, rdata: byte
         size = 4 if kind == "A" else 16
         if len(rdata) != size:
             raise ParseError(f"{kind} record with {len(rdata)} bytes of data")
-        address = socket.inet_ntoa(rdata) if size == 4 else _ipv6_text(rdata)
+        address = _address_text(rdata)
         return DnsRecord(name, kind, ttl, address, (address,))
     if kind in _NAME_TYPES:
         target, _ = read_name(buf, start)

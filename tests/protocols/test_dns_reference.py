@@ -82,13 +82,14 @@ def test_same_result_on_random_bytes(data: bytes) -> None:
 @FUZZ
 @given(st.lists(st.sampled_from([0, 0, 0, 1, 0xFFFF, 0x0DB8, 0xFE80]) | st.integers(0, 0xFFFF),
                 min_size=8, max_size=8))
-def test_ipv6_text_is_ipaddress_text(groups: list[int]) -> None:
+def test_address_text_is_ipaddress_text(groups: list[int]) -> None:
     import ipaddress
 
-    from analyzer.protocols.dns import _ipv6_text
+    from analyzer.protocols.dns import _address_text
 
     packed = b"".join(g.to_bytes(2, "big") for g in groups)
-    assert _ipv6_text(packed) == str(ipaddress.ip_address(packed))
+    assert _address_text(packed) == str(ipaddress.ip_address(packed))
+    assert _address_text(packed[:4]) == str(ipaddress.ip_address(packed[:4]))
 
 
 @FUZZ
