@@ -13,7 +13,7 @@ APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps c
 
 .PHONY: install sysdeps demo test test-fast lint typecheck bench lab filters clean
 
-$(BIN)/proxytrace: pyproject.toml analyzer/source/_fastloop.c
+$(BIN)/proxytrace: pyproject.toml analyzer/events/builtin/_fastloop.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -57,4 +57,4 @@ filters: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info build
-	rm -f analyzer/source/_fastloop*.so
+	rm -f analyzer/events/builtin/_fastloop*.so

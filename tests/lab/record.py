@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 
 from . import labca
 from .derive import derive_expected, go_x_mismatches
