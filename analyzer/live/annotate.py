@@ -10,6 +10,7 @@ from pathlib import Path
 from ..attribution.joiner import SocketAttributor
 from ..base.files import open_private
 from ..base.model import ProcessInfo, Transport
+from ..causes.proxylist import redact_process
 from ..events.records import FlowRef
 from ..packets.decode import Decoder
 from ..packets.frames import iter_frames_and_segments
@@ -30,11 +31,14 @@ class AnnotateResult:
     path: Path
 
 
-def comments_with_exe(attributor: Attributor | None) -> CommentsFn:
-    """ptcpdump-style comments naming the executable's path when the tracer recorded it."""
+def comments_with_exe(attributor: Attributor | None, redact: bool = True) -> CommentsFn:
+    """ptcpdump-style comments naming the executable's path when the tracer recorded it, plus
+    the environment and ancestor lines; credentials hidden unless ``redact`` is False."""
     joiner = attributor if isinstance(attributor, SocketAttributor) else None
 
     def comments(p: ProcessInfo) -> list[str]:
+        if redact:
+            p = redact_process(p)
         if joiner is None:
             return comments_for_process(p)
         # the program the pid ran under this comm (it may have exec'd something else since)
@@ -57,10 +61,10 @@ def _lookup(attributor: Attributor, transport: str, src: str, sport: int, dst: s
 
 def annotate_capture(raw: Path, out: Path, attributor: Attributor | None,
                      counts: CaptureCounts | None = None, interface: str | None = None,
-                     comments_for: CommentsFn | None = None) -> AnnotateResult:
+                     comments_for: CommentsFn | None = None, redact: bool = True) -> AnnotateResult:
     """Copy every packet of ``raw`` (pcap or pcapng) into ``out`` (pcapng, mode 0600)."""
     if comments_for is None:
-        comments_for = comments_with_exe(attributor)
+        comments_for = comments_with_exe(attributor, redact)
     cache: dict[tuple[str, str, int, str, int], ProcessInfo | None] = {}
     state = ReadState(str(raw))
     decoder = Decoder()

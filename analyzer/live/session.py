@@ -353,7 +353,8 @@ def _finish(raw: Path, opts: LiveOptions, tier: str, backend: str, counts: Captu
     try:
         if not raw.exists():
             raise LiveError(f"{backend} wrote no capture file", MISSING_TOOL)
-        annotated = annotate_capture(raw, out, attributor, counts, opts.interface)
+        annotated = annotate_capture(raw, out, attributor, counts, opts.interface,
+                                     redact=opts.analyze.redact)
     finally:
         shutil.rmtree(raw.parent, ignore_errors=True)  # the raw capture and strace log
     report = analyze_files([out], opts.analyze, attributor=attributor)
