@@ -7,8 +7,8 @@ each stage can be tested alone and a user can import them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Layer = Literal["dns", "tls", "http"]
