@@ -17,8 +17,8 @@ from dataclasses import replace
 from ..model import Ancestor, Contact, Finding, ProcessInfo
 from ..watchlist import DEFAULT_HOSTS
 from .goconfig import ENVIRONMENT, GoConfig, Setting
-from .sources import config_from_env
 from .proxylist import match_prefix_patterns, parse_goproxy, parse_gosumdb, redact
+from .sources import config_from_env
 
 KNOWN_MIRRORS = frozenset({"proxy.golang.org", "goproxy.cn", "goproxy.io"})
 KNOWN_SUMDBS = frozenset({"sum.golang.org", "sum.golang.google.cn"})

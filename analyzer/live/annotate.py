@@ -21,6 +21,7 @@ from ..source.reader import iter_frames_and_segments, open_source
 from .backends import CaptureCounts
 from .pcapng_writer import PcapngWriter
 
+
 class CommentsFn(Protocol):
     """The comments of one packet of ``p``; ``full=False`` for a flow's later packets."""
 
