@@ -32,7 +32,6 @@ import shutil
 import subprocess
 import threading
 import time
-from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,39 +270,67 @@ def parse_output(text: str, clock_offset: float = 0.0) -> tuple[list[SocketRecor
 
 
 def fold_events(events: Iterable[Event], clock_offset: float) -> tuple[list[SocketRecord], list[ProcessRecord]]:
-    """Socket and process records from events in any order (per-CPU buffers reach bpftrace out of
-    order): sorted by kernel time, each exec takes the argv and environment of the execve its
-    pid entered last before it (a failed execve, a PATH search, leaves lines no exec claims)."""
-    sockets: list[SocketRecord] = []
-    procs: list[ProcessRecord] = []
-    args: dict[tuple[int, int], dict[int, str]] = defaultdict(dict)
-    envs: dict[tuple[int, int], list[str]] = defaultdict(list)
-    entered: dict[int, int] = {}  # pid -> ns of its last execve entry
-    for ev in sorted(events, key=lambda e: e.ns):
-        if isinstance(ev, ArgEvent):
-            args[(ev.pid, ev.ns)][ev.index] = ev.value
-            entered[ev.pid] = ev.ns
-        elif isinstance(ev, EnvEvent):
-            envs[(ev.pid, ev.ns)].append(ev.entry)
-            entered[ev.pid] = ev.ns
-        elif isinstance(ev, ExecEvent):
-            at = entered.pop(ev.pid, None)
-            argv = args.pop((ev.pid, at), {}) if at is not None else {}
-            env = envs.pop((ev.pid, at), []) if at is not None else []
-            cmdline = " ".join(argv[i] for i in sorted(argv)) or None
-            procs.append(ProcessRecord(
-                pid=ev.pid, ppid=ev.ppid, comm=ev.comm or comm_of(ev.filename), exe=ev.filename,
-                uid=ev.uid, cmdline=cmdline, ts=ev.ns / 1e9 + clock_offset,
-                env=recorded_env(tuple(e.split("=", 1)) for e in env if "=" in e)  # type: ignore[misc]
-                if at is not None else None))
-        elif isinstance(ev, ForkEvent):
-            procs.append(ProcessRecord(pid=ev.pid, ppid=ev.ppid, ts=ev.ns / 1e9 + clock_offset,
-                                       forked=True))
-        elif isinstance(ev, SockEvent):
-            sock, proc = to_records(ev, clock_offset)
-            sockets.append(sock)
-            procs.append(proc)
-    return sockets, procs
+    """Socket and process records from all events of a trace, in any order."""
+    folder = EventFolder(clock_offset)
+    folder.feed(sorted(events, key=lambda e: e.ns))
+    return folder.sockets, folder.processes
+
+
+class EventFolder:
+    """Turns events, fed in kernel time order, into records. Per-CPU buffers reach bpftrace out
+    of order, so a reader sorts what it has and feeds only events older than a window. Each exec
+    takes the argv and environment of the execve its pid entered last before it (a failed
+    execve, a PATH search, leaves lines no exec claims; they are dropped with the next entry)."""
+
+    def __init__(self, clock_offset: float) -> None:
+        self.offset = clock_offset
+        self.sockets: list[SocketRecord] = []
+        self.processes: list[ProcessRecord] = []
+        self._args: dict[int, tuple[int, dict[int, str]]] = {}  # pid -> (entry ns, argv)
+        self._envs: dict[int, tuple[int, list[str]]] = {}
+
+    def feed(self, events: Iterable[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, ArgEvent):
+                if self._args.get(ev.pid, (None,))[0] != ev.ns:
+                    self._args[ev.pid] = (ev.ns, {})
+                    self._envs[ev.pid] = (ev.ns, [])
+                self._args[ev.pid][1][ev.index] = ev.value
+            elif isinstance(ev, EnvEvent):
+                if self._envs.get(ev.pid, (None,))[0] != ev.ns:
+                    self._envs[ev.pid] = (ev.ns, [])
+                self._envs[ev.pid][1].append(ev.entry)
+            elif isinstance(ev, ExecEvent):
+                self.processes.append(self._exec(ev))
+            elif isinstance(ev, ForkEvent):
+                self.processes.append(ProcessRecord(pid=ev.pid, ppid=ev.ppid,
+                                                    ts=ev.ns / 1e9 + self.offset, forked=True))
+            elif isinstance(ev, SockEvent):
+                sock, proc = to_records(ev, self.offset)
+                self.sockets.append(sock)
+                self.processes.append(proc)
+
+    def _exec(self, ev: ExecEvent) -> ProcessRecord:
+        argv = self._args.pop(ev.pid, None)
+        env = self._envs.pop(ev.pid, None)
+        cmdline = " ".join(argv[1][i] for i in sorted(argv[1])) if argv else None
+        pairs = [tuple(e.split("=", 1)) for e in env[1] if "=" in e] if env else []
+        return ProcessRecord(pid=ev.pid, ppid=ev.ppid, comm=ev.comm or comm_of(ev.filename),
+                             exe=ev.filename, uid=ev.uid, cmdline=cmdline or None,
+                             ts=ev.ns / 1e9 + self.offset,
+                             env=recorded_env(pairs) if argv or env else None)  # type: ignore[arg-type]
+
+    def take(self) -> tuple[list[SocketRecord], list[ProcessRecord]]:
+        """The records made so far (and forget them)."""
+        out = self.sockets, self.processes
+        self.sockets, self.processes = [], []
+        return out
+
+
+# Events are folded once they are this much older than the newest one seen: far more than the
+# time bpftrace takes to drain every CPU's buffer.
+REORDER_WINDOW_NS = 2_000_000_000
+FOLD_EVERY = 4096
 
 
 def to_records(ev: SockEvent, clock_offset: float) -> tuple[SocketRecord, ProcessRecord]:
@@ -363,7 +390,11 @@ class BpftraceTracer:
         self.parse_errors = 0
         # bpftrace's nsecs is CLOCK_MONOTONIC; captures use the wall clock.
         self._offset = time.time() - time.monotonic()
-        self._events: list[Event] = []
+        self._events: list[Event] = []    # not yet folded (newer than the reorder window)
+        self._folder = EventFolder(self._offset)
+        self._next_fold = FOLD_EVERY
+        self._sockets: list[SocketRecord] = []
+        self._procs: list[ProcessRecord] = []
         self._known: set[int] = set()      # pids whose program the events or /proc told
         self._fallback: list[ProcessRecord] = []
         self._table: list[ProcessRecord] = []
@@ -413,6 +444,9 @@ class BpftraceTracer:
             if ev is None:
                 continue
             self._events.append(ev)
+            if len(self._events) >= self._next_fold:
+                self._fold(final=False)
+                self._next_fold = len(self._events) + FOLD_EVERY
             if isinstance(ev, ExecEvent | ForkEvent):
                 self._known.add(ev.pid)
             elif isinstance(ev, SockEvent) and ev.pid not in self._known:
@@ -439,10 +473,24 @@ class BpftraceTracer:
             self._thread.join(timeout=10)
         if self._table_thread:
             self._table_thread.join(timeout=30)
-        sockets, procs = fold_events(self._events, self._offset)
+        self._fold(final=True)
         # the table of running processes first: what events say about a pid comes later
         self.attributor.add_processes(self._table)
         self.attributor.add_processes(self._fallback)
-        self.attributor.add_processes(procs)
-        self.attributor.add_sockets(sockets)
+        self.attributor.add_processes(self._procs)
+        self.attributor.add_sockets(self._sockets)
         return self.attributor
+
+    def _fold(self, final: bool) -> None:
+        """Fold the events older than the reorder window (all of them when ``final``), so a long
+        capture keeps records, not every line bpftrace printed."""
+        self._events.sort(key=lambda e: e.ns)
+        cut = len(self._events)
+        if not final:
+            horizon = self._events[-1].ns - REORDER_WINDOW_NS
+            cut = next((i for i, e in enumerate(self._events) if e.ns >= horizon), cut)
+        self._folder.feed(self._events[:cut])
+        del self._events[:cut]
+        sockets, procs = self._folder.take()
+        self._sockets.extend(sockets)
+        self._procs.extend(procs)

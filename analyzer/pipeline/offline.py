@@ -69,9 +69,15 @@ def contacts_from_evidence(evidence: Evidence, opts: AnalyzeOptions,
         contacts = _redact_processes(contacts)
     contacts = _apply_findings(contacts, evidence, opts)
     if opts.config is not None:
-        from ..causes.contact import apply_causes
+        from ..causes.contact import apply_causes  # the configuration the user named wins
 
         contacts = apply_causes(contacts, opts.config, redact_values=opts.redact)
+    elif any(c.process is not None and c.process.env is not None for c in contacts):
+        # each contact's own process environment, recorded by a live tracer or read back from
+        # the comments of a capture proxytrace wrote
+        from ..causes.contact import apply_process_causes
+
+        contacts = apply_process_causes(contacts, None, redact_values=opts.redact)
     return contacts
 
 
