@@ -24,7 +24,7 @@ from .files import open_private
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"  # 1.1: via_proxy.kind
 SCHEMA_VERSION_KEY = b"proxytrace.schema_version"
 
 
@@ -70,7 +70,7 @@ def parquet_schema() -> pa.Schema:
             ("method", text), ("path", text), ("user_agent", text), ("status", pa.int32()),
             ("location", text), ("url", text),
         ])),
-        pa.field("via_proxy", pa.struct([("address", text), ("port", port)])),
+        pa.field("via_proxy", pa.struct([("address", text), ("port", port), ("kind", text)])),
         pa.field("operation", text),
         pa.field("operations", texts, nullable=False),
         pa.field("url", text),
