@@ -17,7 +17,6 @@ from tests.protocols.test_socks import (
     REPLY_OK,
     SOCKS4_OK,
 )
-
 from tests.protocols.test_tls import client_hello_bytes, data
 
 from .test_engine import CLIENT, RESOLVER, SERVER, Conversation, _analyze
