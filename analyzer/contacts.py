@@ -170,8 +170,8 @@ def _socks_notes(hop: ProxyHop | None, hostname: str | None) -> list[str]:
     """What a SOCKS tunnel says about name resolution (socks4a / socks5h)."""
     if hop is None or hop.kind not in ("socks4", "socks5") or not hostname:
         return []
-    return [f"the {hop.kind.upper()} request named {hostname}: the proxy resolved it, "
-            "no DNS lookup on this machine"]
+    return [f"the {hop.kind.upper()} request named {hostname} for the proxy to resolve: "
+            "no DNS lookup for it on this machine"]
 
 
 def _decrypted(s: TlsSession, host: str,
@@ -257,7 +257,7 @@ def socks_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap) -> li
         hop = ProxyHop(s.flow.server, s.flow.server_port, req.kind)
         notes.insert(0, _socks_summary(s))
         notes.extend(_socks_notes(hop, req.hostname))
-        if s.note:
+        if s.note and (s.reply is None or s.reply.granted):  # a refusal is in the summary
             notes.append(s.note)
         out.append(Contact(
             ts=s.ts, layer="socks", host=host, transport="tcp", src=s.flow.client,
