@@ -22,7 +22,7 @@ from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 
 from . import labca
 from .derive import derive_expected, go_x_mismatches
-from .logs import parse_go_x, parse_tinyproxy_log
+from .logs import parse_dante_log, parse_go_x, parse_ssh_socks_log, parse_tinyproxy_log
 from .netlab import LAB_HOSTS, LAB_NET, REPO, Lab, lab_unavailable_reason
 from .scenarios import SCENARIOS, Run, Scenario
 
@@ -58,10 +58,12 @@ def manifest_for(scenario: Scenario, lab: Lab, run: Run) -> dict[str, Any]:
     watch = WatchList.build([*DEFAULT_HOSTS, *scenario.watch])
     events = lab.server_events()
     proxy_requests = parse_tinyproxy_log(lab.proxy_log())
+    socks_requests = parse_dante_log(lab.socks_log()) + parse_ssh_socks_log(lab.ssh_socks_log())
     expected = derive_expected(
         client_ip=lab.client_ip, proxy_ip=lab.server_ip if run.proxy_url else None, watch=watch,
         server_events=events, dns_queries=lab.dns_queries(), proxy_requests=proxy_requests,
-        findings=scenario.findings)
+        findings=scenario.findings, socks_requests=socks_requests,
+        socks_clients=run.socks_clients)
     go_x = [item for step in run.steps if step.process == "go" for item in parse_go_x(step.stderr)]
     env: dict[str, str] = {}
     for step in run.steps:
@@ -85,6 +87,8 @@ def manifest_for(scenario: Scenario, lab: Lab, run: Run) -> dict[str, Any]:
         "server_log": events,
         "dns_log": lab.dns_queries(),
         "proxy_log": proxy_requests,
+        "socks_log": socks_requests,
+        "socks_clients": run.socks_clients,
     }
 
 

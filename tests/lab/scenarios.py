@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from .modules import GOPLS_VERSION, TOOLCHAIN_GO
 from .netlab import Lab
@@ -68,6 +69,8 @@ class Run:
     steps: list[Step] = field(default_factory=list)
     keylog: Path | None = None
     proxy_url: str | None = None
+    # curl's own record of each SOCKS request: its local port and the URL's host
+    socks_clients: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _workdir(lab: Lab, gomod: str) -> Path:
@@ -180,6 +183,46 @@ def forward_proxy(lab: Lab, run: Run) -> None:
     _go(lab, run, ["get", "-x", f"{LAB_MODULE}@latest"], {"HTTPS_PROXY": url})
 
 
+def socks_go(lab: Lab, run: Run) -> None:
+    """The go command through dante, as HTTPS_PROXY=socks5:// and socks5h:// (Go sends the name
+    to the proxy with both); the second run gets a fresh module cache so it fetches the same."""
+    proxy = lab.start_socks_proxy()
+    run.proxy_url = f"socks5://{proxy}"
+    _go(lab, run, ["get", "-x", f"{LAB_MODULE}@latest"], {"HTTPS_PROXY": f"socks5://{proxy}"})
+    (lab.tmp / "work" / "app" / "go.sum").unlink(missing_ok=True)  # so sum.golang.org is asked again
+    fresh = lab.tmp / "gopath-socks5h"
+    _go(lab, run, ["get", "-x", f"{LAB_MODULE}@latest"],
+        {"HTTPS_PROXY": f"socks5h://{proxy}", "GOPATH": str(fresh),
+         "GOMODCACHE": str(fresh / "pkg/mod")})
+
+
+def _curl_socks(lab: Lab, run: Run, flag: str, proxy: str, url: str) -> Step:
+    step = _client(lab, run, ["curl", "-sS", "-o", "/dev/null", "-w", "%{local_port}\n", flag,
+                              proxy, url], "curl")
+    port = (step.stdout.strip().splitlines() or [""])[-1]
+    if port.isdigit() and port != "0":
+        run.socks_clients.append({"client_port": int(port), "host": urlsplit(url).hostname,
+                                  "process": "curl", "flag": flag, "proxy": proxy})
+    return step
+
+
+def socks_curl(lab: Lab, run: Run) -> None:
+    """curl through dante with each SOCKS flavour (plain HTTP too), two requests dante refuses
+    (SOCKS4a, which dante does not implement, and a port nothing listens on), and SOCKS4a
+    through OpenSSH's ``ssh -D``, which implements it."""
+    dante = lab.start_socks_proxy()
+    ssh = lab.start_ssh_socks_proxy()
+    run.proxy_url = f"socks5://{dante}"
+    _curl_socks(lab, run, "--socks4", dante, "https://proxy.golang.org/vanity.example/m/@v/list")
+    _curl_socks(lab, run, "--socks5", dante, "https://sum.golang.org/latest")
+    _curl_socks(lab, run, "--socks5-hostname", dante, "https://go.dev/dl/?mode=json")
+    _curl_socks(lab, run, "--socks5-hostname", dante,
+                "http://goproxy.example/vanity.example/m/@v/list")
+    _curl_socks(lab, run, "--socks4a", dante, "https://golang.org/")
+    _curl_socks(lab, run, "--socks5-hostname", dante, "https://vanity.example:8443/")
+    _curl_socks(lab, run, "--socks4a", ssh, "https://golang.org/")
+
+
 def mixed(lab: Lab, run: Run) -> None:
     """go, node and curl at once, plus unrelated traffic (plain HTTP, TLS, DNS for other names)."""
     work = _workdir(lab, APP_GOMOD)
@@ -283,6 +326,13 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("forward-proxy", "10", "HTTPS_PROXY points at tinyproxy in the server namespace: the "
              "go command's contacts are CONNECT requests and TLS inside the tunnels; the client "
              "resolves no watched name itself.", forward_proxy, tools=("tinyproxy",)),
+    Scenario("socks-go", "12", "HTTPS_PROXY=socks5://dante and then socks5h://dante: the go "
+             "command's TLS contacts travel in SOCKS5 tunnels that name each host, so the "
+             "client resolves no watched name itself.", socks_go, tools=("danted",)),
+    Scenario("socks-curl", "13", "curl through dante with --socks4 and --socks5 (curl resolves "
+             "the name), --socks5-hostname (the proxy does; HTTPS and plain HTTP), two requests "
+             "dante refuses (--socks4a, which dante lacks, and a closed port), and --socks4a "
+             "through ssh -D.", socks_curl, _plaintext, tools=("danted", "curl", "sshd", "ssh")),
     Scenario("mixed", "11", "go (default config), node (editor checks against a private mirror), "
              "curl (golang.org) at once, plus unrelated plain HTTP, TLS and DNS.", mixed,
              tools=("node", "curl", "getent")),
