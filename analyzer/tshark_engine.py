@@ -187,7 +187,13 @@ def _packets(tshark: str, name: str, keylog: Path | None, problems: list[str],
         assert proc.stdout is not None
         try:
             for raw in _json_packets(proc.stdout):
-                yield _packet(packet_from_json_packet(raw))
+                try:
+                    parsed = packet_from_json_packet(raw)
+                except UnicodeDecodeError:
+                    # tshark copies text from the capture (a pcapng comment...) into its JSON
+                    # byte for byte, so a damaged one is not UTF-8
+                    parsed = packet_from_json_packet(raw.decode("utf-8", "replace").encode())
+                yield _packet(parsed)
         finally:
             proc.stdout.close()
             if proc.poll() is None:
