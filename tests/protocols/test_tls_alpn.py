@@ -12,10 +12,13 @@ section "ALPN Extension Value" (FoxIO-LLC/ja4, commit d8f731ce0f194896f03261f333
   request #277, which added them to the specification: 0x20 -> ``20``, 0x61 0x20 -> ``60``.
 
 The other expected values below are worked out by hand with that rule (the hex is written out
-in each comment). FoxIO's own command-line tools do not follow this part of the specification
-yet: python/ja4.py and the Rust ja4 replace a non-ASCII character with ``9`` and keep other
-characters as they are (FoxIO-LLC/ja4 issue #326, open), and read the value as text from
-tshark; Wireshark 4.2+ (``tls.handshake.ja4``) and s2n-tls follow the specification.
+in each comment). FoxIO's author confirmed the specification is the rule (FoxIO-LLC/ja4 issue
+#178), but FoxIO's own command-line tools do not follow it yet: python/ja4.py and the Rust ja4
+replace a non-ASCII character with ``9`` and keep other characters as they are (issue #326,
+open), reading the value as text from tshark, so they cannot serve as the reference for these
+cases. Wireshark 4.2+ (``tls.handshake.ja4``) keeps a printable non-alphanumeric character such
+as a space as it is (pull request #277, Wireshark issue 20966); s2n-tls follows the
+specification.
 """
 
 from __future__ import annotations
