@@ -203,7 +203,11 @@ def _http_url(ex: HttpExchange) -> str:
         return req.target
     if "://" in req.target[:12]:
         return req.target
-    return f"http://{req.header('host') or ex.flow.server}{req.target}"
+    authority = req.header("host") or (req.target if req.authority_form else ex.flow.server)
+    if not req.target.startswith("/"):
+        # asterisk-form, authority-form or no target: the URL has no path (RFC 9112 3.3)
+        return f"http://{authority}"
+    return f"http://{authority}{req.target}"
 
 
 def http_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> list[Contact]:
@@ -233,7 +237,8 @@ def http_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> 
             flow_id=ex.flow.flow_id, frames=ex.frames + ex.response_frames,
             capture=ex.flow.capture, client=client_from_user_agent(ua),
             client_evidence=f"User-Agent: {ua}" if ua and client_from_user_agent(ua) else None,
-            http=info, via_proxy=ex.via_proxy, operation=operation, url=url, notes=tuple(notes)))
+            http=info, via_proxy=ex.via_proxy, operation=operation, url=url,
+            notes=tuple(notes) + req.unusual))
     return out
 
 
