@@ -69,7 +69,7 @@ def read_all(paths: Sequence[str | Path], opts: AnalyzeOptions,
     # the rest: one worker fewer to start, and one capture's evidence not pickled and unpickled
     # (about 0.3 s of 1.0 s for a 1M-packet capture).
     own = 1 if len(paths) <= workers else 0
-    results: list[Evidence] = []
+    results = []
     with ctx.Pool(workers - own) as pool:
         pending = pool.imap(_read_one, [(p, opts) for p in paths[own:]])
         if own:
