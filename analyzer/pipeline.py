@@ -7,14 +7,14 @@ findings -> causes -> report. Each stage lives in its own module; this one only 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from .contacts import build_contacts
 from .engine import Engine
 from .events import Evidence, FlowRef
-from .model import CaptureStats, Contact, ProcessInfo
+from .model import CaptureStats, Contact, ProcessInfo, replace_contact
 from .source import fastpath
 from .source.capture_file import RawFrame, ReadState, open_capture
 from .source.decode import SUPPORTED_LINKTYPES, Decoder
@@ -183,7 +183,7 @@ def attribute(contacts: list[Contact], evidence: Evidence,
             proc = attributor.process_for(flow, c.ts)
         if proc is None:
             proc = evidence.flow_processes.get(c.flow_id)
-        out.append(replace(c, process=proc) if proc is not None else c)
+        out.append(replace_contact(c, process=proc) if proc is not None else c)
     return out
 
 
