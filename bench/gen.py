@@ -394,9 +394,28 @@ def tile_pcap(src: Path, dst: Path, copies: int, shift: int = 10_000) -> int:
     return copies * len(offsets)
 
 
+def write_tiled(path: Path, tile_packets: int, copies: int, bulk_caplen: int) -> int:
+    """A capture of ``tile_packets * copies`` packets: ``copies`` time-shifted copies of a mix
+    whose bulk packets are captured to ``bulk_caplen`` bytes (see tile_pcap)."""
+    tile = path.with_name(path.name + ".tile")
+    try:
+        write_pcap(tile, tile_packets, 1, bulk_caplen)
+        return tile_pcap(tile, path, copies)
+    finally:
+        tile.unlink(missing_ok=True)
+
+
+USAGE = ("usage: python -m bench.gen OUT.pcap PACKETS [SEED]\n"
+         "       python -m bench.gen --tiled OUT.pcap TILE_PACKETS COPIES BULK_CAPLEN")
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3):
-        print("usage: python -m bench.gen OUT.pcap PACKETS [SEED]", file=sys.stderr)
+    if argv[:1] == ["--tiled"] and len(argv) == 5:
+        n = write_tiled(Path(argv[1]), int(argv[2]), int(argv[3]), int(argv[4]))
+        print(f"{argv[1]}: {n} packets")
+        return 0
+    if len(argv) not in (2, 3) or argv[0].startswith("-"):
+        print(USAGE, file=sys.stderr)
         return 2
     n = write_pcap(Path(argv[0]), int(argv[1]), int(argv[2]) if len(argv) == 3 else 1)
     print(f"{argv[0]}: {n} packets")
