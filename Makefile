@@ -23,7 +23,7 @@ LAB_TOOLS_REGISTRY := GOPROXY GOSUMDB GONOSUMDB GOPRIVATE GONOPROXY GOINSECURE
 
 .PHONY: install sysdeps demo test test-fast lint typecheck bench lab lab-tools lab-tools-if-possible filters clean
 
-$(BIN)/proxytrace: pyproject.toml analyzer/source/_fastloop.c
+$(BIN)/proxytrace: pyproject.toml analyzer/events/builtin/_fastloop.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
@@ -85,5 +85,5 @@ filters: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info build
-	rm -f analyzer/source/_fastloop*.so
+	rm -f analyzer/events/builtin/_fastloop*.so
 	rm -rf $(LAB_TOOLS)

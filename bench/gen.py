@@ -53,9 +53,9 @@ class TlsSample:
 def tls_samples() -> tuple[TlsSample, ...]:
     """ClientHellos and complete server flights from the lab's captures (ordered, deterministic)."""
     sys.path.insert(0, str(REPO))
+    from analyzer.packets.decode import Decoder
     from analyzer.protocols import tls as tlsp
     from analyzer.source.capture_file import ReadState, open_capture
-    from analyzer.source.decode import Decoder
 
     samples: list[TlsSample] = []
     for name in LAB_CAPTURES:

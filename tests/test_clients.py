@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.clients import JA4_TABLE, client_from_ja4, client_from_user_agent
-from analyzer.operations import operation_for
+from analyzer.contacts.clients import JA4_TABLE, client_from_ja4, client_from_user_agent
+from analyzer.contacts.operations import operation_for
 from analyzer.protocols.http import HttpRequest, HttpStreamParser
 from analyzer.protocols.tls import ClientHello, parse_client_hello
 from tests.protocols.pcap_payloads import tcp_streams

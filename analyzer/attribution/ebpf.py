@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ParseError
+from ..base.errors import ParseError
 from .joiner import SocketAttributor
 from .procfs import process_record, read_cmdline
 from .records import ProcessRecord, SocketRecord, comm_of

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 
-from ..events import FlowRef
-from ..model import AttributionSource, ProcessInfo
+from ..base.model import AttributionSource, ProcessInfo
+from ..events.records import FlowRef
 from .records import ProcessRecord, SocketRecord, comm_of, normalize_address
 
 # A tracer's clock and the capture's clock are both CLOCK_REALTIME-derived but read at different

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..model import AttributionSource, Transport
+from ..base.model import AttributionSource, Transport
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from .. import exitcodes
-from ..parallel import default_workers
+from ..base import exitcodes
 from ..pipeline import analyze_files
-from ..progress import Progress
+from ..pipeline.parallel import default_workers
 from ..report.contacts import CONTACT_FORMATS, render_report
 from ..report.output import output_options
 from .common import analyze_options, source_options, watch_options
+from .progress import Progress
 
 
 @click.command("analyze")

@@ -12,14 +12,14 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import TypeVar
 
-from ..events import DnsExchange, Evidence, HttpExchange, TlsSession
-from ..expect import Expectations
-from ..model import Contact, Finding
-from ..watchlist import WatchList
+from ..base.model import Contact, Finding
+from ..base.watchlist import WatchList
+from ..events.records import DnsExchange, Evidence, HttpExchange, TlsSession
 from . import dns as dns_rules
 from . import http as http_rules
 from . import tls as tls_rules
 from .access import dns_addresses
+from .expect import Expectations
 
 __all__ = ["apply_findings", "HIJACK_KINDS"]
 

@@ -7,15 +7,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..attribution.comments import comments_for_process
 from ..attribution.joiner import SocketAttributor
-from ..events import FlowRef
-from ..model import ProcessInfo, Transport
+from ..base.files import open_private
+from ..base.model import ProcessInfo, Transport
+from ..events.records import FlowRef
+from ..packets.decode import Decoder
+from ..packets.frames import iter_frames_and_segments
 from ..pipeline import Attributor
-from ..report.files import open_private
 from ..source.capture_file import ReadState
-from ..source.decode import Decoder
-from ..source.reader import iter_frames_and_segments, open_source
+from ..source.open import open_source
+from ..source.process_comments import comments_for_process
 from .backends import CaptureCounts
 from .pcapng_writer import PcapngWriter
 

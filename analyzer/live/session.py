@@ -27,10 +27,10 @@ from ..attribution import ebpf, strace
 from ..attribution.gotrace import apply_go_trace, parse_get_line
 from ..attribution.joiner import SocketAttributor
 from ..attribution.procfs import ProcfsPoller
-from ..config import GoConfig
-from ..errors import ProxytraceError
-from ..exitcodes import MISSING_TOOL, NO_PERMISSION
-from ..model import Contact
+from ..base.errors import ProxytraceError
+from ..base.exitcodes import MISSING_TOOL, NO_PERMISSION
+from ..base.model import Contact
+from ..causes import GoConfig
 from ..pipeline import AnalyzeOptions, Report, analyze_files
 from .annotate import AnnotateResult, annotate_capture
 from .backends import Capture, CaptureCounts
@@ -104,8 +104,8 @@ def default_filter(env: Mapping[str, str] | None = None, config: GoConfig | None
     """The capture filter for the watch list plus the ports of the proxies ``env`` would use
     (GOPROXY through the go command's own configuration chain, HTTPS_PROXY/HTTP_PROXY), so a
     private mirror on port 8443 or a forward proxy on 3128 is not filtered away."""
+    from ..base.watchlist import WatchList
     from ..filters.bpf import capture_filter_for_proxies
-    from ..watchlist import WatchList
 
     env = dict(os.environ if env is None else env)
     if config is None:
@@ -119,7 +119,7 @@ def default_filter(env: Mapping[str, str] | None = None, config: GoConfig | None
 
 def _go_config(env: Mapping[str, str]) -> GoConfig:
     """What a go command started with ``env`` would use (runs ``go env`` once)."""
-    from ..config import config_from_env, find_go_binary
+    from ..causes import config_from_env, find_go_binary
 
     return config_from_env(env, find_go_binary(env))
 
@@ -283,7 +283,7 @@ def run_command(command: Sequence[str], opts: LiveOptions,
 def _with_causes(contacts: list[Contact], config: GoConfig, opts: LiveOptions) -> list[Contact]:
     """The child's configuration is known here: give each contact the setting that caused it
     (after --go-trace has named the operations the causes speak of)."""
-    from ..config.causes import apply_causes
+    from ..causes.contact import apply_causes
 
     return apply_causes(contacts, config, redact_values=opts.analyze.redact)
 

@@ -14,7 +14,7 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
-from ..errors import ParseError
+from ..base.errors import ParseError
 
 METHODS = (b"GET", b"POST", b"HEAD", b"PUT", b"CONNECT", b"OPTIONS", b"DELETE", b"PATCH")
 TUNNEL_KEEP = 16 * 1024

@@ -14,9 +14,10 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..errors import ParseError
+from ..base.errors import ParseError
+from .certificate import CertificateInfo
 from .tls_fingerprint import is_grease, ja3_hash, ja3_string, ja4_parts, ja4_version
-from .x509 import CertificateInfo, certificate_info
+from .x509 import certificate_info
 
 __all__ = [
     "CertificateInfo", "ClientHello", "ServerFlight", "ServerHello", "is_grease",

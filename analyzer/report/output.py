@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .files import open_private
+from ..base.files import open_private
 
 MACHINE_FORMATS = ("jsonl", "json", "csv")
 _JSONL_ENCODER = json.JSONEncoder(default=str)

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..errors import UsageError
-from ..model import Contact
-from .files import open_private
+from ..base.errors import UsageError
+from ..base.files import open_private
+from ..base.model import Contact
 
 if TYPE_CHECKING:
     import pyarrow as pa

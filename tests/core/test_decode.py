@@ -12,8 +12,8 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, UDP, fragment
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 
+from analyzer.packets.decode import Decoder
 from analyzer.source.capture_file import ReadState, open_capture
-from analyzer.source.decode import Decoder
 from tests.conftest import SHARED_CAPTURES
 
 PUBLIC = sorted(p for p in SHARED_CAPTURES.glob("*/*") if p.suffix in (".pcap", ".pcapng"))

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from analyzer.watchlist import WatchList
+from analyzer.base.watchlist import WatchList
 
 Findings = Callable[[dict[str, Any]], list[str]]
 

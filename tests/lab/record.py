@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 
 from . import editor, labca
 from .derive import derive_expected, go_x_mismatches, socket_owners

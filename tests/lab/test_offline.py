@@ -12,7 +12,7 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 
 from .derive import derive_expected, operation_for, process_from_user_agent
 from .labca import INTERCEPT_CA_NAME, LAB_CA_NAME, issue, make_ca

@@ -77,7 +77,7 @@ def _annotated(tmp_path: Path) -> Path:
 
 
 def test_annotated_file_reads_back_with_process_and_drops(tmp_path: Path) -> None:
-    from analyzer.attribution.comments import process_from_comments
+    from analyzer.source.process_comments import process_from_comments
 
     out = _annotated(tmp_path)
     assert os.stat(out).st_mode & 0o777 == 0o600

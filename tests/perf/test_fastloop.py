@@ -1,4 +1,4 @@
-"""The C record loop (analyzer.source._fastloop) against the pure-Python reference: the same
+"""The C record loop (analyzer.events.builtin._fastloop) against the pure-Python reference: the same
 decisions and the same evidence on hostile bytes, and no crash whatever the buffer holds."""
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from analyzer.engine import DNS_PORTS
-from analyzer.pipeline import read_evidence_builtin
-from analyzer.source import fastpath
+from analyzer.events.builtin import fastpath
+from analyzer.events.builtin.engine import DNS_PORTS
+from analyzer.events.builtin.read import read_evidence_builtin
 from analyzer.source.capture_file import MAX_SNAP
 from bench.gen import write_pcap
 
 SCAN = fastpath.SCAN
-needs_ext = pytest.mark.skipif(SCAN is None, reason="analyzer.source._fastloop not built "
+needs_ext = pytest.mark.skipif(SCAN is None, reason="analyzer.events.builtin._fastloop not built "
                                                      "(or PROXYTRACE_PURE_PYTHON set)")
 DNS = tuple(sorted(DNS_PORTS))
 
@@ -199,4 +199,4 @@ def test_extension_is_built() -> None:
 
     if os.environ.get("PROXYTRACE_PURE_PYTHON", "") not in ("", "0"):
         pytest.skip("PROXYTRACE_PURE_PYTHON set: the C loop is off on purpose")
-    assert fastpath.SCAN is not None, "analyzer.source._fastloop is not built: run make install"
+    assert fastpath.SCAN is not None, "analyzer.events.builtin._fastloop is not built: run make install"

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.engine import Engine
-from analyzer.pipeline import read_evidence_builtin
-from analyzer.source import fastpath
+from analyzer.events.builtin import fastpath
+from analyzer.events.builtin.engine import Engine
+from analyzer.events.builtin.read import read_evidence_builtin
+from analyzer.packets.decode import Decoder
 from analyzer.source.capture_file import RawFrame, ReadState, open_capture
-from analyzer.source.decode import Decoder
 from bench.gen import Generator, write_pcap
 from tests.conftest import CAPTURES, SHARED_CAPTURES
 
@@ -25,7 +25,7 @@ def record_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     if request.param == "python":
         monkeypatch.setattr(fastpath, "SCAN", None)
     elif fastpath.SCAN is None:
-        pytest.skip("analyzer.source._fastloop not built (or PROXYTRACE_PURE_PYTHON set)")
+        pytest.skip("analyzer.events.builtin._fastloop not built (or PROXYTRACE_PURE_PYTHON set)")
     return str(request.param)
 
 

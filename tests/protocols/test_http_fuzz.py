@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.errors import ParseError
+from analyzer.base.errors import ParseError
 from analyzer.protocols.http import HttpRequest, HttpResponse, HttpStreamParser
 
 from .test_http import KEEPALIVE_REQUESTS, KEEPALIVE_RESPONSES

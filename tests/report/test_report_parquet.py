@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analyzer.model import Contact
+from analyzer.base.model import Contact
 from analyzer.report import parquet as pqmod
 from analyzer.report.parquet import PARQUET_SCHEMA, write_parquet
 

@@ -1,0 +1,221 @@
+"""From protocol events to contacts with watched hosts (one per piece of evidence).
+
+A DNS exchange for a watched name is a ``dns`` contact; a ClientHello whose SNI is watched (or,
+with no SNI, a connection to an address an earlier DNS answer gave for a watched name) is a
+``tls`` contact; a plaintext request whose Host is watched is an ``http`` contact.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
+
+from ..base.model import Contact, DnsInfo, HttpInfo, TlsInfo
+from ..base.watchlist import WatchList
+from ..events.records import DnsExchange, Evidence, HttpExchange, TlsSession
+from ..protocols.tls import version_name
+from .clients import client_from_ja4, client_from_user_agent
+from .operations import operation_for
+
+
+@dataclass
+class AddressMap:
+    """Time-aware map from answered addresses to the names they were answered for."""
+
+    _by_addr: dict[str, list[tuple[float, str, int]]] = field(default_factory=dict)
+
+    def add(self, addr: str, ts: float, name: str, frame: int) -> None:
+        entries = self._by_addr.setdefault(addr, [])
+        bisect.insort(entries, (ts, name, frame))
+
+    def lookup(self, addr: str, ts: float) -> tuple[str, int] | None:
+        """The name most recently answered with ``addr`` at or before ``ts``."""
+        entries = self._by_addr.get(addr)
+        if not entries:
+            return None
+        i = bisect.bisect_right(entries, (ts, "\uffff", 1 << 62))
+        if i == 0:
+            return None
+        _, name, frame = entries[i - 1]
+        return name, frame
+
+    @classmethod
+    def from_dns(cls, exchanges: Iterable[DnsExchange]) -> AddressMap:
+        amap = cls()
+        for ex in exchanges:
+            for resp, ts, frame in zip(ex.responses, ex.response_ts, ex.response_frames,
+                                       strict=False):
+                for addr in resp.addresses():
+                    amap.add(addr, ts, ex.qname, frame)
+        return amap
+
+
+def redact_url(url: str | None) -> str | None:
+    """Drop userinfo (``user:password@``) from a URL; captures hold secrets."""
+    if not url or "@" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def _watched_name(watch: WatchList, ex: DnsExchange) -> str | None:
+    if watch.matches(ex.qname):
+        return ex.qname
+    resp = ex.first_response
+    if resp is not None:
+        for name in resp.cname_chain(ex.qname):
+            if watch.matches(name):
+                return name
+    return None
+
+
+def dns_contacts(evidence: Evidence, watch: WatchList) -> list[Contact]:
+    out = []
+    for ex in evidence.dns:
+        host = _watched_name(watch, ex)
+        if host is None:
+            continue
+        resp = ex.first_response
+        info = DnsInfo(
+            qname=ex.qname, qtype=ex.qtype,
+            answers=tuple(r.value for r in resp.answers) if resp else (),
+            rcode=resp.rcode if resp else None, resolver=ex.flow.server,
+            cnames=resp.cname_chain(ex.qname) if resp else (),
+        )
+        frames = ((ex.query_frame,) if ex.query_frame else ()) + ex.response_frames
+        notes = () if resp else ("no response seen",)
+        out.append(Contact(
+            ts=ex.ts, layer="dns", host=host, transport=ex.flow.transport, src=ex.flow.client,
+            sport=ex.flow.client_port, dst=ex.flow.server, dport=ex.flow.server_port,
+            flow_id=ex.flow.flow_id, frames=frames, capture=ex.flow.capture, dns=info,
+            notes=notes))
+    return out
+
+
+def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap,
+                 redact: bool = True) -> list[Contact]:
+    out = []
+    for s in evidence.tls:
+        hello = s.client_hello
+        notes: list[str] = []
+        from_dns = False
+        host = hello.sni
+        if host is None and s.tunnel_host:
+            host = s.tunnel_host
+            notes.append(f"no SNI; name from the CONNECT request ({s.tunnel_host})")
+        elif host is None:
+            found = amap.lookup(s.flow.server, s.ts)
+            if found is not None:
+                host, frame = found
+                from_dns = True
+                notes.append(f"no SNI; {s.flow.server} was the DNS answer for {host} "
+                             f"in frame {frame}")
+        if host is None or not watch.matches(host):
+            continue
+        if s.server_note:
+            notes.append(s.server_note)
+        if s.tunnel_host and hello.sni and s.tunnel_host != hello.sni:
+            notes.append(f"CONNECT target {s.tunnel_host} differs from SNI {hello.sni}")
+        server = s.server
+        version = None
+        issuer = subject = None
+        sans: tuple[str, ...] = ()
+        if server is not None and server.server_hello is not None:
+            version = version_name(server.server_hello.version)
+        if server is not None and server.certificates:
+            leaf = server.certificates[0]
+            issuer, subject, sans = leaf.issuer, leaf.subject, leaf.sans
+        info = TlsInfo(sni=hello.sni, alpn=hello.alpn, version=version, ja4=hello.ja4,
+                       ja3=hello.ja3, cert_issuer=issuer, cert_subject=subject, cert_sans=sans,
+                       offered_version=hello.max_version_name, name_from_dns=from_dns)
+        inferred = client_from_ja4(hello.ja4)
+        client, evidence_text = (inferred[0], inferred[1]) if inferred else (None, None)
+        http_info, operations, url = _decrypted(s, host, redact)
+        ua = http_info.user_agent if http_info else None
+        if ua and client_from_user_agent(ua):
+            client, evidence_text = client_from_user_agent(ua), f"User-Agent: {ua}"
+        out.append(Contact(
+            ts=s.ts, layer="tls", host=host, transport="tcp", src=s.flow.client,
+            sport=s.flow.client_port, dst=s.flow.server, dport=s.flow.server_port,
+            flow_id=s.flow.flow_id, frames=s.frames + s.server_frames, capture=s.flow.capture,
+            client=client, client_evidence=evidence_text,
+            tls=info, via_proxy=s.via_proxy, notes=tuple(notes), http=http_info,
+            operation=operations[0] if operations else None, operations=operations, url=url))
+    return out
+
+
+def _decrypted(s: TlsSession, host: str,
+               redact: bool) -> tuple[HttpInfo | None, tuple[str, ...], str | None]:
+    """What the requests read inside the connection (with a key log) say: the first request's
+    details, every Go operation in order, and the first request's https URL."""
+    if not s.requests:
+        return None, (), None
+    operations = []
+    for ex in s.requests:
+        req = ex.request
+        op = operation_for(req.host or host, req.path, req.method, req.user_agent)
+        if op is not None:
+            operations.append(op)
+    first = s.requests[0]
+    req, resp = first.request, first.response
+    url: str | None = f"https://{req.host or host}{req.path}"
+    location = resp.location if resp else None
+    if redact:
+        url, location = redact_url(url), redact_url(location)
+    info = HttpInfo(method=req.method, path=req.path, user_agent=req.user_agent,
+                    status=resp.status if resp else None, location=location, url=url)
+    return info, tuple(operations), url
+
+
+def _http_url(ex: HttpExchange) -> str:
+    req = ex.request
+    if req.method == "CONNECT":
+        return req.target
+    if "://" in req.target[:12]:
+        return req.target
+    return f"http://{req.header('host') or ex.flow.server}{req.target}"
+
+
+def http_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> list[Contact]:
+    out = []
+    for ex in evidence.http:
+        req = ex.request
+        host = req.host
+        if not watch.matches(host):
+            continue
+        assert host is not None
+        resp = ex.response
+        url = _http_url(ex)
+        location = resp.location if resp else None
+        if redact:
+            url, location = redact_url(url) or url, redact_url(location)
+        ua = req.user_agent
+        path = None if req.method == "CONNECT" else req.path
+        info = HttpInfo(method=req.method, path=path, user_agent=ua,
+                        status=resp.status if resp else None, location=location, url=url)
+        operation = None if req.method == "CONNECT" else operation_for(host, path, req.method, ua)
+        out.append(Contact(
+            ts=ex.ts, layer="http", host=host, transport="tcp", src=ex.flow.client,
+            sport=ex.flow.client_port, dst=ex.flow.server, dport=ex.flow.server_port,
+            flow_id=ex.flow.flow_id, frames=ex.frames + ex.response_frames,
+            capture=ex.flow.capture, client=client_from_user_agent(ua),
+            client_evidence=f"User-Agent: {ua}" if ua and client_from_user_agent(ua) else None,
+            http=info, via_proxy=ex.via_proxy, operation=operation, url=url))
+    return out
+
+
+def build_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> list[Contact]:
+    amap = AddressMap.from_dns(evidence.dns)
+    contacts = (dns_contacts(evidence, watch) + tls_contacts(evidence, watch, amap, redact)
+                + http_contacts(evidence, watch, redact))
+    contacts.sort(key=lambda c: (c.ts, c.frames[:1]))
+    return contacts
