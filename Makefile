@@ -77,7 +77,7 @@ test-fast: install
 bench: sysdeps install
 	$(PY) -m bench.run
 
-lab: sysdeps install
+lab: sysdeps install lab-tools
 	$(PY) -m tests.lab.record
 
 filters: install

@@ -191,9 +191,13 @@ def host_go_default(lab: Lab, run: Run) -> None:
 
 
 def process_table(trace: Trace) -> list[dict[str, Any]]:
-    """Every process of a trace, for the manifest (pid, parent, comm, argv, Go env, ancestors)."""
+    """Every process of a trace, for the manifest (pid, parent, comm, argv, Go env, ancestors).
+    Forks that neither exec nor connect are left out (the Go runtime's clone probe for pidfd
+    support is one: a child that exits at once)."""
+    connecting = {c.pid for c in trace.connections}
+    kept = [p for p in trace.processes.values() if p.execs or p.pid in connecting]
     return [p.to_dict() | {"ancestors": [a["comm"] for a in trace.ancestors(p.pid)]}
-            for p in sorted(trace.processes.values(), key=lambda p: p.exec_ts or 0.0)]
+            for p in sorted(kept, key=lambda p: p.exec_ts or 0.0)]
 
 
 _KEPT_EVENTS = {"initialized", "workspace/configuration", "didOpen", "diagnostics", "showMessage",
