@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
-SHARED_CAPTURES = ROOT.parent / "shared" / "captures"
+# a git worktree lives elsewhere than the checkout: PROXYTRACE_SHARED_CAPTURES points at them
+SHARED_CAPTURES = Path(os.environ.get("PROXYTRACE_SHARED_CAPTURES", ROOT.parent / "shared" / "captures"))
 
 
 @pytest.fixture

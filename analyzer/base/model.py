@@ -7,6 +7,7 @@ each stage can be tested alone and a user can import them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -15,9 +16,60 @@ Transport = Literal["udp", "tcp"]
 AttributionSource = Literal["ebpf", "strace", "procfs", "pcapng-comment", "inferred"]
 
 
+# The environment variables recorded per process, as they were at its exec: what decides which
+# hosts Go tooling contacts (GO*, the proxy variables net/http reads, the CA file), plus HOME and
+# XDG_CONFIG_HOME, which locate the GOENV file and the telemetry mode file.
+PROXY_ENV_NAMES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+RECORDED_ENV_NAMES = frozenset({*PROXY_ENV_NAMES, *(n.lower() for n in PROXY_ENV_NAMES),
+                                "SSL_CERT_FILE", "SSL_CERT_DIR", "HOME", "XDG_CONFIG_HOME"})
+
+Env = tuple[tuple[str, str], ...]  # (name, value) pairs, sorted by name
+
+
+def is_recorded_env(name: str) -> bool:
+    """True for the variables a tier keeps (``GO*`` and RECORDED_ENV_NAMES)."""
+    return name.startswith("GO") or name in RECORDED_ENV_NAMES
+
+
+def recorded_env(pairs: Iterable[tuple[str, str]]) -> Env:
+    """The recorded subset of an environment, sorted (the last value of a repeated name wins,
+    as getenv's first-match would not: environments with duplicates are rare and malformed)."""
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        if is_recorded_env(name):
+            out[name] = value
+    return tuple(sorted(out.items()))
+
+
+def env_from_block(block: bytes | str) -> Env:
+    """The recorded subset of a NUL-separated environment block (/proc/PID/environ)."""
+    text = block.decode("utf-8", errors="replace") if isinstance(block, bytes) else block
+    return recorded_env(tuple(e.split("=", 1)) for e in text.split("\0") if "=" in e)  # type: ignore[misc]
+
+
+@dataclass(frozen=True, slots=True)
+class Ancestor:
+    """One process up the chain of a contact's process, as it was when the contact was made."""
+
+    pid: int
+    comm: str | None
+    cmdline: str | None
+    exe: str | None = None
+    env: Env | None = None  # None: the tier did not record it
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"pid": self.pid, "comm": self.comm, "cmdline": self.cmdline, "exe": self.exe,
+                "env": dict(self.env) if self.env is not None else None}
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessInfo:
-    """The process behind a contact, and the tier that found it."""
+    """The process behind a contact, and the tier that found it.
+
+    ``ancestors`` is the parent chain at connect time, nearest first (up to init or
+    MAX_ANCESTORS); ``env`` the recorded variables of the process at its exec (None when the
+    tier did not see them); ``exe`` the exec'd file.
+    """
 
     pid: int
     comm: str | None
@@ -27,6 +79,9 @@ class ProcessInfo:
     uid: int | None = None
     parent_comm: str | None = None
     parent_cmdline: str | None = None
+    ancestors: tuple[Ancestor, ...] = ()
+    env: Env | None = None
+    exe: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -38,7 +93,20 @@ class ProcessInfo:
             "uid": self.uid,
             "parent_comm": self.parent_comm,
             "parent_cmdline": self.parent_cmdline,
+            "exe": self.exe,
+            "env": dict(self.env) if self.env is not None else None,
+            "ancestors": [a.to_dict() for a in self.ancestors],
         }
+
+    def chain_text(self, sep: str = " ← ") -> str:
+        """``go ← gopls ← python``: the process and its ancestors by name."""
+        names = [self.comm or "?"] + [a.comm or "?" for a in self.ancestors]
+        if not self.ancestors and self.parent_comm:
+            names.append(self.parent_comm)
+        return sep.join(names)
+
+
+MAX_ANCESTORS = 8
 
 
 @dataclass(frozen=True, slots=True)

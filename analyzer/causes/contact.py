@@ -1,6 +1,7 @@
 """Which setting made each contact happen (``Contact.cause``), and contacts no setting explains.
 
-Pure: contacts and a GoConfig in, new contacts out. A cause reads
+Pure: contacts and a GoConfig in, new contacts out (``process_config`` reads the files a
+traced process's go would read). A cause reads
 ``GOSUMDB=sum.golang.org from $GOROOT/go.env (default) -> checksum lookup``; a contact the
 configuration cannot explain (proxy.golang.org while GOPROXY excludes it...) gets a
 ``config-unexplained`` finding, since something else (another environment, a hard-coded client,
@@ -9,13 +10,15 @@ an interception) must have caused it. Rules: GO_NETWORK_FACTS.md sections 1, 3-6
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import replace
 
-from ..base.model import Contact, Finding
+from ..base.model import Ancestor, Contact, Finding, ProcessInfo
 from ..base.watchlist import DEFAULT_HOSTS
-from .goconfig import GoConfig, Setting
+from .goconfig import ENVIRONMENT, GoConfig, Setting
 from .proxylist import match_prefix_patterns, parse_goproxy, parse_gosumdb, redact
+from .sources import config_from_env
 
 KNOWN_MIRRORS = frozenset({"proxy.golang.org", "goproxy.cn", "goproxy.io"})
 KNOWN_SUMDBS = frozenset({"sum.golang.org", "sum.golang.google.cn"})
@@ -226,8 +229,14 @@ def _follow_up(dns: Contact, contacts: list[Contact]) -> Contact | None:
     return best
 
 
-def apply_causes(contacts: list[Contact], config: GoConfig, redact_values: bool = True) -> list[Contact]:
-    """Set ``cause`` on each contact (keeping every other field), and flag unexplained ones."""
+def apply_causes(contacts: list[Contact], config: GoConfig, redact_values: bool = True,
+                 trail: str = "") -> list[Contact]:
+    """Set ``cause`` on each contact (keeping every other field), and flag unexplained ones.
+
+    Applying it again replaces what an earlier pass said (``run`` names operations after the
+    capture's analysis, then explains again). ``trail`` ends every cause (who ran what).
+    """
+    contacts = [_without_verdict(c) for c in contacts]
     ex = _Explainer(config, redact_values)
     verdicts: dict[int, tuple[str | None, str | None]] = {}
     for i, c in enumerate(contacts):
@@ -250,5 +259,86 @@ def apply_causes(contacts: list[Contact], config: GoConfig, redact_values: bool 
                               frames=c.frames)
             out.append(replace(c, findings=(*c.findings, finding)))
         else:
-            out.append(replace(c, cause=cause) if cause else c)
+            out.append(replace(c, cause=cause + trail) if cause else c)
+    return out
+
+
+def _without_verdict(c: Contact) -> Contact:
+    if c.cause is None and not any(f.kind == "config-unexplained" for f in c.findings):
+        return c
+    return replace(c, cause=None,
+                   findings=tuple(f for f in c.findings if f.kind != "config-unexplained"))
+
+
+# -- causes from each process's own environment --------------------------------------------------
+
+def who_set(name: str, proc: ProcessInfo) -> str:
+    """Where ``proc``'s value of ``name`` came from, by comparing environments up its chain:
+    a parent that lacked it set it (gopls adding GOPROXY=off for its go children); one that
+    had the same value passed it down, from as high up as the value goes."""
+    env = dict(proc.env or ())
+    value = env.get(name)
+    holder: Ancestor | None = None
+    for a in proc.ancestors:
+        if a.env is None:
+            break  # that tier did not see this ancestor's environment: say no more than known
+        if dict(a.env).get(name) != value:
+            if holder is None:
+                return f"{ENVIRONMENT}, set by {_name(a)}"
+            return f"{ENVIRONMENT}, inherited from {_name(holder)}, which {_name(a)} started with it"
+        holder = a
+    if holder is not None:
+        return f"{ENVIRONMENT}, inherited from {_name(holder)}"
+    return ENVIRONMENT
+
+
+def _name(a: Ancestor) -> str:
+    return f"{a.comm or '?'} (pid {a.pid})"
+
+
+def process_config(proc: ProcessInfo) -> GoConfig | None:
+    """What ``proc`` itself ran with: its recorded environment, the GOENV file that environment
+    names, and the go.env of the GOROOT its go binary belongs to (files read now; no go command
+    is run). None when the tier did not record the environment."""
+    if proc.env is None:
+        return None
+    env = dict(proc.env)
+    labels = {name: who_set(name, proc) for name in env}
+    go = proc.exe if proc.exe and os.path.basename(proc.exe) == "go" else None
+    return config_from_env(env, None, env_sources=labels, allow_go=False, executable=go)
+
+
+def _trail(proc: ProcessInfo) -> str:
+    """``; gopls (pid 7) ran `go list -m all``` for a process whose parent is known (after the
+    setting, so a cause still starts with the setting that made the contact)."""
+    if not proc.ancestors or not proc.cmdline:
+        return ""
+    cmd = proc.cmdline if len(proc.cmdline) <= 80 else proc.cmdline[:77] + "..."
+    return f"; {_name(proc.ancestors[0])} ran `{cmd}`"
+
+
+def apply_process_causes(contacts: list[Contact], fallback: GoConfig | None = None,
+                         redact_values: bool = True) -> list[Contact]:
+    """Causes from each contact's own process: its environment at exec and the files its go
+    reads, with who set each variable. Contacts whose process environment is unknown get
+    ``fallback`` (a configuration given by the user, or ``run``'s child), or nothing."""
+    groups: dict[object, list[int]] = {}
+    configs: dict[object, tuple[GoConfig | None, str]] = {}
+    for i, c in enumerate(contacts):
+        proc = c.process
+        key: object = None
+        if proc is not None and proc.env is not None:
+            key = (proc.pid, proc.exe, proc.env, proc.cmdline,
+                   tuple((a.pid, a.comm, a.env) for a in proc.ancestors))
+            if key not in configs:
+                configs[key] = (process_config(proc), _trail(proc))
+        groups.setdefault(key, []).append(i)
+    out = list(contacts)
+    for key, idx in groups.items():
+        config, trail = configs.get(key, (fallback, ""))
+        if config is None:
+            continue
+        explained = apply_causes([contacts[i] for i in idx], config, redact_values, trail=trail)
+        for i, c in zip(idx, explained, strict=True):
+            out[i] = c
     return out

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import urlsplit
+
+from ..base.model import Env, ProcessInfo
 
 
 @dataclass(frozen=True)
@@ -120,3 +122,19 @@ _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s,|
 def redact(value: str) -> str:
     """Hide credentials in URLs (``https://user:secret@host`` -> ``https://xxxxx@host``)."""
     return _USERINFO.sub(lambda m: m.group("scheme") + "xxxxx@", value)
+
+
+def redact_process(p: ProcessInfo) -> ProcessInfo:
+    """``p`` with credentials hidden in its command line, its ancestors' and every recorded
+    environment value (``HTTPS_PROXY=http://user:secret@proxy:3128``)."""
+
+    def env(e: Env | None) -> Env | None:
+        return None if e is None else tuple((k, redact(v)) for k, v in e)
+
+    def text(t: str | None) -> str | None:
+        return redact(t) if t else t
+
+    return replace(p, cmdline=text(p.cmdline), parent_cmdline=text(p.parent_cmdline),
+                   env=env(p.env),
+                   ancestors=tuple(replace(a, cmdline=text(a.cmdline), env=env(a.env))
+                                   for a in p.ancestors))

@@ -1,6 +1,6 @@
 """Validation of everything a user can put into a filter: ports, addresses, GOPROXY values.
 
-Hostnames go through ``analyzer.watchlist.normalize_hostname``; what leaves this module is an
+Hostnames go through ``analyzer.base.watchlist.normalize_hostname``; what leaves this module is an
 int in 1..65535, a canonical ``ipaddress`` text, or a normalized hostname, so no filter syntax
 (quotes, spaces, operators, parentheses) can ride along.
 """

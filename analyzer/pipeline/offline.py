@@ -65,11 +65,19 @@ def contacts_from_evidence(evidence: Evidence, opts: AnalyzeOptions,
     """Contacts, then attribution, findings and causes."""
     contacts = build_contacts(evidence, opts.watch, redact=opts.redact)
     contacts = attribute(contacts, evidence, attributor)
+    if opts.redact:
+        contacts = _redact_processes(contacts)
     contacts = _apply_findings(contacts, evidence, opts)
     if opts.config is not None:
-        from ..causes.contact import apply_causes
+        from ..causes.contact import apply_causes  # the configuration the user named wins
 
         contacts = apply_causes(contacts, opts.config, redact_values=opts.redact)
+    elif any(c.process is not None and c.process.env is not None for c in contacts):
+        # each contact's own process environment, recorded by a live tracer or read back from
+        # the comments of a capture proxytrace wrote
+        from ..causes.contact import apply_process_causes
+
+        contacts = apply_process_causes(contacts, None, redact_values=opts.redact)
     return contacts
 
 
@@ -85,6 +93,23 @@ def attribute(contacts: list[Contact], evidence: Evidence,
         if proc is None:
             proc = evidence.flow_processes.get(c.flow_id)
         out.append(replace(c, process=proc) if proc is not None else c)
+    return out
+
+
+def _redact_processes(contacts: list[Contact]) -> list[Contact]:
+    """Credentials in recorded environments and command lines (a proxy URL's password)."""
+    from ..causes.proxylist import redact_process
+
+    cache: dict[int, ProcessInfo] = {}
+    out = []
+    for c in contacts:
+        if c.process is None:
+            out.append(c)
+            continue
+        key = id(c.process)
+        if key not in cache:
+            cache[key] = redact_process(c.process)
+        out.append(replace(c, process=cache[key]))
     return out
 
 

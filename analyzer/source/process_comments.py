@@ -11,17 +11,24 @@ Two producers are understood:
   and options, name = 2, path = 3, UUID = 4) referenced from each packet by the EPB options
   0x8001 (process) and 0x8003 (effective process) as an index among the section's PIBs.
 These are small key/value and TLV layouts no maintained library decodes, so they are parsed here.
+
+proxytrace adds two lines after ptcpdump's three in the first comment, each one JSON value on one
+line so that line-based readers (ptcpdump's own, Wireshark's ``frame.comment``) are unaffected:
+``Env: {"GOPROXY": "off"}`` (the process's recorded variables at exec) and
+``Ancestors: [{"pid": 1, "comm": "gopls", "cmdline": "...", "exe": "...", "env": {...}}, ...]``
+(the parent chain at connect time, nearest first).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..base.errors import ParseError
-from ..base.model import ProcessInfo
+from ..base.model import MAX_ANCESTORS, Ancestor, Env, ProcessInfo, recorded_env
 
 EPB_PROCESSID_THREADID = 8
 APPLE_PIB_BLOCK = 0x80000001
@@ -63,16 +70,61 @@ def process_from_comments(comments: Sequence[str], epb_pid: int | None) -> Proce
     exe = merged.get("Cmd") or merged.get("Command") or None
     args = merged.get("Args") or None
     parent_exe = merged.get("ParentCmd") or merged.get("ParentCommand") or None
+    ancestors = _ancestors(merged.get("Ancestors"))
+    nearest = ancestors[0] if ancestors else None
+    ppid = _int(merged.get("ParentPID"))
     return ProcessInfo(
         pid=pid,
         comm=_comm(exe, args),
         cmdline=args or exe,
-        ppid=_int(merged.get("ParentPID")),
+        ppid=ppid if ppid is not None else (nearest.pid if nearest else None),
         source="pcapng-comment",
         uid=_int(merged.get("UserId")),
-        parent_comm=_comm(parent_exe, merged.get("ParentArgs")),
-        parent_cmdline=merged.get("ParentArgs") or parent_exe,
+        parent_comm=_comm(parent_exe, merged.get("ParentArgs")) or (nearest.comm if nearest else None),
+        parent_cmdline=merged.get("ParentArgs") or parent_exe or (nearest.cmdline if nearest else None),
+        ancestors=ancestors,
+        env=_env(merged.get("Env")),
+        exe=exe if exe and exe.startswith("/") else None,
     )
+
+
+def _env(value: str | None) -> Env | None:
+    """An ``Env:`` line's JSON object; None when absent or not an object of strings."""
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    return _env_of(data)
+
+
+def _env_of(data: object) -> Env | None:
+    if not isinstance(data, dict):
+        return None
+    return recorded_env((str(k), str(v)) for k, v in data.items() if isinstance(v, str))
+
+
+def _ancestors(value: str | None) -> tuple[Ancestor, ...]:
+    """An ``Ancestors:`` line's JSON list; entries without an integer pid end it."""
+    if value is None:
+        return ()
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return ()
+    out: list[Ancestor] = []
+    for item in data if isinstance(data, list) else ():
+        pid = item.get("pid") if isinstance(item, dict) else None
+        if not isinstance(pid, int) or isinstance(pid, bool) or pid < 0:
+            break
+        text = {k: item.get(k) if isinstance(item.get(k), str) else None
+                for k in ("comm", "cmdline", "exe")}
+        out.append(Ancestor(pid=pid, comm=text["comm"], cmdline=text["cmdline"], exe=text["exe"],
+                            env=_env_of(item.get("env"))))
+        if len(out) == MAX_ANCESTORS:
+            break
+    return tuple(out)
 
 
 def _comm(exe: str | None, args: str | None) -> str | None:
@@ -89,17 +141,31 @@ def comments_for_process(p: ProcessInfo, exe: str | None = None,
 
     ``exe`` is the executable's path (ptcpdump's ``Cmd``) when the tracer knew it.
     """
-    args = p.cmdline or p.comm or ""
-    cmd = exe or _exe_of(p.cmdline, p.comm)
-    out = [f"PID: {p.pid}\nCmd: {cmd}\nArgs: {args}"]
+    args = _one_line(p.cmdline or p.comm or "")
+    cmd = _one_line(exe or p.exe or _exe_of(p.cmdline, p.comm))
+    main = f"PID: {p.pid}\nCmd: {cmd}\nArgs: {args}"
+    if p.env is not None:
+        main += "\nEnv: " + json.dumps(dict(p.env), ensure_ascii=False)
+    if p.ancestors:
+        main += "\nAncestors: " + json.dumps([a.to_dict() for a in p.ancestors],
+                                             ensure_ascii=False)
+    out = [main]
     if p.uid is not None:
         out.append(f"UserId: {p.uid}")
     if p.ppid:
-        pargs = p.parent_cmdline or p.parent_comm or ""
+        pargs = _one_line(p.parent_cmdline or p.parent_comm or "")
+        nearest = p.ancestors[0] if p.ancestors and p.ancestors[0].pid == p.ppid else None
+        pexe = parent_exe or (nearest.exe if nearest else None) or \
+            _exe_of(p.parent_cmdline, p.parent_comm)
         out.append(f"ParentPID: {p.ppid}\n"
-                   f"ParentCmd: {parent_exe or _exe_of(p.parent_cmdline, p.parent_comm)}\n"
+                   f"ParentCmd: {_one_line(pexe)}\n"
                    f"ParentArgs: {pargs}")
     return out
+
+
+def _one_line(text: str) -> str:
+    # one field per line: an argument holding a newline must not start a field of its own
+    return text.replace("\r", " ").replace("\n", " ")
 
 
 def _exe_of(cmdline: str | None, comm: str | None) -> str:
