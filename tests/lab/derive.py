@@ -94,12 +94,29 @@ def socket_owners(processes: Iterable[dict[str, Any]], connections: Iterable[dic
         proc = by_pid.get(c["pid"], {})
         chain, parent = [], by_pid.get(proc.get("ppid"))
         while parent is not None and len(chain) < 8:
-            chain.append(parent["comm"])
+            chain.append(parent)
             parent = by_pid.get(parent.get("ppid"))
+        env = proc.get("env", {})
         owners[(c["proto"], c["local_port"])] = {
-            "process": c["comm"], "pid": c["pid"], "ancestors": chain,
-            "process_argv": proc.get("argv", []), "process_env": proc.get("env", {})}
+            "process": c["comm"], "pid": c["pid"], "ancestors": [a["comm"] for a in chain],
+            "ancestor_pids": [a["pid"] for a in chain],
+            "process_argv": proc.get("argv", []), "process_env": env,
+            "env_set_by": {name: setter_of(by_pid, c["pid"], name) for name in sorted(env)}}
     return owners
+
+
+def setter_of(by_pid: dict[int, dict[str, Any]], pid: int, name: str) -> dict[str, Any] | None:
+    """Which traced process gave ``pid`` its value of ``name``: the nearest ancestor that started
+    a child with a value it did not have itself (pid, comm); None when the value came from above
+    the trace (the traced root already had it)."""
+    child = by_pid[pid]
+    value = child["env"].get(name)
+    parent = by_pid.get(child.get("ppid"))
+    while parent is not None:
+        if parent["env"].get(name) != value:
+            return {"pid": parent["pid"], "comm": parent["comm"]}
+        child, parent = parent, by_pid.get(parent.get("ppid"))
+    return None
 
 
 def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,

@@ -214,3 +214,17 @@ def summarize(sessions: dict[str, Any]) -> dict[str, Any]:
                      "ok": t.get("ok"), "error": t.get("error"), "stop": t.get("stop"),
                      "events": [e for e in t.get("events", []) if e["kind"] in _KEPT_EVENTS]}
     return out
+
+
+def goroot_go_env(processes: list[dict[str, Any]]) -> dict[str, str]:
+    """The go.env file of the GOROOT of every go command in the trace (path -> text): the
+    defaults those go commands read, kept as ground truth for causes naming $GOROOT/go.env."""
+    out = {}
+    for p in processes:
+        if p["comm"] != "go":
+            continue
+        exe = p.get("exe") or (str(HOST_GO_BIN / "go") if p["argv"][:1] == ["go"] else p["argv"][0])
+        go_env = Path(exe).resolve().parent.parent / "go.env"
+        if go_env.exists():
+            out[str(go_env)] = go_env.read_text()
+    return out

@@ -99,7 +99,8 @@ def manifest_for(scenario: Scenario, lab: Lab, run: Run, since: float = 0.0) -> 
         "server_log": events,
         "dns_log": dns_log,
         "proxy_log": proxy_requests,
-    } | ({"strace": strace, "editor": editor.summarize(run.editor)} if strace else {})
+    } | ({"strace": strace, "editor": editor.summarize(run.editor),
+          "goroot_go_env": editor.goroot_go_env(strace["processes"])} if strace else {})
 
 
 class _Annotator:

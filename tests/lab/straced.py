@@ -27,13 +27,17 @@ def strace_argv(out: str) -> list[str]:
             "-e", "signal=none", "-o", out]
 
 
-# Environment variables that decide where Go programs connect (the list); the proxy
-# variables also in the lower case net/http reads.
-_PROXY_VARS = {"HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"}
+# Environment variables that decide where Go programs connect: GO*, the proxy variables (also in
+# the lower case net/http reads), the CA files, and HOME / XDG_CONFIG_HOME, which locate the
+# GOENV file and the telemetry mode file. Written out here rather than imported from the
+# analyzer: the ground truth must not depend on the code it checks.
+_PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY")
+_OTHER_VARS = {*_PROXY_VARS, *(n.lower() for n in _PROXY_VARS), "SSL_CERT_FILE", "SSL_CERT_DIR",
+               "HOME", "XDG_CONFIG_HOME"}
 
 
 def go_relevant(name: str) -> bool:
-    return name.startswith("GO") or name.upper() in _PROXY_VARS or name == "SSL_CERT_FILE"
+    return name.startswith("GO") or name in _OTHER_VARS
 
 
 _LINE = re.compile(r"^(?P<pid>\d+) +(?P<ts>\d+\.\d+) (?P<rest>.*)$")
@@ -111,7 +115,8 @@ class Process:
 
     def to_dict(self) -> dict[str, Any]:
         return {"pid": self.pid, "ppid": self.ppid, "comm": self.comm, "argv": self.argv,
-                "env": self.env, "exec_ts": self.exec_ts}
+                "exe": self.execs[-1]["path"] if self.execs else None, "env": self.env,
+                "exec_ts": self.exec_ts}
 
 
 @dataclass

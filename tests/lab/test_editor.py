@@ -9,6 +9,7 @@ the reason otherwise.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections import Counter
@@ -68,6 +69,7 @@ def test_strace_parser_on_a_real_go_command() -> None:
     go = trace.processes[25491]
     assert (go.comm, go.ppid, go.argv[1:3]) == ("go", None, ["mod", "download"])
     assert go.env["GOPROXY"] == "https://proxy.golang.org" and "PATH" not in go.env
+    assert go.env["HOME"].endswith("/home")
     telemetry = trace.processes[25499]
     assert (telemetry.ppid, telemetry.argv[1:]) == (25491, ["** telemetry **"])
     assert telemetry.env["GO_TELEMETRY_CHILD"] == "1"
@@ -99,8 +101,8 @@ def test_strace_parser_child_that_execs_before_the_parent_returns() -> None:
 def test_strace_strings_and_env_names() -> None:
     assert unquote(r"a\"b\\c\n\x41\101") == 'a"b\\c\nAA'
     assert [n for n in ("GOPROXY", "GONOSUMDB", "https_proxy", "NO_PROXY", "SSL_CERT_FILE",
-                        "PATH", "HOME", "SSL_CERT_DIR") if go_relevant(n)] == [
-        "GOPROXY", "GONOSUMDB", "https_proxy", "NO_PROXY", "SSL_CERT_FILE"]
+                        "PATH", "HOME", "SSL_CERT_DIR", "Http_Proxy", "LANG") if go_relevant(n)] == [
+        "GOPROXY", "GONOSUMDB", "https_proxy", "NO_PROXY", "SSL_CERT_FILE", "HOME", "SSL_CERT_DIR"]
 
 
 def test_vulndb_layout() -> None:
@@ -301,3 +303,78 @@ def test_live_gopls_scenario_equals_ground_truth(tmp_path: Path) -> None:
             Counter((e["host"], e["layer"], e["process"]) for e in m["expected"])
     # Nothing of the session is left running.
     assert not [p["pid"] for p in m["strace"]["processes"] if _running(p["pid"])]
+
+
+# -- ancestors, environment and causes (recorded by proxytrace's tracer, checked against strace) --
+_SET_BY = re.compile(r"(?P<name>\w+)=(?P<value>\S+) from environment, set by (?P<comm>\S+) \(pid (?P<pid>\d+)\)")
+_INHERITED = re.compile(r"(?P<name>\w+)=(?P<value>\S+) from environment, inherited from \S+ \(pid \d+\)")
+_GO_ENV = re.compile(r"(?P<name>\w+)=(?P<value>\S+) from \$GOROOT/go\.env")
+_RAN = re.compile(r"; (?P<comm>\S+) \(pid (?P<pid>\d+)\) ran `(?P<argv>[^`]*?)(?:\.\.\.)?`")
+
+
+def _go_env_defaults(m: dict) -> dict[str, str]:
+    out = {}
+    for text in m["goroot_go_env"].values():
+        for line in text.splitlines():
+            if "=" in line and not line.lstrip().startswith("#"):
+                name, value = line.split("=", 1)
+                out[name.strip()] = value.strip()
+    return out
+
+
+def _cause_claims(cause: str, e: dict, defaults: dict[str, str]) -> list[str]:
+    """Check each claim of a cause against the strace ground truth; returns what was checked."""
+    checked = []
+    for c in _SET_BY.finditer(cause):
+        assert e["process_env"].get(c["name"]) == c["value"], (c.group(0), e["process_env"])
+        assert e["env_set_by"][c["name"]] == {"pid": int(c["pid"]), "comm": c["comm"]}, c.group(0)
+        checked.append(f"{c['name']} set by {c['comm']}")
+    for c in _INHERITED.finditer(cause):
+        assert e["process_env"].get(c["name"]) == c["value"], c.group(0)
+        # Inherited from above the traced editor: no traced process changed it.
+        assert e["env_set_by"][c["name"]] is None, (c.group(0), e["env_set_by"][c["name"]])
+        checked.append(f"{c['name']} inherited")
+    for c in _GO_ENV.finditer(cause):
+        assert c["name"] not in e["process_env"] and defaults.get(c["name"]) == c["value"], c.group(0)
+        checked.append(f"{c['name']} from go.env")
+    if "the default vulnerability database" in cause:
+        assert "GOVULNDB" not in e["process_env"]
+        checked.append("GOVULNDB unset")
+    ran = _RAN.search(cause)
+    if ran and e["ancestors"]:
+        assert (int(ran["pid"]), ran["comm"]) == (e["ancestor_pids"][0], e["ancestors"][0]), ran.group(0)
+        assert " ".join(e["process_argv"]).startswith(ran["argv"]), ran.group(0)
+        checked.append("parent ran")
+    return checked
+
+
+@pytest.mark.parametrize("name", ["editor-gosum-missing", "editor-settings-mirror",
+                                  "editor-vulncheck", "editor-telemetry-on", "host-go"])
+def test_ancestors_env_and_causes_equal_ground_truth(name: str) -> None:
+    """Each contact's ancestor chain, Go environment and cause, as proxytrace's capture comments
+    carry them, equal what strace saw: the chain up to the traced LSP client (then strace, the
+    tracer around it), the environment at exec, and who set each variable the cause names."""
+    m = _manifest(name)
+    if not (m.get("annotation") or {}).get("tier"):
+        pytest.skip(f"{name} was recorded without process comments")
+    defaults = _go_env_defaults(m)
+    by_port = {(e["layer"], e["host"], e["client_port"]): e for e in m["expected"]}
+    checked: Counter[str] = Counter()
+    for c in _contacts(name):
+        e = by_port[(c.layer, c.host, c.sport)]
+        assert c.process is not None and c.process.pid == e["pid"]
+        chain = [(a.pid, a.comm) for a in c.process.ancestors]
+        want = list(zip(e["ancestor_pids"], e["ancestors"], strict=True))
+        assert chain[:len(want)] == want, (c.host, chain, want)
+        assert chain[len(want)][1] == "strace"  # the traced root's parent: the tracer
+        assert c.process.env is not None
+        assert {k: v for k, v in c.process.env if go_relevant(k)} == e["process_env"]
+        assert c.cause, (c.host, c.layer)
+        checked.update(_cause_claims(c.cause, e, defaults))
+    if name == "editor-gosum-missing":
+        assert checked["GOPROXY set by gopls"] == len(m["expected"])      # gopls's GOPROXY=off
+    if name == "editor-settings-mirror":
+        assert checked["GOPROXY set by gopls"] == len(m["expected"])      # the editor's setting
+    if name == "editor-vulncheck":
+        assert checked["GOVULNDB unset"] == len([e for e in m["expected"] if e["host"] == "vuln.go.dev"])
+    assert checked
