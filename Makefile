@@ -45,6 +45,8 @@ demo: install
 	$(BIN)/proxytrace analyze $(DEMO_FLAGS) $(DEMO_CAPTURE)
 	@echo "== a resolver that rewrites proxy.golang.org (captures/dns-rewrite.pcapng) =="
 	$(BIN)/proxytrace analyze $(DEMO_FLAGS) captures/dns-rewrite.pcapng
+	@echo "== the real gopls, shell GOPROXY=direct: its GOPROXY=off go mod tidy still asks sum.golang.org (captures/editor-gosum-missing.pcapng) =="
+	$(BIN)/proxytrace analyze $(DEMO_FLAGS) --keylog captures/editor-gosum-missing.keylog captures/editor-gosum-missing.pcapng
 
 lint: install
 	$(BIN)/ruff check analyzer tests bench

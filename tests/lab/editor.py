@@ -177,9 +177,12 @@ def vulncheck(lab: Lab, run: Run) -> None:
 
 def telemetry_on(lab: Lab, run: Run) -> None:
     """d: what gopls contacts on its own, with telemetry uploading on (mode file "on")."""
-    mode = lab.tmp / "home/.config/go/telemetry/mode"
-    mode.parent.mkdir(parents=True, exist_ok=True)
-    mode.write_text("on")
+    telemetry = lab.tmp / "home/.config/go/telemetry"
+    telemetry.mkdir(parents=True, exist_ok=True)
+    (telemetry / "mode").write_text("on")
+    # The preparation's go command took the machine's daily upload token (x/telemetry
+    # start.go, local/upload.token, 24 h): give it back, as on the day's first start of gopls.
+    (telemetry / "local/upload.token").unlink(missing_ok=True)
     run_editor(lab, run, "gopls", settings={}, steps=[*_OPEN, {"settle": 10, "timeout": 90}])
 
 

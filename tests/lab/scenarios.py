@@ -307,7 +307,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "`govulncheck ./...`, all against the lab's vuln.go.dev (GOVULNDB unset).",
              editor.vulncheck, tools=("strace",), prepare=editor.complete_workspace, lab_tools=True),
     Scenario("editor-telemetry-on", "12d", "What gopls contacts on its own with telemetry "
-             "uploading on (mode file 'on'): its `gopls ** telemetry **` child.",
+             "uploading on (mode file 'on', the day's upload token free): its `gopls ** "
+             "telemetry **` child runs `go mod download golang.org/x/telemetry/config@latest`.",
              editor.telemetry_on, tools=("strace",), prepare=editor.complete_workspace,
              lab_tools=True),
     Scenario("host-go", "13", "The installed Go 1.26.8 (User-Agent Go-http-client/1.1): go get "

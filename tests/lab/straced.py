@@ -18,7 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-STRACE_CALLS = "execve,clone,clone3,fork,vfork,connect,getsockname"
+# getsockname gives a Go program's local port; glibc's resolver and curl never call it, but the
+# first send on the socket shows its address with -yy.
+STRACE_CALLS = "execve,clone,clone3,fork,vfork,connect,getsockname,sendto,sendmsg,sendmmsg"
 
 
 def strace_argv(out: str) -> list[str]:
@@ -47,7 +49,10 @@ _CALL = re.compile(r"^(?P<call>\w+)\((?P<args>.*)\) += (?P<ret>-?\d+|\?)(?P<err>
 _STRING = re.compile(r'"((?:[^"\\]|\\.)*)"')
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "v": "\v", "f": "\f", '"': '"', "\\": "\\"}
 _SOCKADDR_IN = re.compile(r'sa_family=AF_INET6?, sin6?_port=htons\((?P<port>\d+)\),.*?inet_(?:addr|pton)\((?:AF_INET6, )?"(?P<ip>[^"]+)"')
-_FD = re.compile(r"^(?P<fd>\d+)(?:<(?P<deco>[^>]*)>)?")
+# The fd and its -yy decoration, which holds "->" ("UDP:[a:p->b:q]"): it ends at the '>' that
+# closes the argument.
+_FD = re.compile(r"^(?P<fd>\d+)(?:<(?P<deco>.*?)>(?=[,)]))?")
+_DECO_PORTS = re.compile(r"^(?:TCP|UDP)v?6?:\[[^\]]*?:(?P<local>\d+)->")
 
 
 def unquote(text: str) -> str:
@@ -254,4 +259,10 @@ def parse_strace(text: str) -> Trace:
             conn = sockets.get((proc.pid, int(fd["fd"])))
             if conn is not None and conn.local_port is None:
                 conn.local_port = int(addr["port"])
+        elif call in ("sendto", "sendmsg", "sendmmsg"):
+            fd = _FD.match(args)
+            ports = _DECO_PORTS.match(fd["deco"] or "") if fd else None
+            conn = sockets.get((proc.pid, int(fd["fd"]))) if fd else None
+            if ports and conn is not None and conn.local_port is None:
+                conn.local_port = int(ports["local"])
     return Trace(procs, connections)
