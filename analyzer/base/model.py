@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-Layer = Literal["dns", "tls", "http"]
+Layer = Literal["dns", "tls", "http", "socks"]
 Transport = Literal["udp", "tcp"]
 AttributionSource = Literal["ebpf", "strace", "procfs", "pcapng-comment", "inferred"]
 
@@ -157,10 +157,16 @@ class HttpInfo:
     url: str | None = None
 
 
+# How a contact reached its proxy: an HTTP CONNECT tunnel, a request in absolute form to an
+# HTTP forward proxy, or a SOCKS tunnel (SOCKS4 and 4a are "socks4").
+ProxyKind = Literal["http-connect", "http-forward", "socks4", "socks5"]
+
+
 @dataclass(frozen=True, slots=True)
 class ProxyHop:
     address: str
     port: int
+    kind: ProxyKind = "http-connect"
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,6 +34,7 @@ from ..filters.inputs import (
     proxy_addresses,
     proxy_hostnames,
     proxy_ports,
+    socks_proxy_ports,
     validate_addresses,
     validate_port,
     validate_ports,
@@ -81,8 +82,9 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
                       help="Do not read GOPROXY from `go env` nor HTTPS_PROXY/HTTP_PROXY from the "
                            "environment; use --goproxy/--proxy or the defaults.")(fn)
     fn = click.option("--proxy", "forward_proxies", multiple=True, metavar="URL",
-                      help="A forward proxy the go command uses (an HTTPS_PROXY value; default: "
-                           "HTTPS_PROXY and HTTP_PROXY from the environment); repeatable.")(fn)
+                      help="A forward proxy the go command uses (an HTTPS_PROXY value, socks5:// "
+                           "too; default: HTTPS_PROXY, HTTP_PROXY and ALL_PROXY from the "
+                           "environment); repeatable.")(fn)
     fn = click.option("--goproxy", metavar="VALUE",
                       help="A GOPROXY value whose proxies' hosts and ports are added "
                            "(default: `go env GOPROXY` when a go command is installed).")(fn)
@@ -95,7 +97,8 @@ def _common(fn: Callable[..., Any]) -> Callable[..., Any]:
     return fn
 
 
-_PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
+# ALL_PROXY is curl's (Go's net/http does not read it); a SOCKS proxy is often set there.
+_PROXY_ENV = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy")
 
 
 def _proxies(goproxy: str | None, no_go_env: bool,
@@ -181,7 +184,7 @@ def bpf_command(watch: tuple[str, ...], watch_file: Path | None, no_default_host
     if resolve:
         addr_list += resolve_now(sorted(wl.exact))
     expression = capture_filter(wl, port_list, validate_addresses(addr_list), keep_server_data,
-                                vlan, _plaintext_ports(proxies))
+                                vlan, _plaintext_ports(proxies), socks_proxy_ports(proxies))
     emit_text(expression + "\n", output)
 
 
@@ -277,7 +280,8 @@ def profile_command(name: str, watch: tuple[str, ...], watch_file: Path | None,
     port_list = validate_ports([*(validate_port(p) for p in ports), *DEFAULT_PORTS,
                                 *proxy_ports(proxies)])
     bpf = capture_filter(wl, port_list, validate_addresses(proxy_addresses(proxies)),
-                         plaintext_ports=_plaintext_ports(proxies))
+                         plaintext_ports=_plaintext_ports(proxies),
+                         socks_ports=socks_proxy_ports(proxies))
     spec = ProfileSpec(name, tuple(filters), bpf, keylog.resolve() if keylog else None)
     files = render_profile(spec)
     if as_zip:

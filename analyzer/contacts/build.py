@@ -2,7 +2,10 @@
 
 A DNS exchange for a watched name is a ``dns`` contact; a ClientHello whose SNI is watched (or,
 with no SNI, a connection to an address an earlier DNS answer gave for a watched name) is a
-``tls`` contact; a plaintext request whose Host is watched is an ``http`` contact.
+``tls`` contact; a plaintext request whose Host is watched is an ``http`` contact. Evidence read
+inside a SOCKS tunnel is the same contact with the proxy as ``via_proxy``; a SOCKS request for a
+watched host whose tunnel showed no ClientHello nor HTTP request (refused, or not seen) is a
+``socks`` contact, the only evidence there is.
 """
 
 from __future__ import annotations
@@ -12,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
-from ..base.model import Contact, DnsInfo, HttpInfo, TlsInfo
+from ..base.model import Contact, DnsInfo, HttpInfo, ProxyHop, TlsInfo
 from ..base.watchlist import WatchList
-from ..events.records import DnsExchange, Evidence, HttpExchange, TlsSession
+from ..events.records import DnsExchange, Evidence, HttpExchange, SocksExchange, TlsSession
 from ..protocols.tls import version_name
 from .clients import infer_client
 from .operations import operation_for
@@ -109,22 +112,26 @@ def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap,
         notes: list[str] = []
         from_dns = False
         host = hello.sni
+        request = _tunnel_request(s.via_proxy)
         if host is None and s.tunnel_host:
             host = s.tunnel_host
-            notes.append(f"no SNI; name from the CONNECT request ({s.tunnel_host})")
+            notes.append(f"no SNI; name from the {request} ({s.tunnel_host})")
         elif host is None:
-            found = amap.lookup(s.flow.server, s.ts)
+            # through a SOCKS tunnel the destination is the request's address, not the proxy's
+            dest = s.tunnel_address or s.flow.server
+            found = amap.lookup(dest, s.ts)
             if found is not None:
                 host, frame = found
                 from_dns = True
-                notes.append(f"no SNI; {s.flow.server} was the DNS answer for {host} "
+                notes.append(f"no SNI; {dest} was the DNS answer for {host} "
                              f"in frame {frame}")
         if host is None or not watch.matches(host):
             continue
+        notes.extend(_socks_notes(s.via_proxy, s.tunnel_host))
         if s.server_note:
             notes.append(s.server_note)
         if s.tunnel_host and hello.sni and s.tunnel_host != hello.sni:
-            notes.append(f"CONNECT target {s.tunnel_host} differs from SNI {hello.sni}")
+            notes.append(f"{request} target {s.tunnel_host} differs from SNI {hello.sni}")
         server = s.server
         version = None
         issuer = subject = None
@@ -148,6 +155,20 @@ def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap,
             tls=info, via_proxy=s.via_proxy, notes=tuple(notes), http=http_info,
             operation=operations[0] if operations else None, operations=operations, url=url))
     return out
+
+
+def _tunnel_request(hop: ProxyHop | None) -> str:
+    if hop is not None and hop.kind in ("socks4", "socks5"):
+        return f"{hop.kind.upper()} request"
+    return "CONNECT request"
+
+
+def _socks_notes(hop: ProxyHop | None, hostname: str | None) -> list[str]:
+    """What a SOCKS tunnel says about name resolution (socks4a / socks5h)."""
+    if hop is None or hop.kind not in ("socks4", "socks5") or not hostname:
+        return []
+    return [f"the {hop.kind.upper()} request named {hostname} for the proxy to resolve: "
+            "no DNS lookup for it on this machine"]
 
 
 def _decrypted(s: TlsSession, host: str,
@@ -184,6 +205,7 @@ def _http_url(ex: HttpExchange) -> str:
 
 def http_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> list[Contact]:
     out = []
+    socks_names = {s.flow: s.request.hostname for s in evidence.socks}
     for ex in evidence.http:
         req = ex.request
         host = req.host
@@ -201,18 +223,59 @@ def http_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> 
                         status=resp.status if resp else None, location=location, url=url)
         operation = None if req.method == "CONNECT" else operation_for(host, path, req.method, ua)
         client, client_evidence = infer_client(None, ua, host, (operation,) if operation else ())
+        via_socks = ex.via_proxy is not None and ex.via_proxy.kind in ("socks4", "socks5")
+        notes = _socks_notes(ex.via_proxy, socks_names.get(ex.flow)) if via_socks else []
         out.append(Contact(
             ts=ex.ts, layer="http", host=host, transport="tcp", src=ex.flow.client,
             sport=ex.flow.client_port, dst=ex.flow.server, dport=ex.flow.server_port,
             flow_id=ex.flow.flow_id, frames=ex.frames + ex.response_frames,
             capture=ex.flow.capture, client=client, client_evidence=client_evidence,
-            http=info, via_proxy=ex.via_proxy, operation=operation, url=url))
+            http=info, via_proxy=ex.via_proxy, operation=operation, url=url, notes=tuple(notes)))
     return out
+
+
+def socks_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap) -> list[Contact]:
+    """SOCKS requests for watched hosts whose tunnel showed no TLS or HTTP (refused by the
+    proxy, not answered, or carrying something else): the request is the only evidence."""
+    out = []
+    for s in evidence.socks:
+        if s.followed or s.request.command != 1:
+            continue
+        req = s.request
+        notes: list[str] = []
+        host = req.hostname
+        if host is None and req.address:
+            found = amap.lookup(req.address, s.ts)
+            if found is not None:
+                host, frame = found
+                notes.append(f"{req.address} was the DNS answer for {host} in frame {frame}")
+        if host is None or not watch.matches(host):
+            continue
+        hop = ProxyHop(s.flow.server, s.flow.server_port, req.kind)
+        notes.insert(0, _socks_summary(s))
+        notes.extend(_socks_notes(hop, req.hostname))
+        if s.note and (s.reply is None or s.reply.granted):  # a refusal is in the summary
+            notes.append(s.note)
+        out.append(Contact(
+            ts=s.ts, layer="socks", host=host, transport="tcp", src=s.flow.client,
+            sport=s.flow.client_port, dst=s.flow.server, dport=s.flow.server_port,
+            flow_id=s.flow.flow_id, frames=s.frames + s.reply_frames, capture=s.flow.capture,
+            via_proxy=hop, notes=tuple(notes)))
+    return out
+
+
+def _socks_summary(s: SocksExchange) -> str:
+    req = s.request
+    target = f"[{req.target}]" if ":" in req.target else req.target
+    text = f"{req.variant} {req.command_name} {target}:{req.port}"
+    if s.reply is not None:
+        text += f"; reply: {s.reply.reason}"
+    return text
 
 
 def build_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> list[Contact]:
     amap = AddressMap.from_dns(evidence.dns)
     contacts = (dns_contacts(evidence, watch) + tls_contacts(evidence, watch, amap, redact)
-                + http_contacts(evidence, watch, redact))
+                + http_contacts(evidence, watch, redact) + socks_contacts(evidence, watch, amap))
     contacts.sort(key=lambda c: (c.ts, c.frames[:1]))
     return contacts

@@ -18,6 +18,7 @@ from ..base.model import CaptureStats, ProcessInfo, ProxyHop, Transport
 if TYPE_CHECKING:
     from ..protocols.dns import DnsMessage
     from ..protocols.http import HttpRequest, HttpResponse
+    from ..protocols.socks import SocksReply, SocksRequest
     from ..protocols.tls import ClientHello, ServerFlight
 
 # An engine's progress callback: (capture, bytes_read, packets, exchanges); exchanges < 0 ends a capture.
@@ -84,10 +85,12 @@ class TlsSession:
     server: ServerFlight | None = None
     server_frames: tuple[int, ...] = ()
     via_proxy: ProxyHop | None = None
-    tunnel_host: str | None = None  # CONNECT target when inside a proxy tunnel
+    tunnel_host: str | None = None  # CONNECT target (or SOCKS host name) inside a proxy tunnel
     server_note: str | None = None  # e.g. the server answered in plaintext HTTP
     # HTTP/1.1 and HTTP/2 exchanges read inside the connection once a key log decrypted it
     requests: tuple[HttpExchange, ...] = ()
+    # the destination address a SOCKS request gave (the client resolved the name itself)
+    tunnel_address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,24 @@ class HttpExchange:
     via_proxy: ProxyHop | None = None  # request sent to a forward proxy (absolute URI or CONNECT)
 
 
+@dataclass(frozen=True, slots=True)
+class SocksExchange:
+    """A SOCKS handshake at the start of a connection, and whether its tunnel was read.
+
+    ``followed`` is true when a ClientHello or an HTTP request was read inside the tunnel (that
+    evidence then carries the proxy as ``via_proxy``); ``reply`` is None when none was seen.
+    """
+
+    ts: float
+    flow: FlowRef
+    request: SocksRequest
+    frames: tuple[int, ...]
+    reply: SocksReply | None = None
+    reply_frames: tuple[int, ...] = ()
+    followed: bool = False
+    note: str | None = None  # why the tunnel was not followed, when it was not
+
+
 @dataclass(slots=True)
 class Evidence:
     """Everything the engine found in one or more captures."""
@@ -110,6 +131,7 @@ class Evidence:
     dns: list[DnsExchange] = field(default_factory=list)
     tls: list[TlsSession] = field(default_factory=list)
     http: list[HttpExchange] = field(default_factory=list)
+    socks: list[SocksExchange] = field(default_factory=list)
     stats: list[CaptureStats] = field(default_factory=list)
     # Process information carried by the capture itself (pcapng comments), per flow id.
     flow_processes: dict[str, ProcessInfo] = field(default_factory=dict)
@@ -118,5 +140,6 @@ class Evidence:
         self.dns.extend(other.dns)
         self.tls.extend(other.tls)
         self.http.extend(other.http)
+        self.socks.extend(other.socks)
         self.stats.extend(other.stats)
         self.flow_processes.update(other.flow_processes)

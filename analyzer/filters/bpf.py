@@ -19,6 +19,12 @@ direction" (what the analyzer reassembles) cannot be expressed. The trade-off ch
   response's status line and headers). Bulk payload (application-data records, module zips,
   toolchain tarballs) starts mid-record and is dropped, as are pure ACKs.
 
+* Server -> client on a SOCKS proxy's port (``socks_ports``: from ``socks4://``/``socks5://``
+  proxy URLs): also the short segments that start like a SOCKS answer (first byte 00, 01 or 05,
+  at most 300 payload bytes: a method choice, an RFC 1929 status, a reply), because the analyzer
+  follows the tunnel only after a granted reply. The TLS records and HTTP heads inside the
+  tunnel match the rules above.
+
 What this loses, knowingly: server segments that continue a handshake record past its first
 segment. Under TLS 1.2 that can be the end of the certificate chain, under TLS 1.3 (what Go
 negotiates) the encrypted flight a key log would decrypt. ``keep_server_data=True`` keeps all
@@ -58,6 +64,15 @@ def _tls_or_http(load: str, off: str) -> str:
             f" or {load}[{off}:4] == 0x48545450")
 
 
+# A SOCKS answer: SOCKS4 reply (VN 0), RFC 1929 status (version 1), SOCKS5 method choice/reply.
+_SOCKS_ANSWER_MAX = 300
+
+
+def _socks_answer(load: str, off: str, length: str) -> str:
+    return (f"{length} <= {_SOCKS_ANSWER_MAX} and ({load}[{off}] == 0x00 or {load}[{off}] == 0x01"
+            f" or {load}[{off}] == 0x05)")
+
+
 def _endpoints(ports: Sequence[int], addresses: Sequence[str], direction: str) -> str:
     """TCP packets whose server side (``direction`` src or dst) is a watched port or address."""
     terms = [f"tcp {direction} port {p}" for p in ports]
@@ -67,20 +82,23 @@ def _endpoints(ports: Sequence[int], addresses: Sequence[str], direction: str) -
 
 def capture_filter(watch: WatchList, ports: Sequence[int] = DEFAULT_PORTS,
                    addresses: Sequence[str] = (), keep_server_data: bool = False,
-                   vlan: bool = False, plaintext_ports: Sequence[int] = (80,)) -> str:
+                   vlan: bool = False, plaintext_ports: Sequence[int] = (80,),
+                   socks_ports: Sequence[int] = ()) -> str:
     """A BPF expression keeping what the analyzer needs; compiled by libpcap before it is returned.
 
     ``watch`` names the hosts the filter is for; BPF cannot see names (TLS SNI and HTTP Host
     are inside payload at variable offsets), so it does not narrow the filter: every DNS
     exchange is kept because the analyzer matches names there, and ``addresses`` (for example
     the names' current addresses) widen it to any port. Server traffic on ``plaintext_ports``
-    that are also in ``ports`` is kept whole (see the module docstring). The result compiles for
-    Ethernet and Linux SLL2 (``vlan``: Ethernet only).
+    that are also in ``ports`` is kept whole (see the module docstring); on ``socks_ports`` the
+    SOCKS answers are kept too. The result compiles for Ethernet and Linux SLL2 (``vlan``:
+    Ethernet only).
     """
     del watch  # names cannot be matched in BPF; kept in the signature for callers and docs
     port_list = validate_ports(ports)
     plain = [p for p in validate_ports(plaintext_ports) if p in port_list]
     trimmed = port_list if keep_server_data else [p for p in port_list if p not in plain]
+    socks = [p for p in validate_ports(socks_ports) if p in trimmed and not keep_server_data]
     address_list = validate_addresses(addresses)
     clauses = [_DNS, _FRAGMENTS]
     if port_list or address_list:
@@ -93,6 +111,16 @@ def capture_filter(watch: WatchList, ports: Sequence[int] = DEFAULT_PORTS,
             clauses.append(_endpoints(plain, (), "src"))
         if trimmed or address_list:
             from_server = _endpoints(trimmed, address_list, "src")
+            if socks:
+                # Before the TLS/HTTP tests: their 4-byte "HTTP" load is out of bounds on a
+                # 2-byte SOCKS answer, and BPF rejects a packet on an out-of-bounds load.
+                from_socks = _endpoints(socks, (), "src")
+                clauses += [
+                    f"({from_socks} and ip and {_LEN4} > 0"
+                    f" and ({_socks_answer('tcp', _OFF4, _LEN4)}))",
+                    f"({from_socks} and ip6 and ip6[6] == 6 and {_LEN6} > 0"
+                    f" and ({_socks_answer('ip6', _OFF6, _LEN6)}))",
+                ]
             # Order matters: BPF rejects the whole packet on an out-of-bounds load, so tests that
             # read payload bytes come last and only after a non-empty payload was established.
             clauses += [
@@ -119,13 +147,20 @@ def capture_filter_for_proxies(watch: WatchList, goproxy: str,
                                extra_ports: Sequence[int] = (),
                                keep_server_data: bool = False) -> str:
     """``capture_filter`` for a GOPROXY value and forward proxies (HTTPS_PROXY values): their
-    ports are watched, ``http://`` GOPROXY ports are plaintext, proxies given as addresses are
-    watched addresses. Callers read GOPROXY themselves (``go env GOPROXY``)."""
-    from .inputs import parse_forward_proxy, parse_goproxy, proxy_addresses, proxy_ports
+    ports are watched, ``http://`` GOPROXY ports are plaintext, SOCKS proxies' ports keep their
+    answers, proxies given as addresses are watched addresses. Callers read GOPROXY themselves
+    (``go env GOPROXY``)."""
+    from .inputs import (
+        parse_forward_proxy,
+        parse_goproxy,
+        proxy_addresses,
+        proxy_ports,
+        socks_proxy_ports,
+    )
 
     proxies = list(parse_goproxy(goproxy))
     forwards = [parse_forward_proxy(v) for v in forward_proxies]
     ports = sorted({*DEFAULT_PORTS, *extra_ports, *proxy_ports(proxies + forwards)})
     plaintext = sorted({80, *(p.port for p in proxies if p.scheme == "http")})
     return capture_filter(watch, ports, proxy_addresses(proxies + forwards), keep_server_data,
-                          plaintext_ports=plaintext)
+                          plaintext_ports=plaintext, socks_ports=socks_proxy_ports(forwards))

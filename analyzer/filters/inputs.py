@@ -96,15 +96,18 @@ def parse_goproxy(value: str) -> tuple[ProxyEntry, ...]:
 
 
 _GOPROXY_DEFAULT_PORTS = {"http": 80, "https": 443}
-_PROXY_DEFAULT_PORTS = {"http": 80, "https": 443, "socks5": 1080, "socks5h": 1080}
+# Go's net/http takes http, https, socks5 and socks5h; curl's ALL_PROXY also socks4 and socks4a.
+_PROXY_DEFAULT_PORTS = {"http": 80, "https": 443, "socks4": 1080, "socks4a": 1080,
+                        "socks5": 1080, "socks5h": 1080}
 
 
 def parse_forward_proxy(value: str) -> ProxyEntry:
-    """An HTTPS_PROXY/HTTP_PROXY value (Go's net/http reading: no scheme means http://)."""
+    """An HTTPS_PROXY/HTTP_PROXY/ALL_PROXY value (Go's net/http reading: no scheme means
+    http://)."""
     item = value.strip()
     url = item if "://" in item else "http://" + item
     parts, port = _split(url, item, "proxy")
-    return _endpoint(parts, port, item, "proxy", _PROXY_DEFAULT_PORTS, "http, https or socks5")
+    return _endpoint(parts, port, item, "proxy", _PROXY_DEFAULT_PORTS, "http, https, socks4, socks4a, socks5 or socks5h")
 
 
 def _split(url: str, item: str, what: str) -> tuple[SplitResult, int | None]:
@@ -143,6 +146,12 @@ def _redact(item: str) -> str:
 
 def proxy_ports(entries: Sequence[ProxyEntry]) -> tuple[int, ...]:
     return tuple(sorted({e.port for e in entries}))
+
+
+def socks_proxy_ports(entries: Sequence[ProxyEntry]) -> tuple[int, ...]:
+    """Ports of the SOCKS proxies among ``entries`` (a ``forward+`` mark is ignored)."""
+    return tuple(sorted({e.port for e in entries
+                         if e.scheme.removeprefix("forward+").startswith("socks")}))
 
 
 def proxy_hostnames(entries: Sequence[ProxyEntry]) -> tuple[str, ...]:

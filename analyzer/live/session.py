@@ -102,8 +102,9 @@ def resolve_backend(backend: str) -> str:
 
 def default_filter(env: Mapping[str, str] | None = None, config: GoConfig | None = None) -> str:
     """The capture filter for the watch list plus the ports of the proxies ``env`` would use
-    (GOPROXY through the go command's own configuration chain, HTTPS_PROXY/HTTP_PROXY), so a
-    private mirror on port 8443 or a forward proxy on 3128 is not filtered away."""
+    (GOPROXY through the go command's own configuration chain, HTTPS_PROXY/HTTP_PROXY/ALL_PROXY),
+    so a private mirror on port 8443, a forward proxy on 3128 or a SOCKS proxy's answers are not
+    filtered away."""
     from ..base.watchlist import WatchList
     from ..filters.bpf import capture_filter_for_proxies
 
@@ -112,8 +113,8 @@ def default_filter(env: Mapping[str, str] | None = None, config: GoConfig | None
         config = _go_config(env)
     setting = config.get("GOPROXY")
     goproxy = setting.value if setting is not None else ""
-    forwards = [v for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy")
-                if (v := env.get(k))]
+    forwards = [v for k in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                            "ALL_PROXY", "all_proxy") if (v := env.get(k))]
     return capture_filter_for_proxies(WatchList.build(), goproxy, forwards)
 
 

@@ -13,8 +13,8 @@ from datetime import UTC, datetime
 
 from ..base.model import Contact, ProcessInfo
 
-LAYER_ORDER = ("dns", "tls", "http")
-LAYER_TITLE = {"dns": "DNS", "tls": "TLS", "http": "HTTP"}
+LAYER_ORDER = ("dns", "tls", "http", "socks")
+LAYER_TITLE = {"dns": "DNS", "tls": "TLS", "http": "HTTP", "socks": "SOCKS"}
 UNATTRIBUTED = "unattributed"
 
 
@@ -99,6 +99,8 @@ def contact_detail(contact: Contact, ja4: bool = True) -> str:
         if h.location:
             text += f" {h.location}"
         return text or "request"
+    if contact.layer == "socks" and contact.notes:
+        return contact.notes[0]  # the request and the proxy's answer
     return ""
 
 

@@ -24,7 +24,7 @@ from ..base.model import Contact
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"  # 1.1: process.ancestors and env; 1.2: via_proxy.kind
 SCHEMA_VERSION_KEY = b"proxytrace.schema_version"
 
 
@@ -77,7 +77,7 @@ def parquet_schema() -> pa.Schema:
             ("method", text), ("path", text), ("user_agent", text), ("status", pa.int32()),
             ("location", text), ("url", text),
         ])),
-        pa.field("via_proxy", pa.struct([("address", text), ("port", port)])),
+        pa.field("via_proxy", pa.struct([("address", text), ("port", port), ("kind", text)])),
         pa.field("operation", text),
         pa.field("operations", texts, nullable=False),
         pa.field("url", text),

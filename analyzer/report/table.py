@@ -38,7 +38,7 @@ from .describe import (
 )
 
 DEFAULT_WIDTH = 80
-LAYER_STYLE = {"dns": "cyan", "tls": "green", "http": "magenta"}
+LAYER_STYLE = {"dns": "cyan", "tls": "green", "http": "magenta", "socks": "yellow"}
 FINDING_STYLE = "bold red"
 MUTED = "dim"
 LineFn = Callable[..., None]

@@ -24,11 +24,11 @@ from .describe import (
     process_sort_key,
 )
 
-LAYER_COLOR = {"dns": "#0891b2", "tls": "#16a34a", "http": "#c026d3"}
+LAYER_COLOR = {"dns": "#0891b2", "tls": "#16a34a", "http": "#c026d3", "socks": "#ca8a04"}
 FINDING_COLOR = "#dc2626"
 # Within a process lane, DNS marks sit above TLS and HTTP below, so a query and the connection
 # that follows it at the same instant do not hide each other.
-LAYER_OFFSET = {"dns": -0.22, "tls": 0.0, "http": 0.22}
+LAYER_OFFSET = {"dns": -0.22, "tls": 0.0, "http": 0.22, "socks": 0.33}
 TIMELINE_ID = "timeline"
 
 # Runs once plotly has drawn the figure: counts the marks actually drawn in the SVG (not the data

@@ -20,7 +20,14 @@ from analyzer.filters.inputs import DEFAULT_GOPROXY
 from analyzer.filters.libpcap import DLT_EN10MB, DLT_LINUX_SLL2, BpfCompileError, compile_filter
 from analyzer.pipeline import AnalyzeOptions, Report, analyze_files
 
-from .conftest import capture_id, lab_captures, needs_editcap, needs_tcpdump, public_captures
+from .conftest import (
+    ROOT,
+    capture_id,
+    lab_captures,
+    needs_editcap,
+    needs_tcpdump,
+    public_captures,
+)
 from .pcaptools import keep_frames, matching_frames, tcpdump_count
 
 DEFAULT = WatchList.build()
@@ -127,7 +134,11 @@ def _lab_filter(cap: Path) -> tuple[WatchList, str]:
     manifest = json.loads(cap.with_suffix(".json").read_text())
     env = manifest.get("env", {})
     watch = WatchList.build([*DEFAULT_HOSTS, *manifest.get("watch", [])])
-    forwards = [env[k] for k in ("HTTPS_PROXY", "HTTP_PROXY") if env.get(k)]
+    forwards = [env[k] for k in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY") if env.get(k)]
+    # curl's --socks* flags: the proxy URL a user would put in ALL_PROXY for the same
+    schemes = {"--socks4": "socks4", "--socks4a": "socks4a", "--socks5": "socks5",
+               "--socks5-hostname": "socks5h"}
+    forwards += [f"{schemes[c['flag']]}://{c['proxy']}" for c in manifest.get("socks_clients", [])]
     return watch, capture_filter_for_proxies(watch, env.get("GOPROXY", DEFAULT_GOPROXY), forwards)
 
 
@@ -198,3 +209,45 @@ def test_tls12_certificate_chain_needs_keep_server_data(tmp_path: Path) -> None:
     small = analyze_files([filtered], AnalyzeOptions(watch=watch)).contacts
     assert [c.tls.version for c in small if c.tls] == ["TLS 1.2"]
     assert [c.tls.cert_issuer for c in small if c.tls] == [None]
+
+
+@needs_editcap
+def test_socks_proxy_from_the_environment_keeps_the_tunnels(tmp_path: Path) -> None:
+    """`filters bpf` with ALL_PROXY/HTTPS_PROXY naming SOCKS proxies (as a curl or go user sets
+    them): the SOCKS answers are kept, so the filtered socks-curl capture reports exactly what
+    the whole one does. Without the proxies in the configuration the tunnels are lost."""
+    import os
+    import subprocess
+    import sys
+
+    cap = ROOT / "captures" / "socks-curl.pcapng"
+    if not cap.exists():
+        pytest.skip("socks-curl not recorded (make lab)")
+    manifest = json.loads(cap.with_suffix(".json").read_text())
+    dante, ssh = manifest["socks_clients"][0]["proxy"], manifest["socks_clients"][-1]["proxy"]
+    watch = WatchList.build([*DEFAULT_HOSTS, *manifest["watch"]])
+
+    def bpf(env: dict[str, str]) -> str:
+        base = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
+        argv = [sys.executable, "-m", "analyzer.cli", "filters", "bpf", "--goproxy",
+                DEFAULT_GOPROXY, *(f"--watch={w}" for w in manifest["watch"])]
+        done = subprocess.run(argv, env={**base, **env, "PYTHONPATH": str(ROOT)},  # noqa: S603
+                              capture_output=True, text=True, timeout=60, check=True, cwd=ROOT)
+        return done.stdout.splitlines()[-1]
+
+    with_socks = bpf({"ALL_PROXY": f"socks5h://{dante}", "HTTPS_PROXY": f"socks4a://{ssh}"})
+    _assert_same_report(cap, watch, with_socks, tmp_path)
+    # Without the proxies nothing of the tunnels is kept; with their ports and address but not
+    # the SOCKS answers, the ClientHellos are still read (the client's side is whole) but no
+    # server flight inside a tunnel, and no refusal, can be.
+    filtered = keep_frames(cap, matching_frames(cap, bpf({})), tmp_path / "none.pcapng")
+    assert not [c for c in analyze_files([filtered], AnalyzeOptions(watch=watch)).contacts
+                if c.via_proxy is not None]
+    ports = [int(p.rsplit(":", 1)[1]) for p in (dante, ssh)]
+    no_answers = capture_filter(watch, [80, 443, *ports], [dante.rsplit(":", 1)[0]])
+    filtered = keep_frames(cap, matching_frames(cap, no_answers), tmp_path / "part.pcapng")
+    part = analyze_files([filtered], AnalyzeOptions(watch=watch)).contacts
+    tunnelled = [c for c in part if c.via_proxy is not None and c.layer == "tls"]
+    assert len(tunnelled) == 4 and all(c.tls and c.tls.version is None for c in tunnelled)
+    assert {n for c in part if c.layer == "socks" for n in c.notes} >= {
+        "no reply from the SOCKS proxy was seen"}

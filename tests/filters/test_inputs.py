@@ -105,3 +105,15 @@ def test_forward_proxy_defaults() -> None:
     assert parse_forward_proxy("http://10.77.92.1:8888") == ProxyEntry("http", "10.77.92.1", 8888)
     assert parse_forward_proxy("proxy.corp.example") == ProxyEntry("http", "proxy.corp.example", 80)
     assert parse_forward_proxy("socks5://127.0.0.1") == ProxyEntry("socks5", "127.0.0.1", 1080)
+
+
+def test_socks_proxy_urls_are_endpoints_and_socks_ports() -> None:
+    from analyzer.filters.inputs import parse_forward_proxy, socks_proxy_ports
+
+    entries = [parse_forward_proxy(v) for v in (
+        "socks5h://10.0.0.9", "socks4a://proxy.corp.example:1081", "socks5://u:p@10.0.0.8:9050",
+        "http://10.0.0.7:3128")]
+    assert [(e.scheme, e.host, e.port) for e in entries] == [
+        ("socks5h", "10.0.0.9", 1080), ("socks4a", "proxy.corp.example", 1081),
+        ("socks5", "10.0.0.8", 9050), ("http", "10.0.0.7", 3128)]
+    assert socks_proxy_ports(entries) == (1080, 1081, 9050)

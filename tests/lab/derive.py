@@ -6,7 +6,11 @@
   handshakes count, their ClientHello was on the wire), including those tunnelled through the
   forward proxy;
 - one ``http`` contact per plaintext request to a watched host (the lab server's log) and per
-  CONNECT request to a watched host (tinyproxy's log).
+  CONNECT request to a watched host (tinyproxy's log);
+- one ``socks`` contact per SOCKS request the proxy refused (dante's log says which client
+  connections never got a tunnel; the client's own record, curl's ``%{local_port}`` next to its
+  URL, names the host the request was for). Tunnels that opened show as the TLS and HTTP
+  contacts above, with ``via_proxy``.
 
 ``process`` comes from the User-Agent of the requests on the connection; for DNS queries and
 CONNECT requests (whose logs carry no User-Agent) it is the one client that talked to that host in
@@ -122,6 +126,8 @@ def setter_of(by_pid: dict[int, dict[str, Any]], pid: int, name: str) -> dict[st
 def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
                     server_events: Iterable[dict[str, Any]], dns_queries: Iterable[dict[str, Any]],
                     proxy_requests: Iterable[dict[str, Any]], findings: Findings,
+                    socks_requests: Iterable[dict[str, Any]] = (),
+                    socks_clients: Iterable[dict[str, Any]] = (),
                     owners: Owners | None = None) -> list[dict[str, Any]]:
     """With ``owners`` (a strace trace of the clients), each contact's process, ancestors and
     Go environment come from the trace (the socket's local port), not from the User-Agent; a
@@ -194,17 +200,33 @@ def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
              "client_random": h.get("client_random"),
              "client_port": h["client_port"] if h["client_ip"] == client_ip else None})
     for r in requests:
-        if r["tls"] or r["client_ip"] != client_ip or not watch.matches(r["host"]):
+        if r["tls"] or r["client_ip"] not in sources or not watch.matches(r["host"]):
             continue
         proc = process_from_user_agent(r.get("user_agent"))
-        add({"ts": r["ts"], "host": r["host"], "layer": "http", "process": proc,
-             "operation": operation_for(r["host"], r["path"], proc), "method": r["method"],
-             "path": r["path"], "status": r["status"], "client_port": r["client_port"]})
+        entry = {"ts": r["ts"], "host": r["host"], "layer": "http", "process": proc,
+                 "operation": operation_for(r["host"], r["path"], proc), "method": r["method"],
+                 "path": r["path"], "status": r["status"], "client_port": r["client_port"]}
+        if r["client_ip"] != client_ip:  # sent through a proxy (a SOCKS tunnel)
+            entry |= {"client_port": None, "via_proxy": True}
+        add(entry)
     for c in proxy_requests:
         if c["method"] != "CONNECT" or not watch.matches(c["host"]):
             continue
         add({"ts": None, "host": c["host"], "layer": "http", "process": only_process(c["host"], "http"),
              "operation": None, "method": "CONNECT", "path": c["target"], "via_proxy": True})
+    by_port = {c["client_port"]: c for c in socks_clients}
+    for r in socks_requests:
+        if r["client_ip"] != client_ip or r["established"]:
+            continue
+        client = by_port.get(r["client_port"])
+        if client is None:
+            raise DerivationError(f"refused SOCKS request from port {r['client_port']}: no "
+                                  "client step says which host it was for")
+        host = r.get("host") or client["host"]
+        if not watch.matches(host):
+            continue
+        add({"ts": r["ts"], "host": host, "layer": "socks", "process": client["process"],
+             "operation": None, "via_proxy": True, "client_port": r["client_port"]})
     expected.sort(key=lambda e: (e["ts"] is None, e["ts"] or 0.0))
     return expected
 

@@ -70,3 +70,58 @@ def parse_go_x(stderr: str) -> list[dict[str, Any]]:
         if m and m.group("result") is not None:
             out.append({"url": m.group("url"), "result": m.group("result")})
     return out
+
+
+# danted (log: connect disconnect error): one line when a session is established ("[:"), one when
+# it ends or fails ("]:"); the first endpoint is the SOCKS client, dotted as ADDRESS.PORT.
+#   info: pass(1): tcp/connect [: 10.77.5.2.54694 10.77.5.1.1080 -> 10.77.5.1.54694 10.77.5.1.443
+#   info: block(1): tcp/accept ]: 10.77.5.2.54706 10.77.5.1.1080: request was not performed ...
+_DANTE = re.compile(r"\((?P<ts>\d+\.\d+)\) danted\[\d+\]: info: (?P<verdict>pass|block)\(\d+\): "
+                    r"tcp/(?P<what>connect|accept) (?P<mark>[\[\]]): ")
+_DANTE_ENDPOINT = re.compile(r"\b(\d+\.\d+\.\d+\.\d+)\.(\d+)\b")
+
+
+def parse_dante_log(lines: list[str]) -> list[dict[str, Any]]:
+    """One dict per SOCKS client connection dante saw: client_ip, client_port, ts,
+    ``established`` (a tunnel was opened) and ``dest`` (``ADDRESS.PORT`` dante connected to,
+    as it logs it; dante does not log the name a SOCKS5 request gave)."""
+    by_client: dict[tuple[str, int], dict[str, Any]] = {}
+    for line in lines:
+        m = _DANTE.search(line)
+        if m is None:
+            continue
+        # client, proxy (listening), proxy (outgoing), destination
+        ends = _DANTE_ENDPOINT.findall(line[m.end():])
+        if not ends:
+            continue
+        key = (ends[0][0], int(ends[0][1]))
+        entry = by_client.setdefault(key, {"server": "dante", "client_ip": key[0],
+                                           "client_port": key[1], "ts": float(m.group("ts")),
+                                           "established": False, "dest": None, "host": None})
+        if m.group("what") == "connect" and m.group("mark") == "[":
+            entry["established"] = True
+        if m.group("what") == "connect" and len(ends) >= 4 and entry["dest"] is None:
+            entry["dest"] = ".".join(ends[3])
+    return sorted(by_client.values(), key=lambda e: e["ts"])
+
+
+# ssh -D -vv, when a forwarded channel ends:
+#   debug1: channel 1: free: direct-tcpip: listening port 1081 for proxy.golang.org port 443,
+#   connect from 10.77.5.2 port 39644 to 10.77.5.1 port 1081, nchannels 2
+_SSH_SOCKS = re.compile(r"free: direct-tcpip: listening port \d+ for (?P<host>\S+) port "
+                        r"(?P<dport>\d+), connect from (?P<ip>\S+) port (?P<port>\d+)")
+
+
+def parse_ssh_socks_log(lines: list[str]) -> list[dict[str, Any]]:
+    """One dict per SOCKS request ``ssh -D`` forwarded: the destination name (or address) the
+    request gave, its port, and the SOCKS client. OpenSSH answers "granted" before it connects,
+    so every request it logs had its tunnel opened."""
+    out = []
+    for line in lines:
+        m = _SSH_SOCKS.search(line)
+        if m:
+            out.append({"server": "ssh", "client_ip": m.group("ip"),
+                        "client_port": int(m.group("port")), "ts": None, "established": True,
+                        "dest": f"{m.group('host')}.{m.group('dport')}",
+                        "host": m.group("host").lower()})
+    return out

@@ -202,6 +202,9 @@ class Lab:
         self.server_ip = ""
         self.other_ip = ""  # an address outside the lab's expected range, also served
         self.proxy_port = 8888
+        self.socks_port = 1080       # danted
+        self.ssh_socks_port = 1081   # ssh -D
+        self.sshd_port = 2222        # on the server namespace's loopback only
         self.intercept = intercept
         self.tmp = Path()
         self.ca_cert = ""
@@ -391,6 +394,67 @@ class Lab:
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         self._wait_port(self.server_ns, self.server_ip, self.proxy_port, "tcp")
         return f"http://{self.server_ip}:{self.proxy_port}"
+
+    def start_socks_proxy(self) -> str:
+        """Run dante's SOCKS server (danted, SOCKS4, 4a and 5) in the server namespace; returns
+        its ``host:port``. It logs every request with its destination (``socks_log``)."""
+        log = self.tmp / "danted.log"
+        conf = self.tmp / "danted.conf"
+        # Rules need one keyword per line; the lab client may connect anywhere (inside the lab).
+        conf.write_text(
+            f"logoutput: {log}\n"
+            f"internal: {self.server_ip} port = {self.socks_port}\n"
+            f"external: {self.server_ip}\n"
+            "clientmethod: none\nsocksmethod: none\n"
+            "user.privileged: root\nuser.unprivileged: root\n"
+            f"client pass {{\n  from: {self.client_ip}/32 to: 0.0.0.0/0\n  log: error\n}}\n"
+            f"socks pass {{\n  from: {self.client_ip}/32 to: 0.0.0.0/0\n  command: connect\n"
+            "  log: connect disconnect error\n}\n")
+        self._spawn("danted", self.server_ns,
+                    ["danted", "-f", str(conf), "-p", str(self.tmp / "danted.pid"), "-N", "1"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_port(self.server_ns, self.server_ip, self.socks_port, "tcp")
+        return f"{self.server_ip}:{self.socks_port}"
+
+    def start_ssh_socks_proxy(self) -> str:
+        """``ssh -D`` (OpenSSH's SOCKS4, 4a and 5 server) in the server namespace, forwarding
+        through a lab sshd on the namespace's loopback; returns its ``host:port``. The SOCKS side
+        is on the veth, so the capture sees it; ssh's -vv log names each request's destination
+        (``ssh_socks_log``)."""
+        keys = self.tmp / "ssh"
+        keys.mkdir(mode=0o700, exist_ok=True)
+        for name in ("host", "client"):
+            _run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lab", "-f",
+                  str(keys / name)])
+        (keys / "authorized_keys").write_text((keys / "client.pub").read_text())
+        Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation dir
+        self._spawn("sshd", self.server_ns,
+                    ["/usr/sbin/sshd", "-D", "-e", "-f", "/dev/null",
+                     "-o", f"ListenAddress=127.0.0.1:{self.sshd_port}",
+                     "-o", f"HostKey={keys / 'host'}",
+                     "-o", f"AuthorizedKeysFile={keys / 'authorized_keys'}",
+                     "-o", "PidFile=none", "-o", "StrictModes=no", "-o", "UsePAM=no",
+                     "-o", "PermitRootLogin=prohibit-password", "-o", "AllowTcpForwarding=yes"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self._wait_port(self.server_ns, "127.0.0.1", self.sshd_port, "tcp")
+        self._spawn("ssh-socks", self.server_ns,
+                    ["ssh", "-N", "-vv", "-E", str(self.tmp / "ssh-socks.log"),
+                     "-D", f"{self.server_ip}:{self.ssh_socks_port}", "-i", str(keys / "client"),
+                     "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                     "-o", "UserKnownHostsFile=/dev/null", "-o", "ExitOnForwardFailure=yes",
+                     "-F", "/dev/null", "-p", str(self.sshd_port), "root@127.0.0.1"],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    env={"PATH": os.environ.get("PATH", ""), "HOME": str(self.tmp / "home")})
+        self._wait_port(self.server_ns, self.server_ip, self.ssh_socks_port, "tcp")
+        return f"{self.server_ip}:{self.ssh_socks_port}"
+
+    def ssh_socks_log(self) -> list[str]:
+        path = self.tmp / "ssh-socks.log"
+        return path.read_text().splitlines() if path.exists() else []
+
+    def socks_log(self) -> list[str]:
+        path = self.tmp / "danted.log"
+        return path.read_text().splitlines() if path.exists() else []
 
     def proxy_log(self) -> list[str]:
         path = self.tmp / "tinyproxy.log"

@@ -24,7 +24,7 @@ from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 
 from . import editor, labca
 from .derive import derive_expected, go_x_mismatches, socket_owners
-from .logs import parse_go_x, parse_tinyproxy_log
+from .logs import parse_dante_log, parse_go_x, parse_ssh_socks_log, parse_tinyproxy_log
 from .netlab import LAB_HOSTS, LAB_NET, REPO, Lab, lab_unavailable_reason
 from .scenarios import SCENARIOS, Run, Scenario
 
@@ -67,6 +67,7 @@ def manifest_for(scenario: Scenario, lab: Lab, run: Run, since: float = 0.0) -> 
     events = _since(lab.server_events(), since)
     dns_log = _since(lab.dns_queries(), math.floor(since))
     proxy_requests = parse_tinyproxy_log(lab.proxy_log())
+    socks_requests = parse_dante_log(lab.socks_log()) + parse_ssh_socks_log(lab.ssh_socks_log())
     trace = editor.load_traces(run.traces) if run.traces else None
     strace = ({"processes": editor.process_table(trace),
                "connections": [c.to_dict() for c in trace.connections]} if trace else None)
@@ -75,7 +76,8 @@ def manifest_for(scenario: Scenario, lab: Lab, run: Run, since: float = 0.0) -> 
     expected = derive_expected(
         client_ip=lab.client_ip, proxy_ip=lab.server_ip if run.proxy_url else None, watch=watch,
         server_events=events, dns_queries=dns_log, proxy_requests=proxy_requests,
-        findings=scenario.findings, owners=owners)
+        findings=scenario.findings, socks_requests=socks_requests,
+        socks_clients=run.socks_clients, owners=owners)
     go_x = [item for step in run.steps if step.process == "go" for item in parse_go_x(step.stderr)]
     env: dict[str, str] = {}
     for step in run.steps:
@@ -99,6 +101,8 @@ def manifest_for(scenario: Scenario, lab: Lab, run: Run, since: float = 0.0) -> 
         "server_log": events,
         "dns_log": dns_log,
         "proxy_log": proxy_requests,
+        "socks_log": socks_requests,
+        "socks_clients": run.socks_clients,
     } | ({"strace": strace, "editor": editor.summarize(run.editor),
           "goroot_go_env": editor.goroot_go_env(strace["processes"])} if strace else {})
 

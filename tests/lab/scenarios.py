@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import editor
 from .modules import GOPLS_VERSION, TOOLCHAIN_GO
@@ -71,6 +72,8 @@ class Run:
     proxy_url: str | None = None
     traces: list[Path] = field(default_factory=list)  # strace files (editor scenarios)
     editor: dict[str, Any] = field(default_factory=dict)  # LSP transcripts and gopls logs
+    # curl's own record of each SOCKS request: its local port and the URL's host
+    socks_clients: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _workdir(lab: Lab, gomod: str) -> Path:
@@ -183,6 +186,46 @@ def forward_proxy(lab: Lab, run: Run) -> None:
     _go(lab, run, ["get", "-x", f"{LAB_MODULE}@latest"], {"HTTPS_PROXY": url})
 
 
+def socks_go(lab: Lab, run: Run) -> None:
+    """The go command through dante, as HTTPS_PROXY=socks5:// and socks5h:// (Go sends the name
+    to the proxy with both); the second run gets a fresh module cache so it fetches the same."""
+    proxy = lab.start_socks_proxy()
+    run.proxy_url = f"socks5://{proxy}"
+    _go(lab, run, ["get", "-x", f"{LAB_MODULE}@latest"], {"HTTPS_PROXY": f"socks5://{proxy}"})
+    (lab.tmp / "work" / "app" / "go.sum").unlink(missing_ok=True)  # so sum.golang.org is asked again
+    fresh = lab.tmp / "gopath-socks5h"
+    _go(lab, run, ["get", "-x", f"{LAB_MODULE}@latest"],
+        {"HTTPS_PROXY": f"socks5h://{proxy}", "GOPATH": str(fresh),
+         "GOMODCACHE": str(fresh / "pkg/mod")})
+
+
+def _curl_socks(lab: Lab, run: Run, flag: str, proxy: str, url: str) -> Step:
+    step = _client(lab, run, ["curl", "-sS", "-o", "/dev/null", "-w", "%{local_port}\n", flag,
+                              proxy, url], "curl")
+    port = (step.stdout.strip().splitlines() or [""])[-1]
+    if port.isdigit() and port != "0":
+        run.socks_clients.append({"client_port": int(port), "host": urlsplit(url).hostname,
+                                  "process": "curl", "flag": flag, "proxy": proxy})
+    return step
+
+
+def socks_curl(lab: Lab, run: Run) -> None:
+    """curl through dante with each SOCKS flavour (plain HTTP too), two requests dante refuses
+    (SOCKS4a, which dante does not implement, and a port nothing listens on), and SOCKS4a
+    through OpenSSH's ``ssh -D``, which implements it."""
+    dante = lab.start_socks_proxy()
+    ssh = lab.start_ssh_socks_proxy()
+    run.proxy_url = f"socks5://{dante}"
+    _curl_socks(lab, run, "--socks4", dante, "https://proxy.golang.org/vanity.example/m/@v/list")
+    _curl_socks(lab, run, "--socks5", dante, "https://sum.golang.org/latest")
+    _curl_socks(lab, run, "--socks5-hostname", dante, "https://go.dev/dl/?mode=json")
+    _curl_socks(lab, run, "--socks5-hostname", dante,
+                "http://goproxy.example/vanity.example/m/@v/list")
+    _curl_socks(lab, run, "--socks4a", dante, "https://golang.org/")
+    _curl_socks(lab, run, "--socks5-hostname", dante, "https://vanity.example:8443/")
+    _curl_socks(lab, run, "--socks4a", ssh, "https://golang.org/")
+
+
 def mixed(lab: Lab, run: Run) -> None:
     """go, node and curl at once, plus unrelated traffic (plain HTTP, TLS, DNS for other names)."""
     work = _workdir(lab, APP_GOMOD)
@@ -291,27 +334,34 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("forward-proxy", "10", "HTTPS_PROXY points at tinyproxy in the server namespace: the "
              "go command's contacts are CONNECT requests and TLS inside the tunnels; the client "
              "resolves no watched name itself.", forward_proxy, tools=("tinyproxy",)),
-    Scenario("editor-gosum-missing", "12a", "The real gopls (v0.23.0) in a workspace whose go.mod "
+    Scenario("socks-go", "12", "HTTPS_PROXY=socks5://dante and then socks5h://dante: the go "
+             "command's TLS contacts travel in SOCKS5 tunnels that name each host, so the "
+             "client resolves no watched name itself.", socks_go, tools=("danted",)),
+    Scenario("socks-curl", "13", "curl through dante with --socks4 and --socks5 (curl resolves "
+             "the name), --socks5-hostname (the proxy does; HTTPS and plain HTTP), two requests "
+             "dante refuses (--socks4a, which dante lacks, and a closed port), and --socks4a "
+             "through ssh -D.", socks_curl, _plaintext, tools=("danted", "curl", "sshd", "ssh")),
+    Scenario("editor-gosum-missing", "14a", "The real gopls (v0.23.0) in a workspace whose go.mod "
              "requires vanity.example/m, in the module cache but missing from go.sum; the shell "
              "has GOPROXY=direct. gopls runs `go mod tidy` with GOPROXY=off for its diagnostics, "
-             "which still asks sum.golang.org; then the user applies the 'Run go mod tidy' fix.",
+             "which still asks sum.golang.org; then the user runs gopls.tidy (Go: Run go mod tidy).",
              editor.gosum_missing, tools=("strace",), prepare=editor.cache_without_sumdb,
              lab_tools=True),
-    Scenario("editor-settings-mirror", "12b", "The same workspace, module not downloaded, with the "
+    Scenario("editor-settings-mirror", "14b", "The same workspace, module not downloaded, with the "
              "editor setting \"gopls\": {\"env\": {\"GOPROXY\": \"https://goproxy.example\"}} "
-             "answered through workspace/configuration: the 'Download' quick fix's go command "
-             "uses the mirror (which proxies the checksum database).", editor.settings_mirror,
+             "answered through workspace/configuration: gopls.tidy's go command uses the "
+             "mirror (which proxies the checksum database).", editor.settings_mirror,
              tools=("strace",), lab_tools=True),
-    Scenario("editor-vulncheck", "12c", "gopls with \"vulncheck\": \"Imports\" (in-process "
+    Scenario("editor-vulncheck", "14c", "gopls with \"vulncheck\": \"Imports\" (in-process "
              "queries), then the gopls.run_govulncheck command (a `gopls vulncheck` child), then "
              "`govulncheck ./...`, all against the lab's vuln.go.dev (GOVULNDB unset).",
              editor.vulncheck, tools=("strace",), prepare=editor.complete_workspace, lab_tools=True),
-    Scenario("editor-telemetry-on", "12d", "What gopls contacts on its own with telemetry "
+    Scenario("editor-telemetry-on", "14d", "What gopls contacts on its own with telemetry "
              "uploading on (mode file 'on', the day's upload token free): its `gopls ** "
              "telemetry **` child runs `go mod download golang.org/x/telemetry/config@latest`.",
              editor.telemetry_on, tools=("strace",), prepare=editor.complete_workspace,
              lab_tools=True),
-    Scenario("host-go", "13", "The installed Go 1.26.8 (User-Agent Go-http-client/1.1): go get "
+    Scenario("host-go", "15", "The installed Go 1.26.8 (User-Agent Go-http-client/1.1): go get "
              "with the default configuration.", editor.host_go_default, tools=("strace",),
              lab_tools=True),
     Scenario("mixed", "11", "go (default config), node (editor checks against a private mirror), "

@@ -181,7 +181,8 @@ def test_manifest_is_derived_from_its_logs(name: str) -> None:
         client_ip=lab["client_ip"], proxy_ip=lab["server_ip"] if lab["proxy"] else None,
         watch=WatchList.build([*DEFAULT_HOSTS, *m["watch"]]), server_events=m["server_log"],
         dns_queries=m["dns_log"], proxy_requests=m["proxy_log"],
-        findings=SCENARIOS[name].findings,
+        findings=SCENARIOS[name].findings, socks_requests=m.get("socks_log", []),
+        socks_clients=m.get("socks_clients", []),
         owners=socket_owners(m["strace"]["processes"], m["strace"]["connections"],
                              lab["server_ip"]) if "strace" in m else None)
     assert expected == m["expected"]

@@ -58,6 +58,7 @@ def _assert_same(path: Path) -> None:
     assert fast.dns == slow.dns
     assert fast.tls == slow.tls
     assert fast.http == slow.http
+    assert fast.socks == slow.socks
     assert fast.flow_processes == slow.flow_processes
     assert fast.stats == slow.stats
 

@@ -34,7 +34,7 @@ EXPECTED = {
            "offered_version: string, name_from_dns: bool>",
     "http": "struct<method: string, path: string, user_agent: string, status: int32, "
             "location: string, url: string>",
-    "via_proxy": "struct<address: string, port: int32>",
+    "via_proxy": "struct<address: string, port: int32, kind: string>",
     "operation": "string", "operations": "list<element: string>", "url": "string",
     "findings": "list<element: struct<layer: string, kind: string, detail: string, "
                 "frames: list<element: int64>>>",
@@ -46,7 +46,7 @@ EXPECTED = {
 def test_schema_is_the_published_one() -> None:
     assert {f.name: str(f.type) for f in PARQUET_SCHEMA} == EXPECTED
     meta = PARQUET_SCHEMA.metadata
-    assert meta[b"proxytrace.schema_version"] == pqmod.SCHEMA_VERSION.encode() == b"1.1"
+    assert meta[b"proxytrace.schema_version"] == pqmod.SCHEMA_VERSION.encode() == b"1.2"
 
 
 def test_schema_covers_the_json_contract(contacts: list[Contact]) -> None:

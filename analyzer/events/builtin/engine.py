@@ -1,9 +1,11 @@
 """The built-in engine: transport segments in, protocol events (``Evidence``) out.
 
 UDP DNS is matched by transaction id and 5-tuple; every TCP connection gets a small state
-machine that recognises its protocol from the first client bytes (TLS, HTTP, DNS over TCP),
-whatever the port, and stops looking at the connection once it has what it needs, so bulk
-payload costs one dictionary lookup per packet.
+machine that recognises its protocol from the first client bytes (TLS, HTTP, DNS over TCP, a
+SOCKS handshake), whatever the port, and stops looking at the connection once it has what it
+needs, so bulk payload costs one dictionary lookup per packet. Tunnels are followed: the bytes
+after an HTTP CONNECT's 2xx, or after a granted SOCKS reply, are read as TLS (or, for SOCKS, as
+HTTP too) exactly as a direct connection's.
 """
 
 from __future__ import annotations
@@ -20,12 +22,14 @@ from ...flows.reassembly import Chunk, FrameIndex, StreamBuffer
 from ...packets.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
 from ...protocols import dns as dnsp
 from ...protocols import http as httpp
+from ...protocols import socks as socksp
 from ...protocols import tls as tlsp
-from ..records import DnsExchange, Evidence, FlowRef, HttpExchange, TlsSession
+from ..records import DnsExchange, Evidence, FlowRef, HttpExchange, SocksExchange, TlsSession
 
 DNS_PORTS = frozenset({53, 5353})
 CLIENT_HELLO_LIMIT = 64 * 1024     # a ClientHello never needs more
 SERVER_FLIGHT_LIMIT = 128 * 1024   # ServerHello + certificate chain
+SOCKS_LIMIT = 2048                 # a SOCKS handshake is at most ~1.1 KB in either direction
 MAX_FLOWS = 200_000
 MAX_DNS_PENDING = 100_000
 DNS_LINGER = 30.0                  # seconds of capture time a query stays open for late answers
@@ -81,6 +85,24 @@ class _Http:
     responses: list[tuple[httpp.HttpResponse, tuple[int, ...]]] = field(default_factory=list)
     client_seen: int = 0      # bytes fed to the client parser
     server_seen: int = 0
+    client_base: int = 0      # stream offsets where HTTP starts (after a SOCKS handshake)
+    server_base: int = 0
+
+
+@dataclass(slots=True)
+class _Socks:
+    """A SOCKS handshake at the start of a connection; the tunnel after it is read as the
+    connection's TLS or HTTP (``_TcpFlow.tls``/``http``), from ``client_end``/``server_end``."""
+
+    client_buf: bytearray = field(default_factory=bytearray)
+    server_buf: bytearray = field(default_factory=bytearray)
+    ts: float = 0.0
+    request: socksp.SocksRequest | None = None
+    reply: socksp.SocksReply | None = None
+    client_end: int | None = None   # stream offset where the client's tunnel bytes start
+    server_end: int | None = None   # the same for the server, once the reply granted it
+    inner: str | None = None        # "tls" | "http" | "other", from the first tunnel bytes
+    note: str | None = None         # why the tunnel is not followed
 
 
 @dataclass(slots=True)
@@ -93,13 +115,14 @@ class _TcpFlow:
     s2c: StreamBuffer = field(default_factory=StreamBuffer)
     c2s_frames: FrameIndex = field(default_factory=FrameIndex)
     s2c_frames: FrameIndex = field(default_factory=FrameIndex)
-    kind: str | None = None   # "tls" | "http" | "dns" | "other"
+    kind: str | None = None   # "tls" | "http" | "dns" | "socks" | "other"
     tls: _Tls | None = None
     http: _Http | None = None
     dns_c2s: bytearray = field(default_factory=bytearray)
     dns_s2c: bytearray = field(default_factory=bytearray)
     tunnel: _Tls | None = None
     tunnel_host: str | None = None
+    socks: _Socks | None = None
     fins: int = 0
     done: bool = False         # nothing more to learn: later packets are skipped
     wire_keys: tuple[bytes, bytes] | None = None  # its keys in Engine.skip_index and live_index
@@ -285,6 +308,8 @@ class Engine:
             elif flow.kind == "http":
                 # a capture that starts mid-connection may start inside a response body
                 flow.http = _Http(server=httpp.HttpStreamParser(False, midstream=not flow.saw_syn))
+            elif flow.kind == "socks":
+                flow.socks = _Socks(ts=ts)
             elif flow.kind == "other":
                 flow.done = True
                 return
@@ -298,6 +323,85 @@ class Engine:
             self._http_data(flow, from_client, chunk, ts)
         elif flow.kind == "dns":
             self._tcp_dns(flow, from_client, chunk, ts)
+        elif flow.kind == "socks":
+            self._socks_data(flow, from_client, chunk, ts)
+
+    # -- SOCKS ---------------------------------------------------------------------------------
+    def _socks_data(self, flow: _TcpFlow, from_client: bool, chunk: Chunk, ts: float) -> None:
+        socks = flow.socks
+        assert socks is not None
+        end = socks.client_end if from_client else socks.server_end
+        if end is not None:
+            self._tunnel_data(flow, socks, from_client, chunk, ts)
+            return
+        buf = socks.client_buf if from_client else socks.server_buf
+        buf += chunk.data
+        try:
+            hs = socksp.parse_handshake(bytes(socks.client_buf), bytes(socks.server_buf))
+        except ParseError:
+            self._error("socks", chunk.frame)
+            socks.note = "the SOCKS handshake is malformed"
+            flow.done = True
+            return
+        if hs.unsupported:
+            socks.note = hs.unsupported
+            flow.done = True
+            return
+        if hs.request is not None and socks.request is None:
+            socks.request = hs.request
+            socks.ts = ts
+            socks.client_end = hs.request.length
+            self._tunnel_rest(flow, socks, True, socks.client_buf, hs.request.length, chunk, ts)
+        if hs.reply is not None and socks.reply is None:
+            socks.reply = hs.reply
+            if not hs.reply.granted:
+                socks.note = f"the SOCKS proxy refused: {hs.reply.reason}"
+                flow.done = True
+                return
+            socks.server_end = hs.reply.length
+            if flow.tls is not None:
+                flow.tls.server_base = hs.reply.length
+            if flow.http is not None:
+                flow.http.server_base = hs.reply.length
+            self._tunnel_rest(flow, socks, False, socks.server_buf, hs.reply.length, chunk, ts)
+        if flow.done:
+            return
+        if max(len(socks.client_buf), len(socks.server_buf)) > SOCKS_LIMIT and (
+                socks.request is None or socks.reply is None):
+            self._error("socks", chunk.frame)
+            socks.note = "the SOCKS handshake did not end"
+            flow.done = True
+
+    def _tunnel_rest(self, flow: _TcpFlow, socks: _Socks, from_client: bool, buf: bytearray,
+                     end: int, chunk: Chunk, ts: float) -> None:
+        """Bytes that came after the handshake in the same segment(s) start the tunnel."""
+        rest = bytes(buf[end:])
+        del buf[end:]  # the handshake stays: parse_handshake reads it again for the other side
+        if rest:
+            self._tunnel_data(flow, socks, from_client, Chunk(end, rest, chunk.frame), ts)
+
+    def _tunnel_data(self, flow: _TcpFlow, socks: _Socks, from_client: bool, chunk: Chunk,
+                     ts: float) -> None:
+        """Inside a SOCKS tunnel: TLS or HTTP, as on a direct connection."""
+        if socks.inner is None:
+            if not from_client:
+                return  # the client speaks first in TLS and HTTP
+            socks.inner = _classify(chunk.data, socks.request.port if socks.request else 0)
+            if socks.inner == "tls":
+                flow.tls = _Tls(client_base=chunk.offset, server_base=socks.server_end or 0)
+            elif socks.inner == "http":
+                flow.http = _Http(client_base=chunk.offset, server_base=socks.server_end or 0)
+            else:
+                socks.inner = "other"
+                socks.note = "the tunnel carries neither TLS nor HTTP"
+                flow.done = True
+                return
+        if flow.tls is not None:
+            self._tls_data(flow, flow.tls, from_client, chunk, ts, flow.ref)
+            if flow.tls.client_done and flow.tls.server_done:
+                flow.done = True
+        elif flow.http is not None:
+            self._http_data(flow, from_client, chunk, ts)
 
     def _tls_data(self, flow: _TcpFlow, state: _Tls, from_client: bool, chunk: Chunk,
                   ts: float, ref: FlowRef) -> None:
@@ -360,9 +464,10 @@ class Engine:
             self._error("http", chunk.frame)
             messages = []
         index = flow.c2s_frames if from_client else flow.s2c_frames
+        base = http.client_base if from_client else http.server_base
         for msg in messages:
             end = chunk.offset + len(chunk.data)
-            frames = index.frames(msg.offset, end) or (chunk.frame,)
+            frames = index.frames(base + msg.offset, end) or (chunk.frame,)
             if isinstance(msg, httpp.HttpRequest):
                 http.requests.append((msg, ts, frames))
                 http.server.note_request_method(msg.method)
@@ -456,28 +561,63 @@ class Engine:
 
     def _emit_flow(self, flow: _TcpFlow) -> None:
         ref = flow.ref
+        socks = flow.socks
+        if socks is not None and socks.request is not None:
+            self._emit_socks(flow, socks)
+            return
         if flow.tls is not None:
             self._emit_tls(flow.tls, ref, None, None)
         if flow.http is not None:
             http = flow.http
             absolute_or_connect = any(r.method == "CONNECT" or "://" in r.target[:12]
                                       for r, _, _ in http.requests)
-            hop = ProxyHop(ref.server, ref.server_port) if absolute_or_connect else None
+            connect = any(r.method == "CONNECT" for r, _, _ in http.requests)
+            hop = (ProxyHop(ref.server, ref.server_port,
+                            "http-connect" if connect else "http-forward")
+                   if absolute_or_connect else None)
             for i, (req, ts, frames) in enumerate(http.requests):
                 resp, resp_frames = http.responses[i] if i < len(http.responses) else (None, ())
                 self.evidence.http.append(HttpExchange(ts, ref, req, frames, resp, resp_frames,
                                                        hop))
             if flow.tunnel is not None:
-                self._emit_tls(flow.tunnel, ref, ProxyHop(ref.server, ref.server_port),
-                               flow.tunnel_host)
+                self._emit_tls(flow.tunnel, ref, ProxyHop(ref.server, ref.server_port,
+                                                          "http-connect"), flow.tunnel_host)
+
+    def _emit_socks(self, flow: _TcpFlow, socks: _Socks) -> None:
+        """The handshake, and the TLS or HTTP read inside its tunnel with the proxy as hop."""
+        ref, request = flow.ref, socks.request
+        assert request is not None
+        hop = ProxyHop(ref.server, ref.server_port, request.kind)
+        followed = False
+        if flow.tls is not None and flow.tls.hello is not None:
+            self._emit_tls(flow.tls, ref, hop, request.hostname, request.address)
+            followed = True
+        if flow.http is not None:
+            http = flow.http
+            for i, (req, ts, frames) in enumerate(http.requests):
+                resp, resp_frames = http.responses[i] if i < len(http.responses) else (None, ())
+                self.evidence.http.append(HttpExchange(ts, ref, req, frames, resp, resp_frames,
+                                                       hop))
+                followed = True
+        note = socks.note
+        if not followed and note is None:
+            note = ("no reply from the SOCKS proxy was seen" if socks.reply is None
+                    else "nothing was seen inside the tunnel")
+        client_frames = flow.c2s_frames.frames(0, request.length)
+        reply_frames = (flow.s2c_frames.frames(0, socks.reply.length)
+                        if socks.reply is not None else ())
+        self.evidence.socks.append(SocksExchange(
+            socks.ts, ref, request, client_frames, socks.reply, reply_frames, followed,
+            None if followed else note))
 
     def _emit_tls(self, state: _Tls, ref: FlowRef, hop: ProxyHop | None,
-                  tunnel_host: str | None) -> None:
+                  tunnel_host: str | None, tunnel_address: str | None = None) -> None:
         if state.hello is None:
             return
         self.evidence.tls.append(TlsSession(
             state.hello_ts, ref, state.hello, state.hello_frames, len(state.hello_frames),
-            state.server, state.server_frames, hop, tunnel_host, state.server_note))
+            state.server, state.server_frames, hop, tunnel_host, state.server_note,
+            tunnel_address=tunnel_address))
 
     def finish(self) -> Evidence:
         for flow in list(self._flows.values()):
@@ -493,6 +633,7 @@ class Engine:
         ev.dns.sort(key=lambda e: (e.ts, e.query_frame or 0))
         ev.tls.sort(key=lambda e: (e.ts, e.frames[:1]))
         ev.http.sort(key=lambda e: (e.ts, e.frames[:1]))
+        ev.socks.sort(key=lambda e: (e.ts, e.frames[:1]))
         return ev
 
 
@@ -503,6 +644,8 @@ def _classify(first: bytes, server_port: int) -> str:
         return "http"
     if server_port in DNS_PORTS:
         return "dns"
+    if socksp.looks_like_socks(first):
+        return "socks"
     return "other"
 
 
@@ -514,6 +657,8 @@ def _looks_like_client(payload: bytes, sport: int, dport: int) -> bool:
         return True
     if httpp.looks_like_http_response(payload):
         return False
+    if socksp.looks_like_socks(payload):
+        return True
     if dport in DNS_PORTS or sport in DNS_PORTS:
         return dport in DNS_PORTS
     return dport < sport
