@@ -19,7 +19,7 @@ from ..base.model import Contact, DnsInfo, HttpInfo, ProxyHop, TlsInfo
 from ..base.watchlist import WatchList
 from ..events.records import DnsExchange, Evidence, HttpExchange, SocksExchange, TlsSession
 from ..protocols.tls import version_name
-from .clients import client_from_ja4, client_from_user_agent
+from .clients import infer_client
 from .operations import operation_for
 
 
@@ -144,12 +144,9 @@ def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap,
         info = TlsInfo(sni=hello.sni, alpn=hello.alpn, version=version, ja4=hello.ja4,
                        ja3=hello.ja3, cert_issuer=issuer, cert_subject=subject, cert_sans=sans,
                        offered_version=hello.max_version_name, name_from_dns=from_dns)
-        inferred = client_from_ja4(hello.ja4)
-        client, evidence_text = (inferred[0], inferred[1]) if inferred else (None, None)
         http_info, operations, url = _decrypted(s, host, redact)
         ua = http_info.user_agent if http_info else None
-        if ua and client_from_user_agent(ua):
-            client, evidence_text = client_from_user_agent(ua), f"User-Agent: {ua}"
+        client, evidence_text = infer_client(hello.ja4, ua, host, operations)
         out.append(Contact(
             ts=s.ts, layer="tls", host=host, transport="tcp", src=s.flow.client,
             sport=s.flow.client_port, dst=s.flow.server, dport=s.flow.server_port,
@@ -229,14 +226,14 @@ def http_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> 
         info = HttpInfo(method=req.method, path=path, user_agent=ua,
                         status=resp.status if resp else None, location=location, url=url)
         operation = None if req.method == "CONNECT" else operation_for(host, path, req.method, ua)
+        client, client_evidence = infer_client(None, ua, host, (operation,) if operation else ())
         via_socks = ex.via_proxy is not None and ex.via_proxy.kind in ("socks4", "socks5")
         notes = _socks_notes(ex.via_proxy, socks_names.get(ex.flow)) if via_socks else []
         out.append(Contact(
             ts=ex.ts, layer="http", host=host, transport="tcp", src=ex.flow.client,
             sport=ex.flow.client_port, dst=ex.flow.server, dport=ex.flow.server_port,
             flow_id=ex.flow.flow_id, frames=ex.frames + ex.response_frames,
-            capture=ex.flow.capture, client=client_from_user_agent(ua),
-            client_evidence=f"User-Agent: {ua}" if ua and client_from_user_agent(ua) else None,
+            capture=ex.flow.capture, client=client, client_evidence=client_evidence,
             http=info, via_proxy=ex.via_proxy, operation=operation, url=url,
             notes=tuple(notes) + req.unusual))
     return out

@@ -48,7 +48,9 @@ JA4_TABLE: dict[str, tuple[str, str]] = {
     "t13d131100_f57a46bbacb6_f50d94e863eb":
         ("go-command", "JA4 of go1.27.3's go command GOINSECURE fallback client, no ALPN (measured)"),
     "t13d1312h2_f57a46bbacb6_ab7e3b40a677":
-        ("go-command", f"JA4 of the go1.25/go1.26 go command (measured; {_GO_SHARED})"),
+        ("go-command", "JA4 of the go1.25/go1.26 go command (measured, go1.26.8 in the lab; "
+                       "gopls and govulncheck built with go1.26.8 send the same, as does "
+                       f"{_GO_SHARED[4:]})"),
     "t13d1311h2_f57a46bbacb6_e7c285222651":
         ("go-command", f"JA4 of go1.24's go command (measured; {_GO_SHARED})"),
     "t13d1911h2_9dc949149365_e7c285222651":
@@ -87,3 +89,46 @@ def client_from_ja4(ja4: str | None) -> tuple[str, str] | None:
         if hit is not None:
             return hit[0], f"{hit[1]}; connection without SNI"
     return None
+
+
+# Operations only the go command performs (module proxy, checksum database, go-get, toolchain),
+# and those of golang.org/x/vuln's client (gopls, govulncheck), never the go command.
+_GO_COMMAND_OPERATIONS = ("module-", "sumdb-", "go-get-meta", "toolchain-download")
+_VULN_HOSTS = frozenset({"vuln.go.dev"})
+
+
+def _go_family(client: str | None) -> bool:
+    return client in ("go-command", "go-net-http")
+
+
+def infer_client(ja4: str | None, user_agent: str | None, host: str | None = None,
+                 operations: tuple[str, ...] = ()) -> tuple[str | None, str | None]:
+    """(client, evidence) from everything one connection shows: the JA4 of its ClientHello (None
+    for plain HTTP), the User-Agent and the Go operations of its requests, the host.
+
+    Go programs built with one Go version share its crypto/tls and net/http: the go1.26.8 go
+    command, and gopls and govulncheck built with go1.26.8, send the same JA4 and the same
+    ``Go-http-client/1.1`` (measured in the lab). What they ask tells them apart where it can:
+    module proxy and checksum database requests are the go command's (before go1.27, which says
+    ``GoCommand/1``), the vulnerability database is read by gopls and govulncheck. Anything
+    finer (gopls or govulncheck, which go command) is the process attribution's to say."""
+    by_ja4 = client_from_ja4(ja4)
+    by_ua = client_from_user_agent(user_agent)
+    client, evidence = by_ja4 if by_ja4 else (None, None)
+    if by_ua:
+        client, evidence = by_ua, f"User-Agent: {user_agent}"
+    go_tls = by_ja4 is None and ja4 is None or by_ja4 is not None and _go_family(by_ja4[0])
+    if not go_tls or not _go_family(client) or by_ua == "go-command":
+        return client, evidence
+    asked = ", ".join(dict.fromkeys(operations))
+    seen = f"User-Agent: {user_agent}" if by_ua else f"JA4 {ja4}"
+    if by_ua and by_ja4:
+        seen += f", JA4 {ja4}"
+    if "vuln-db" in operations or (host or "").lower() in _VULN_HOSTS:
+        return "go-net-http", (f"{seen}, vulnerability database ({asked or host}): a Go program "
+                               "such as gopls or govulncheck (golang.org/x/vuln), not the go command")
+    if any(op.startswith(_GO_COMMAND_OPERATIONS) for op in operations):
+        return "go-command", (f"{seen} asking {asked}: the go command (before go1.27, whose "
+                              "User-Agent is GoCommand/1); other Go programs of the same Go "
+                              "version send the same User-Agent and JA4")
+    return client, evidence
