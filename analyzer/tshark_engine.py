@@ -8,6 +8,11 @@ engine's bookkeeping so both engines answer "which responses belong to which que
 With a key log (``--keylog``), tshark decrypts TLS; the HTTP/1.1 and HTTP/2 requests read inside
 each connection land on its ``TlsSession.requests``. The key log is only handed to tshark as a
 preference: it is never copied anywhere.
+
+SOCKS: Wireshark's socks dissector follows a tunnel into TLS and HTTP, but it is bound to TCP
+port 1080 and has no heuristic. A first, light tshark pass finds the connections whose first
+client bytes are a SOCKS handshake (``analyzer.protocols.socks.looks_like_socks``, the builtin
+engine's test) and their server ports are "decoded as" socks in the main pass.
 """
 
 from __future__ import annotations
@@ -24,10 +29,11 @@ from typing import IO, TYPE_CHECKING, Any
 
 from .engine import DNS_PORTS, Engine
 from .errors import CaptureError, ParseError
-from .events import Evidence, FlowRef, HttpExchange, TlsSession
+from .events import Evidence, FlowRef, HttpExchange, SocksExchange, TlsSession
 from .filters.tshark import TsharkMissing, tshark_env, tshark_path
 from .model import CaptureStats, ProcessInfo, ProxyHop
 from .protocols.http import HttpRequest, HttpResponse
+from .protocols.socks import SocksReply, SocksRequest, looks_like_socks
 from .protocols.tls import ClientHello, ServerFlight, ServerHello
 from .protocols.x509 import CertificateInfo
 from .report.files import open_private
@@ -42,9 +48,16 @@ __all__ = ["TsharkMissing", "read_evidence_tshark", "DISPLAY_FILTER"]
 # Only the packets that carry something the evidence needs; tshark still reassembles everything.
 DISPLAY_FILTER = ("dns or mdns or tls.handshake.type == 1 or tls.handshake.type == 2"
                   " or tls.handshake.type == 11 or tls.record.content_type == 21"
-                  " or http.request or http.response or http2.type == 1 or frame.comment")
+                  " or http.request or http.response or http2.type == 1 or frame.comment"
+                  # SOCKS requests and answers (tunnel packets are filed under socks too)
+                  " or socks.results or socks.auth_accepted_method or socks.auth_status"
+                  " or socks.address_type or socks.username")
 # Only these protocols' trees are printed (-J): the rest of each packet is never serialised.
-PROTOCOLS = "frame ip ipv6 tcp udp dns mdns tls http http2 pkt_comment"
+PROTOCOLS = "frame ip ipv6 tcp udp dns mdns tls http http2 socks pkt_comment"
+# The first pass: each connection's first client segment when it may start a SOCKS handshake.
+SOCKS_SCAN_FILTER = ("tcp.seq == 1 and tcp.len >= 3 and tcp.len <= 600"
+                     " and (tcp.payload[0:1] == 04 or tcp.payload[0:1] == 05)")
+SOCKS_PORT = 1080  # the port Wireshark's socks dissector is registered on
 
 
 @dataclass
@@ -65,6 +78,12 @@ class _Conn:
     server_note: str | None = None
     tunnel_host: str | None = None
     proxied: bool = False
+    connect: bool = False        # a CONNECT request was seen (else proxied means absolute-form)
+    socks_request: SocksRequest | None = None
+    socks_reply: SocksReply | None = None
+    socks_ts: float = 0.0
+    socks_frames: tuple[int, ...] = ()
+    socks_reply_frames: tuple[int, ...] = ()
     # clear HTTP/1.x on the connection: requests in order, responses in order
     requests: list[tuple[HttpRequest, float, int]] = field(default_factory=list)
     responses: list[tuple[HttpResponse, int]] = field(default_factory=list)
@@ -127,7 +146,8 @@ def _read(tshark: str, path: str, name: str, keylog: Path | None) -> Evidence:
     return reader.finish(path)
 
 
-def _tshark_argv(tshark: str, name: str, keylog: Path | None) -> list[str]:
+def _tshark_argv(tshark: str, name: str, keylog: Path | None,
+                 socks_ports: tuple[int, ...] = ()) -> list[str]:
     # Out-of-order segments (a capture whose packets were written slightly out of time order,
     # as eBPF capturers do) are reassembled instead of being dismissed as retransmissions.
     prefs = {"tcp.desegment_tcp_streams": "TRUE", "tcp.reassemble_out_of_order": "TRUE"}
@@ -136,7 +156,28 @@ def _tshark_argv(tshark: str, name: str, keylog: Path | None) -> list[str]:
     argv = [tshark, "-n", "-r", name, "-Y", DISPLAY_FILTER, "-T", "json", "-J", PROTOCOLS]
     for key, value in prefs.items():
         argv += ["-o", f"{key}:{value}"]
+    for port in socks_ports:
+        argv += ["-d", f"tcp.port=={port},socks"]
     return argv
+
+
+def socks_ports(tshark: str, name: str) -> tuple[int, ...]:
+    """Server ports, other than 1080, of connections that start with a SOCKS handshake."""
+    argv = [tshark, "-n", "-r", name, "-Y", SOCKS_SCAN_FILTER, "-T", "fields",
+            "-e", "tcp.dstport", "-e", "tcp.payload"]
+    with tempfile.TemporaryDirectory(prefix="proxytrace-tshark-") as config:
+        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,  # noqa: S603
+                              text=True, env=tshark_env(config), check=False)
+    ports = set()
+    for line in done.stdout.splitlines():
+        port, _, payload = line.partition("\t")
+        try:
+            first = bytes.fromhex(payload.replace(":", ""))
+        except ValueError:
+            continue
+        if port.isdigit() and int(port) != SOCKS_PORT and looks_like_socks(first):
+            ports.add(int(port))
+    return tuple(sorted(ports))
 
 
 def _packets(tshark: str, name: str, keylog: Path | None,
@@ -156,7 +197,8 @@ def _packets(tshark: str, name: str, keylog: Path | None,
     with tempfile.TemporaryFile() as errors, \
             tempfile.TemporaryDirectory(prefix="proxytrace-tshark-") as config:
         proc = subprocess.Popen(  # noqa: S603 - argument list; the file name is one argument
-            _tshark_argv(tshark, name, keylog), stdin=subprocess.DEVNULL,
+            _tshark_argv(tshark, name, keylog, socks_ports(tshark, name)),
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=errors, env=tshark_env(config))
         assert proc.stdout is not None
         try:
@@ -287,6 +329,27 @@ class _Reader:
             self._tls(pkt, conn, tree)
         for tree in pkt.layers.get("http2", []):
             self._http2(pkt, conn, tree)
+        for tree in pkt.layers.get("socks", []):
+            self._socks(pkt, conn, tree)
+
+    # -- SOCKS -----------------------------------------------------------------------------
+    def _socks(self, pkt: _Packet, conn: _Conn, tree: dict[str, Any]) -> None:
+        from_client = conn.ref is None or (pkt.src, pkt.sport) == (conn.ref.client,
+                                                                   conn.ref.client_port)
+        try:
+            msg = tf.socks_message(tree, from_client)
+        except (ParseError, ValueError):
+            self._error("socks", pkt.number)
+            return
+        if isinstance(msg, SocksRequest) and conn.socks_request is None:
+            if conn.ref is None:
+                conn.ref = FlowRef("tcp", pkt.src, pkt.sport, pkt.dst, pkt.dport, self.name)
+            conn.socks_request, conn.socks_ts = msg, pkt.ts
+            conn.socks_frames = _segment_frames(pkt)
+        elif isinstance(msg, SocksReply) and conn.socks_request is not None \
+                and conn.socks_reply is None:
+            conn.socks_reply = msg
+            conn.socks_reply_frames = _segment_frames(pkt)
 
     @staticmethod
     def _after_tls(pkt: _Packet, proto: str) -> bool:
@@ -383,6 +446,7 @@ class _Reader:
             conn.requests.append((msg, pkt.ts, pkt.number))
             if msg.method == "CONNECT":
                 conn.tunnel_host = msg.host
+                conn.connect = True
             if msg.method == "CONNECT" or msg.absolute_form:
                 conn.proxied = True
         elif inside_tls:
@@ -422,6 +486,7 @@ class _Reader:
         evidence.dns.sort(key=lambda e: (e.ts, e.query_frame or 0))
         evidence.tls.sort(key=lambda e: (e.ts, e.frames[:1]))
         evidence.http.sort(key=lambda e: (e.ts, e.frames[:1]))
+        evidence.socks.sort(key=lambda e: (e.ts, e.frames[:1]))
         warnings = [f"{self.name}: {count} malformed {proto} message(s), first in frame "
                     f"{self.first_error[proto]}" for proto, count in self.errors.items()]
         if damage is not None:
@@ -443,7 +508,12 @@ class _Reader:
         ref = conn.ref
         if ref is None:
             return
-        hop = ProxyHop(ref.server, ref.server_port) if conn.proxied else None
+        hop = (ProxyHop(ref.server, ref.server_port, "http-connect" if conn.connect
+                        else "http-forward") if conn.proxied else None)
+        socks = conn.socks_request
+        if socks is not None:
+            hop = ProxyHop(ref.server, ref.server_port, socks.kind)
+            self._emit_socks(evidence, conn, ref, socks)
         for i, (req, ts, frame) in enumerate(conn.requests):
             resp, resp_frame = conn.responses[i] if i < len(conn.responses) else (None, None)
             evidence.http.append(HttpExchange(ts, ref, req, (frame,), resp,
@@ -457,12 +527,31 @@ class _Reader:
                                   hello_retry=conn.hello_retry,
                                   skipped_certificates=conn.skipped_certificates)
         inner = self._inner_exchanges(conn, ref)
-        tunnel = conn.tunnel_host is not None
+        tunnel_hop = (ProxyHop(ref.server, ref.server_port, "http-connect")
+                      if conn.tunnel_host is not None else None)
+        tunnel_host, tunnel_address = conn.tunnel_host, None
+        if socks is not None:
+            tunnel_hop, tunnel_host, tunnel_address = hop, socks.hostname, socks.address
         evidence.tls.append(TlsSession(
             conn.hello_ts, ref, conn.hello, conn.hello_frames, len(conn.hello_frames), server,
-            tuple(dict.fromkeys(conn.server_frames)),
-            ProxyHop(ref.server, ref.server_port) if tunnel else None,
-            conn.tunnel_host, conn.server_note, requests=inner))
+            tuple(dict.fromkeys(conn.server_frames)), tunnel_hop, tunnel_host, conn.server_note,
+            requests=inner, tunnel_address=tunnel_address))
+
+    @staticmethod
+    def _emit_socks(evidence: Evidence, conn: _Conn, ref: FlowRef, request: SocksRequest) -> None:
+        """The handshake; ``followed`` as the builtin engine decides it."""
+        reply = conn.socks_reply
+        followed = conn.hello is not None or bool(conn.requests)
+        note = None
+        if not followed:
+            if reply is None:
+                note = "no reply from the SOCKS proxy was seen"
+            elif not reply.granted:
+                note = f"the SOCKS proxy refused: {reply.reason}"
+            else:
+                note = "nothing was seen inside the tunnel"
+        evidence.socks.append(SocksExchange(conn.socks_ts, ref, request, conn.socks_frames,
+                                            reply, conn.socks_reply_frames, followed, note))
 
     @staticmethod
     def _inner_exchanges(conn: _Conn, ref: FlowRef) -> tuple[HttpExchange, ...]:

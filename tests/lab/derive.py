@@ -63,6 +63,8 @@ def operation_for(host: str, path: str, process: str | None) -> str | None:
         return "toolchain-download"
     if p.endswith("/sumdb/sum.golang.org/supported"):
         return "sumdb-supported"
+    if p == "/latest" or p.endswith("/sumdb/sum.golang.org/latest"):
+        return "sumdb-latest"
     if "/lookup/" in p:
         return "sumdb-lookup"
     if "/tile/" in p:
