@@ -70,7 +70,7 @@ def test_analyze_parquet(tmp_path: Path) -> None:
     assert table.schema.equals(PARQUET_SCHEMA, check_metadata=True)
     row = table.to_pylist()[0]
     assert (row["host"], row["layer"], row["http"]["method"]) == ("bro.org", "http", "GET")
-    assert row["via_proxy"] == {"address": "192.168.56.101", "port": 80}
+    assert row["via_proxy"] == {"address": "192.168.56.101", "port": 80, "kind": "http-forward"}
 
 
 def test_unreadable_capture_is_one_line(tmp_path: Path) -> None:
