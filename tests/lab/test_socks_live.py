@@ -3,6 +3,7 @@ give the same TLS and HTTP contacts, plus ``via_proxy``. Needs root and network 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,9 @@ from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 from .netlab import Lab
 from .scenarios import APP_GOMOD, LAB_MODULE, LAB_WATCH, _workdir
 
-pytestmark = pytest.mark.lab
+MISSING = [t for t in ("danted", "sshd", "ssh", "curl") if shutil.which(t) is None]
+pytestmark = [pytest.mark.lab,
+              pytest.mark.skipif(bool(MISSING), reason=f"not installed: {MISSING} (make sysdeps)")]
 WATCH = WatchList.build([*DEFAULT_HOSTS, *LAB_WATCH])
 
 
