@@ -10,9 +10,10 @@ each connection land on its ``TlsSession.requests``. The key log is only handed 
 preference: it is never copied anywhere.
 
 SOCKS: Wireshark's socks dissector follows a tunnel into TLS and HTTP, but it is bound to TCP
-port 1080 and has no heuristic. A first, light tshark pass finds the connections whose first
-client bytes are a SOCKS handshake (``analyzer.protocols.socks.looks_like_socks``, the builtin
-engine's test) and their server ports are "decoded as" socks in the main pass.
+port 1080 and has no heuristic. A first, light pass over the file (the capture reader and packet
+decoder only, no protocol parsing) finds the connections whose first client bytes are a SOCKS
+handshake (``analyzer.protocols.socks.looks_like_socks``) and their server ports are "decoded
+as" socks in tshark's pass, as a user would set "Decode As" in Wireshark.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ from .protocols.socks import SocksReply, SocksRequest, looks_like_socks
 from .protocols.tls import ClientHello, ServerFlight, ServerHello
 from .protocols.x509 import CertificateInfo
 from .report.files import open_private
-from .source.decode import Segment
+from .source.capture_file import ReadState, open_capture
+from .source.decode import TCP_ACK, TCP_SYN, Decoder, Segment
 from .tshark import fields as tf
 
 if TYPE_CHECKING:
@@ -54,9 +56,6 @@ DISPLAY_FILTER = ("dns or mdns or tls.handshake.type == 1 or tls.handshake.type 
                   " or socks.address_type or socks.username")
 # Only these protocols' trees are printed (-J): the rest of each packet is never serialised.
 PROTOCOLS = "frame ip ipv6 tcp udp dns mdns tls http http2 socks pkt_comment"
-# The first pass: each connection's first client segment when it may start a SOCKS handshake.
-SOCKS_SCAN_FILTER = ("tcp.seq == 1 and tcp.len >= 3 and tcp.len <= 600"
-                     " and (tcp.payload[0:1] == 04 or tcp.payload[0:1] == 05)")
 SOCKS_PORT = 1080  # the port Wireshark's socks dissector is registered on
 
 
@@ -161,22 +160,27 @@ def _tshark_argv(tshark: str, name: str, keylog: Path | None,
     return argv
 
 
-def socks_ports(tshark: str, name: str) -> tuple[int, ...]:
-    """Server ports, other than 1080, of connections that start with a SOCKS handshake."""
-    argv = [tshark, "-n", "-r", name, "-Y", SOCKS_SCAN_FILTER, "-T", "fields",
-            "-e", "tcp.dstport", "-e", "tcp.payload"]
-    with tempfile.TemporaryDirectory(prefix="proxytrace-tshark-") as config:
-        done = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,  # noqa: S603
-                              text=True, env=tshark_env(config), check=False)
-    ports = set()
-    for line in done.stdout.splitlines():
-        port, _, payload = line.partition("\t")
-        try:
-            first = bytes.fromhex(payload.replace(":", ""))
-        except ValueError:
-            continue
-        if port.isdigit() and int(port) != SOCKS_PORT and looks_like_socks(first):
-            ports.add(int(port))
+def socks_ports(name: str) -> tuple[int, ...]:
+    """Server ports, other than 1080, of connections whose first client segment (after a SYN)
+    is a SOCKS handshake. A capture that cannot be read gives none: tshark's pass reports it."""
+    ports: set[int] = set()
+    started: set[tuple[str, int, str, int]] = set()  # SYN seen, no payload yet
+    decoder = Decoder()
+    try:
+        with open(name, "rb") as fh:
+            for frame in open_capture(fh, ReadState(name)):
+                seg = decoder.decode(frame.number, frame.ts, frame.linktype, frame.data)
+                if seg is None or seg.transport != "tcp":
+                    continue
+                key = (seg.src, seg.sport, seg.dst, seg.dport)
+                if seg.flags & TCP_SYN and not seg.flags & TCP_ACK:
+                    started.add(key)
+                elif seg.payload and key in started:
+                    started.discard(key)
+                    if seg.dport != SOCKS_PORT and looks_like_socks(seg.payload):
+                        ports.add(seg.dport)
+    except (OSError, CaptureError):
+        return ()
     return tuple(sorted(ports))
 
 
@@ -197,7 +201,7 @@ def _packets(tshark: str, name: str, keylog: Path | None,
     with tempfile.TemporaryFile() as errors, \
             tempfile.TemporaryDirectory(prefix="proxytrace-tshark-") as config:
         proc = subprocess.Popen(  # noqa: S603 - argument list; the file name is one argument
-            _tshark_argv(tshark, name, keylog, socks_ports(tshark, name)),
+            _tshark_argv(tshark, name, keylog, socks_ports(name)),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=errors, env=tshark_env(config))
         assert proc.stdout is not None
