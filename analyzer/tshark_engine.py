@@ -517,6 +517,9 @@ class _Reader:
         socks = conn.socks_request
         if socks is not None:
             hop = ProxyHop(ref.server, ref.server_port, socks.kind)
+            if conn.socks_reply is not None and not conn.socks_reply.granted:
+                # bytes a client sent before the answer went no further than the proxy
+                conn.hello, conn.requests = None, []
             self._emit_socks(evidence, conn, ref, socks)
         for i, (req, ts, frame) in enumerate(conn.requests):
             resp, resp_frame = conn.responses[i] if i < len(conn.responses) else (None, None)
