@@ -38,8 +38,9 @@ def test_openssl_sends_odd_alpn(lab: Lab, tmp_path: Path) -> None:
             argv = ["openssl", "s_client", "-connect", "proxy.golang.org:443", "-servername",
                     "proxy.golang.org", "-alpn",
                     (value + b",http/1.1").decode("utf-8", "surrogateescape")]
-            subprocess.run(lab.client_cmd(argv), env=lab.client_env(), stdin=subprocess.DEVNULL,  # noqa: S603
-                           capture_output=True, timeout=30, check=False, cwd=lab.tmp)
+            subprocess.run(lab.client_cmd(argv), env=lab.client_env(),  # noqa: S603 - a list
+                           stdin=subprocess.DEVNULL, capture_output=True, timeout=30,
+                           check=False, cwd=lab.tmp)
     watch = WatchList.build(["proxy.golang.org"])
     for engine in ("builtin", *(["tshark"] if shutil.which("tshark") else [])):
         report = analyze_files([capture], AnalyzeOptions(watch=watch, engine=engine))
