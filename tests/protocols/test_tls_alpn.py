@@ -16,9 +16,9 @@ in each comment). FoxIO's author confirmed the specification is the rule (FoxIO-
 #178), but FoxIO's own command-line tools do not follow it yet: python/ja4.py and the Rust ja4
 replace a non-ASCII character with ``9`` and keep other characters as they are (issue #326,
 open), reading the value as text from tshark, so they cannot serve as the reference for these
-cases. Wireshark 4.2+ (``tls.handshake.ja4``) keeps a printable non-alphanumeric character such
-as a space as it is (pull request #277, Wireshark issue 20966); s2n-tls follows the
-specification.
+cases. Wireshark 4.2+ (``tls.handshake.ja4``) is reported to keep a printable non-alphanumeric
+character such as a space as it is (pull request #277, Wireshark issue 20966); s2n-tls follows
+the specification.
 """
 
 from __future__ import annotations
