@@ -13,7 +13,6 @@ from pathlib import Path
 import pytest
 
 from analyzer.pipeline import AnalyzeOptions, analyze_files
-from analyzer.watchlist import WatchList
 
 from .netlab import Lab
 
@@ -52,7 +51,7 @@ def test_curl_odd_request_lines(lab: Lab, tmp_path: Path) -> None:
             res = lab.run_client(["curl", "-sv", "-o", "/dev/null", *args, URL])
             assert res.returncode == 0, res.stderr
             sent.append(_sent(res.stderr))
-    report = analyze_files([capture], AnalyzeOptions(watch=WatchList.build(["proxy.golang.org"])))
+    report = analyze_files([capture], AnalyzeOptions())  # the Go hosts are watched
     http = sorted((c for c in report.contacts if c.layer == "http"), key=lambda c: c.ts)
     assert len(http) == len(CASES)
     for contact, (args, method, path, notes), (line, host) in zip(http, CASES, sent, strict=True):
@@ -65,7 +64,7 @@ def test_curl_odd_request_lines(lab: Lab, tmp_path: Path) -> None:
     if shutil.which("tshark") is not None:
         # Wireshark's HTTP dissector does not take a lower-case method for HTTP
         # (tests/tshark/test_http_odd_lines.py); the other requests it reads the same way.
-        opts = AnalyzeOptions(watch=WatchList.build(["proxy.golang.org"]), engine="tshark")
+        opts = AnalyzeOptions(engine="tshark")
         seen = sorted((c.http.method, c.http.path) for c in analyze_files([capture], opts).contacts
                       if c.layer == "http" and c.http is not None)
         assert seen == sorted((m, p) for _a, m, p, _n in CASES if m != "get")
