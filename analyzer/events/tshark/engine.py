@@ -161,9 +161,10 @@ def _reread_alpn(tshark: str, path: str, keylog: Path | None, reader: _Reader,
         problems: list[str] = []
         for pkt in _packets(tshark, path, keylog, problems, argv=argv):
             reader.reread_hello(pkt)
-        if problems and not reader.warnings:
-            reader.warnings.append(f"{reader.name}: ALPN names that are not plain ASCII were not "
-                                   f"read again with their raw bytes ({problems[0]})")
+    if reader.inexact_alpn:
+        reader.warnings.append(f"{reader.name}: {len(reader.inexact_alpn)} ClientHello(s) with "
+                               "ALPN names that are not plain ASCII could not be read again with "
+                               "their raw bytes; their ALPN and JA4 may be wrong")
 
 
 def _tshark_argv(tshark: str, name: str, keylog: Path | None,
@@ -479,6 +480,7 @@ class _Reader:
                             conn.hello = tf.client_hello(hs)
                         except ParseError:
                             self._error("tls", pkt.number)
+                        del self.inexact_alpn[pkt.number]
                         return
 
     # -- HTTP ------------------------------------------------------------------------------
