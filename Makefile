@@ -8,8 +8,8 @@ DEMO_CAPTURE ?= captures/mixed.pcapng
 # The lab answers every name with private addresses and uses its own CA: tell the analyzer so.
 DEMO_FLAGS ?= --expect captures/lab-expect.toml --watch goproxy.example --watch vanity.example
 # Debian packages the tests and the lab use.
-APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs valgrind
-APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node valgrind
+APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs valgrind time
+APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node valgrind /usr/bin/time
 
 .PHONY: install sysdeps demo test test-fast lint typecheck bench lab filters clean
 
