@@ -165,13 +165,19 @@ def settings_mirror(lab: Lab, run: Run) -> None:
 
 
 def vulncheck(lab: Lab, run: Run) -> None:
-    """c: gopls's vulncheck (setting "Imports", then the run_govulncheck command) and
-    ``govulncheck ./...``, against the lab's vuln.go.dev (GOVULNDB unset)."""
+    """c: gopls's vulncheck (setting "Imports", then the run_govulncheck command), against the
+    lab's vuln.go.dev (GOVULNDB unset)."""
     run_editor(lab, run, "gopls", settings={"vulncheck": "Imports"},
                steps=[*_OPEN, {"settle": 5, "timeout": 90},
                       {"command": "gopls.run_govulncheck",
                        "arguments": [{"URI": "$ROOT_URI/go.mod", "Pattern": "./..."}], "timeout": 120},
-                      {"settle": 5, "timeout": 120}])
+                      {"settle": 5, "timeout": 120},
+                      # What the editor would offer on the finding (listed, not applied).
+                      {"code_actions": "go.mod", "kind": "quickfix", "timeout": 60}])
+
+
+def govulncheck(lab: Lab, run: Run) -> None:
+    """c, from the command line: ``govulncheck ./...`` in the same workspace."""
     run_traced(lab, run, "govulncheck", [str(LAB_TOOLS_BIN / "govulncheck"), "./..."], "govulncheck")
 
 

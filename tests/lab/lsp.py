@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
@@ -150,7 +151,7 @@ class GoplsSession:
         for change in edit.document_changes or []:
             if not isinstance(change, types.TextDocumentEdit):
                 continue
-            path = Path(change.text_document.uri.removeprefix("file://"))
+            path = Path(unquote(urlsplit(change.text_document.uri).path))
             text = path.read_text() if path.exists() else ""
             for e in sorted(change.edits, key=lambda e: (e.range.start.line, e.range.start.character),
                             reverse=True):
@@ -276,10 +277,12 @@ def _splice(text: str, rng: types.Range, new: str) -> str:
     return text[:offset(rng.start)] + new + text[offset(rng.end):]
 
 
-async def drive(spec: dict[str, Any]) -> dict[str, Any]:
+async def drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
+    """Run the spec's steps, filling ``result`` as it goes (so a caller that gives up on the
+    deadline still has everything up to there)."""
     root = Path(spec["root"])
     session = GoplsSession(spec["gopls"], root, spec.get("settings", {}))
-    result: dict[str, Any] = {"ok": False, "steps": []}
+    result.update(ok=False, steps=[])
     default = float(spec.get("timeout", 60))
     try:
         await session.start(default)
@@ -308,14 +311,19 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         result["stop"] = await session.stop(10)
         result["events"] = session.log.events
         result["diagnostics"] = session.log.diagnostics
-    return result
 
 
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
-    result = asyncio.run(asyncio.wait_for(drive(spec), float(spec.get("deadline", 300))))
+    result: dict[str, Any] = {}
+    try:
+        # On the deadline drive() is cancelled, and its finally still stops gopls.
+        asyncio.run(asyncio.wait_for(drive(spec, result), float(spec.get("deadline", 300))))
+    except TimeoutError:
+        result["ok"] = False
+        result["error"] = f"deadline of {spec.get('deadline', 300)} s passed"
     Path(argv[1]).write_text(json.dumps(result, indent=1, default=str) + "\n")
-    return 0 if result["ok"] else 1
+    return 0 if result.get("ok") else 1
 
 
 if __name__ == "__main__":
