@@ -10,7 +10,7 @@ started are stopped by pid in a ``finally``.
 SPEC: {"gopls": [argv...], "root": DIR, "settings": {...}, "timeout": S,
        "steps": [{"open": "main.go"} | {"settle": S} | {"diagnostics": "go.mod", "timeout": S}
                  | {"command": NAME, "arguments": [...], "timeout": S}
-                 | {"code_actions": "go.mod", "kind": "quickfix", "run_titled": PREFIX}]}
+                 | {"code_actions": "go.mod", "kind": "quickfix"}]}
 File names in steps are relative to root; "$ROOT_URI/..." in command arguments becomes a file URI.
 """
 
@@ -226,8 +226,8 @@ class GoplsSession:
         self.log.add("command", {"command": name, "arguments": args, "result": out})
         return out
 
-    async def code_actions(self, rel: str, kind: str | None, run_titled: str | None,
-                           timeout: float) -> list[str]:
+    async def code_actions(self, rel: str, kind: str | None, timeout: float) -> list[str]:
+        """The code actions offered over the whole file, with its diagnostics (titles)."""
         uri = self.uri(rel)
         diags = self.log.diagnostics.get(uri, [])
         conv = self.client.protocol._converter
@@ -242,12 +242,6 @@ class GoplsSession:
         actions = await asyncio.wait_for(self.client.text_document_code_action_async(params), timeout)
         titles = [a.title for a in actions or []]
         self.log.add("codeActions", {"uri": uri, "titles": titles})
-        for action in actions or []:
-            if run_titled and action.title.startswith(run_titled):
-                cmd = action.command if isinstance(action, types.CodeAction) else action
-                if isinstance(cmd, types.Command):
-                    await self.command(cmd.command, list(cmd.arguments or []), timeout)
-                break
         return titles
 
     async def stop(self, timeout: float) -> dict[str, Any]:
@@ -299,8 +293,7 @@ async def drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
             elif "command" in step:
                 done = await session.command(step["command"], step.get("arguments", []), t)
             elif "code_actions" in step:
-                done = await session.code_actions(step["code_actions"], step.get("kind"),
-                                                  step.get("run_titled"), t)
+                done = await session.code_actions(step["code_actions"], step.get("kind"), t)
             else:
                 raise ValueError(f"unknown step {step}")
             result["steps"].append({"step": step, "result": done})

@@ -436,3 +436,25 @@ def test_ancestors_env_and_causes_equal_ground_truth(name: str) -> None:
     if name in ("editor-vulncheck", "govulncheck"):
         assert checked["GOVULNDB unset"] == len([e for e in m["expected"] if e["host"] == "vuln.go.dev"])
     assert checked
+
+
+@pytest.mark.lab
+def test_live_host_go_is_named_the_go_command(tmp_path: Path) -> None:
+    """The installed go1.26.8, recorded afresh: its JA4 is the one measured, its User-Agent
+    Go-http-client/1.1, and the analyzer (with the key log) names every contact the go command."""
+    reason = lab_unavailable_reason() or tools_missing()
+    if reason:
+        pytest.skip(reason)
+    from .record import record
+
+    m = record("host-go", tmp_path, annotate=False)
+    assert [s["returncode"] for s in m["steps"]] == [0]
+    assert {r["user_agent"] for r in m["server_log"] if r.get("event") == "request"} == {
+        "Go-http-client/1.1"}
+    watch = WatchList.build([*DEFAULT_HOSTS, *m["watch"]])
+    options = AnalyzeOptions(watch=watch, expect_path=EXPECT, engine="tshark",
+                             keylog=tmp_path / "host-go.keylog")
+    tls = [c for c in analyze_files([tmp_path / "host-go.pcapng"], options).contacts if c.layer == "tls"]
+    assert len(tls) == len([e for e in m["expected"] if e["layer"] == "tls"])
+    assert {c.tls.ja4 for c in tls} == {GO126_JA4}
+    assert {c.client for c in tls} == {"go-command"}
