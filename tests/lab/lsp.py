@@ -8,7 +8,9 @@ messages, progress, command results) to OUT.json. Every wait is bounded; gopls a
 started are stopped by pid in a ``finally``.
 
 SPEC: {"gopls": [argv...], "root": DIR, "settings": {...}, "timeout": S,
-       "steps": [{"open": "main.go"} | {"settle": S} | {"diagnostics": "go.mod", "timeout": S}
+       "answers": [[PROMPT_PREFIX, ACTION_TITLE]...],
+       "steps": [{"open": "main.go"} | {"save": "go.mod"} | {"settle": S}
+                 | {"diagnostics": "go.mod", "timeout": S}
                  | {"command": NAME, "arguments": [...], "timeout": S}
                  | {"code_actions": "go.mod", "kind": "quickfix"}]}
 File names in steps are relative to root; "$ROOT_URI/..." in command arguments becomes a file URI.
@@ -81,10 +83,12 @@ def _plain(converter: Any, obj: Any) -> Any:
 
 
 class GoplsSession:
-    def __init__(self, argv: list[str], root: Path, settings: dict[str, Any]) -> None:
+    def __init__(self, argv: list[str], root: Path, settings: dict[str, Any],
+                 answers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
         self.argv = argv
         self.root = root
         self.settings = settings
+        self.answers = list(answers)  # (prompt prefix, action title)
         self.client = LanguageClient(CLIENT_NAME, "1")
         self.log = Transcript()
         self.pid: int | None = None
@@ -120,12 +124,15 @@ class GoplsSession:
             log.add("logMessage", {"type": int(params.type), "message": params.message[:2000]})
 
         @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
-        def ask(params: types.ShowMessageRequestParams) -> None:
-            # The editor user dismisses prompts (gopls's vulncheck prompt included): no answer
-            # picks no action, as closing the notification does.
-            log.add("showMessageRequest", {"message": params.message,
-                                           "actions": [a.title for a in params.actions or []]})
-            return None
+        def ask(params: types.ShowMessageRequestParams) -> types.MessageActionItem | None:
+            # The user picks the spec's answer for a prompt starting with a given text, and
+            # dismisses the others (no answer, as closing the notification does).
+            titles = [a.title for a in params.actions or []]
+            answer = next((title for prefix, title in self.answers
+                           if params.message.startswith(prefix) and title in titles), None)
+            log.add("showMessageRequest", {"message": params.message, "actions": titles,
+                                           "answer": answer})
+            return types.MessageActionItem(title=answer) if answer else None
 
         @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
         def progress_create(params: types.WorkDoneProgressCreateParams) -> None:
@@ -195,6 +202,12 @@ class GoplsSession:
             text_document=types.TextDocumentItem(uri=path.as_uri(), language_id=language, version=1,
                                                  text=path.read_text())))
         self.log.add("didOpen", {"uri": path.as_uri()})
+
+    def save(self, rel: str) -> None:
+        path = self.root / rel
+        self.client.text_document_did_save(types.DidSaveTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=path.as_uri()), text=path.read_text()))
+        self.log.add("didSave", {"uri": path.as_uri()})
 
     async def settle(self, quiet: float, timeout: float) -> bool:
         """Wait until the server has said nothing for ``quiet`` seconds (at most ``timeout``)."""
@@ -275,7 +288,8 @@ async def drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
     """Run the spec's steps, filling ``result`` as it goes (so a caller that gives up on the
     deadline still has everything up to there)."""
     root = Path(spec["root"])
-    session = GoplsSession(spec["gopls"], root, spec.get("settings", {}))
+    session = GoplsSession(spec["gopls"], root, spec.get("settings", {}),
+                           [tuple(a) for a in spec.get("answers", [])])
     result.update(ok=False, steps=[])
     default = float(spec.get("timeout", 60))
     try:
@@ -286,6 +300,9 @@ async def drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
             if "open" in step:
                 session.open(step["open"])
                 done: Any = True
+            elif "save" in step:
+                session.save(step["save"])
+                done = True
             elif "settle" in step:
                 done = await session.settle(float(step["settle"]), t)
             elif "diagnostics" in step:
@@ -302,6 +319,7 @@ async def drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
         result["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         result["stop"] = await session.stop(10)
+        result["started"] = session.log.start  # event times are seconds after this
         result["events"] = session.log.events
         result["diagnostics"] = session.log.diagnostics
 

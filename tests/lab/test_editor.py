@@ -227,6 +227,25 @@ def test_vulncheck_contacts_are_vuln_db_by_gopls_and_govulncheck() -> None:
     assert LAB_VULN_ID in step["stdout_tail"] and step["returncode"] == 3  # 3: vulnerabilities found
 
 
+def test_default_vulncheck_prompt_on_save_then_vuln_db() -> None:
+    """c, default settings: saving go.mod makes gopls ask "Dependencies changed ... Run govulncheck
+    ...?"; after Yes, a `gopls vulncheck` child reads vuln.go.dev. Nothing reached vuln.go.dev
+    before the answer."""
+    m = _manifest("editor-vulncheck-prompt")
+    events = m["editor"]["gopls"]["events"]
+    prompts = [e for e in events if e["kind"] == "showMessageRequest"]
+    assert prompts and prompts[0]["payload"]["message"].startswith("Dependencies changed in")
+    assert prompts[0]["payload"]["actions"] == ["Yes", "No", "Always", "Never"]
+    assert prompts[0]["payload"]["answer"] == "Yes"
+    assert m["editor"]["gopls"]["settings"] == {}
+    vuln = [e for e in m["expected"] if e["host"] == "vuln.go.dev"]
+    assert vuln and {(e["process"], e["process_argv"][1], tuple(e["ancestors"][:2])) for e in vuln} == {
+        ("gopls", "vulncheck", ("gopls", "python"))}
+    answered = m["editor"]["gopls"]["started"] + prompts[0]["t"]
+    # dnsmasq logs whole seconds; the server's log is precise.
+    assert all(e["ts"] >= (answered if e["layer"] == "tls" else int(answered)) for e in vuln)
+
+
 def test_telemetry_on_downloads_the_config_through_the_go_command() -> None:
     """d: with telemetry mode "on" and the day's upload token free, gopls starts
     `gopls ** telemetry **`, which runs `go mod download -json golang.org/x/telemetry/config@latest`
@@ -290,7 +309,7 @@ def test_analyzer_names_go126_contacts_by_what_they_ask() -> None:
 
 
 EDITOR_SCENARIOS = ["editor-gosum-missing", "editor-settings-mirror", "editor-vulncheck",
-                    "govulncheck", "editor-telemetry-on", "host-go"]
+                    "editor-vulncheck-prompt", "govulncheck", "editor-telemetry-on", "host-go"]
 
 
 @pytest.mark.parametrize("name", EDITOR_SCENARIOS)
@@ -433,7 +452,7 @@ def test_ancestors_env_and_causes_equal_ground_truth(name: str) -> None:
         assert checked["GOPROXY set by gopls"] == len(m["expected"])      # gopls's GOPROXY=off
     if name == "editor-settings-mirror":
         assert checked["GOPROXY set by gopls"] == len(m["expected"])      # the editor's setting
-    if name in ("editor-vulncheck", "govulncheck"):
+    if name in ("editor-vulncheck", "editor-vulncheck-prompt", "govulncheck"):
         assert checked["GOVULNDB unset"] == len([e for e in m["expected"] if e["host"] == "vuln.go.dev"])
     assert checked
 
