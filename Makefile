@@ -8,8 +8,8 @@ DEMO_CAPTURE ?= captures/mixed.pcapng
 # The lab answers every name with private addresses and uses its own CA: tell the analyzer so.
 DEMO_FLAGS ?= --expect captures/lab-expect.toml --watch goproxy.example --watch vanity.example
 # Debian packages the tests and the lab use.
-APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs dante-server openssh-server openssh-client
-APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node danted sshd ssh
+APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs dante-server openssh-server openssh-client valgrind
+APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node danted sshd ssh valgrind
 
 # Real Go tools for the lab (gopls, govulncheck), built at pinned versions with the installed Go.
 HOST_GO ?= /usr/local/go/bin/go
@@ -29,7 +29,10 @@ $(BIN)/proxytrace: pyproject.toml analyzer/events/builtin/_fastloop.c
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# Bytecode compiled ahead (as an installed wheel has it): with PYTHONDONTWRITEBYTECODE set, an
+# editable install would otherwise compile every module at every start (about 50 ms).
 install: $(BIN)/proxytrace
+	@$(PY) -m compileall -q analyzer >/dev/null
 
 # Installs missing system tools with apt when running as root; otherwise lists what is missing.
 sysdeps:

@@ -9,8 +9,10 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
-# a git worktree lives elsewhere than the checkout: PROXYTRACE_SHARED_CAPTURES points at them
-SHARED_CAPTURES = Path(os.environ.get("PROXYTRACE_SHARED_CAPTURES", ROOT.parent / "shared" / "captures"))
+# The public captures sit beside the checkout (../shared/captures); a checkout elsewhere (a
+# second worktree) names them with PROXYTRACE_SHARED_CAPTURES.
+SHARED_CAPTURES = Path(os.environ.get("PROXYTRACE_SHARED_CAPTURES")
+                       or ROOT.parent / "shared" / "captures")
 
 
 @pytest.fixture

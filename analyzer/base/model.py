@@ -229,6 +229,26 @@ class Contact:
         }
 
 
+_CONTACT_FIELDS = tuple(Contact.__dataclass_fields__)
+_new, _set = object.__new__, object.__setattr__
+
+
+def replace_contact(contact: Contact, **changes: Any) -> Contact:
+    """``dataclasses.replace(contact, **changes)`` at a third of the cost (it builds a keyword
+    dict of every field and runs the frozen ``__init__``): the findings stage copies thousands
+    of contacts on a big capture. Contact has no ``__post_init__`` to skip."""
+    unknown = changes.keys() - _CONTACT_FIELDS_SET
+    if unknown:
+        raise TypeError(f"Contact has no field {sorted(unknown)[0]!r}")
+    new = _new(Contact)
+    for name in _CONTACT_FIELDS:
+        _set(new, name, changes[name] if name in changes else getattr(contact, name))
+    return new
+
+
+_CONTACT_FIELDS_SET = frozenset(_CONTACT_FIELDS)
+
+
 def _plain(obj: Any) -> dict[str, Any] | None:
     # The per-layer records hold only scalars and tuples of scalars, so one level is enough;
     # dataclasses.asdict's recursive deep copy was a tenth of a big report's run time.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import click
@@ -36,6 +37,10 @@ def command(captures: tuple[str, ...], watch: tuple[str, ...], watch_file: Path 
     Exit status: 0 when every capture was read whole; 3 when a capture could not be read or
     ended in damage (the report still holds everything before it, with a warning).
     """
+    # An offline run ends when its captures do, and what it builds (events, contacts) is acyclic
+    # and freed by reference counting: the cyclic collector would only re-walk the growing heap
+    # (7 of 18 s of CPU on 20 million packets; 64 cyclic objects left to collect on 1 million).
+    gc.disable()
     opts = analyze_options(watch, watch_file, all_hosts, expect_path, no_redact, engine, keylog,
                            config_from, quiet=quiet,
                            workers=workers if workers is not None else default_workers())

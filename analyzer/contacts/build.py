@@ -200,7 +200,11 @@ def _http_url(ex: HttpExchange) -> str:
         return req.target
     if "://" in req.target[:12]:
         return req.target
-    return f"http://{req.header('host') or ex.flow.server}{req.target}"
+    authority = req.header("host") or (req.target if req.authority_form else ex.flow.server)
+    if not req.target.startswith("/"):
+        # asterisk-form, authority-form or no target: the URL has no path (RFC 9112 3.3)
+        return f"http://{authority}"
+    return f"http://{authority}{req.target}"
 
 
 def http_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> list[Contact]:
@@ -230,7 +234,8 @@ def http_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> 
             sport=ex.flow.client_port, dst=ex.flow.server, dport=ex.flow.server_port,
             flow_id=ex.flow.flow_id, frames=ex.frames + ex.response_frames,
             capture=ex.flow.capture, client=client, client_evidence=client_evidence,
-            http=info, via_proxy=ex.via_proxy, operation=operation, url=url, notes=tuple(notes)))
+            http=info, via_proxy=ex.via_proxy, operation=operation, url=url,
+            notes=tuple(notes) + req.unusual))
     return out
 
 

@@ -55,12 +55,26 @@ class Segment:
 _IPV4_HEADER = struct.Struct("!BxH2xHxB2x4s4s")
 
 
+_IPV4_NAMES_MAX = 4096
+
+
 class Decoder:
     """Stateful only for IPv4 fragment reassembly; everything else is per packet."""
 
     def __init__(self) -> None:
         self.fragments = Ipv4Reassembler()
         self.skipped: dict[str, int] = {}
+        # IPv4 address text by its 4 bytes: a capture's packets come from few addresses, so one
+        # string each (less memory in the events) and no inet_ntoa per packet; bounded, since a
+        # hostile capture can hold any number of addresses.
+        self._ipv4_text: dict[bytes, str] = {}
+
+    def _ipv4_name(self, packed: bytes) -> str:
+        names = self._ipv4_text
+        if len(names) >= _IPV4_NAMES_MAX:
+            names.clear()
+        text = names[packed] = socket.inet_ntoa(packed)
+        return text
 
     def _skip(self, why: str) -> None:
         self.skipped[why] = self.skipped.get(why, 0) + 1
@@ -154,8 +168,9 @@ class Decoder:
             self._skip("bad IPv4 header")
             return None
         end = min(off + total, len(pkt))  # drop Ethernet padding
-        src = socket.inet_ntoa(src_b)
-        dst = socket.inet_ntoa(dst_b)
+        names = self._ipv4_text
+        src = names.get(src_b) or self._ipv4_name(src_b)
+        dst = names.get(dst_b) or self._ipv4_name(dst_b)
         more, offset = frag & 0x2000, (frag & 0x1FFF) * 8
         if more or offset:
             ident = (pkt[off + 4] << 8) | pkt[off + 5]

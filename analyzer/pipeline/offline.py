@@ -8,11 +8,11 @@ this one only wires them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from ..base.model import CaptureStats, Contact, ProcessInfo
+from ..base.model import CaptureStats, Contact, ProcessInfo, replace_contact
 from ..contacts.build import build_contacts
 from ..events.records import Evidence, FlowRef, ProgressFn
 from .options import AnalyzeOptions
@@ -92,7 +92,7 @@ def attribute(contacts: list[Contact], evidence: Evidence,
             proc = attributor.process_for(flow, c.ts)
         if proc is None:
             proc = evidence.flow_processes.get(c.flow_id)
-        out.append(replace(c, process=proc) if proc is not None else c)
+        out.append(replace_contact(c, process=proc) if proc is not None else c)
     return out
 
 
@@ -109,7 +109,7 @@ def _redact_processes(contacts: list[Contact]) -> list[Contact]:
         key = id(c.process)
         if key not in cache:
             cache[key] = redact_process(c.process)
-        out.append(replace(c, process=cache[key]))
+        out.append(replace_contact(c, process=cache[key]))
     return out
 
 

@@ -59,9 +59,18 @@ def read_all(paths: Sequence[str | Path], opts: AnalyzeOptions,
     # fork keeps start-up cheap (the parent's imports are shared); elsewhere the default.
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else None)
+    # When every capture has a CPU, the parent reads the first one itself while the workers read
+    # the rest: one worker fewer to start, and one capture's evidence not pickled and unpickled
+    # (about 0.3 s of 1.0 s for a 1M-packet capture).
+    own = 1 if len(paths) <= workers else 0
     results = []
-    with ctx.Pool(workers) as pool:
-        for i, ev in enumerate(pool.imap(_read_one, [(p, opts) for p in paths])):
+    with ctx.Pool(workers - own) as pool:
+        pending = pool.imap(_read_one, [(p, opts) for p in paths[own:]])
+        if own:
+            results.append(read_evidence(paths[0], opts.engine, opts.keylog, progress))
+            if on_file is not None:
+                on_file(1, len(paths))
+        for i, ev in enumerate(pending, start=own):
             results.append(ev)
             if progress is not None:
                 st = ev.stats[-1] if ev.stats else None

@@ -470,7 +470,7 @@ class Engine:
             frames = index.frames(base + msg.offset, end) or (chunk.frame,)
             if isinstance(msg, httpp.HttpRequest):
                 http.requests.append((msg, ts, frames))
-                http.server.note_request_method(msg.method)
+                http.server.note_request_method(msg.method, http09=msg.version == "HTTP/0.9")
             else:
                 http.responses.append((msg, frames))
         if parser.tunnel and from_client and flow.tunnel is None and http.requests:

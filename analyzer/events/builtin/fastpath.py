@@ -71,19 +71,29 @@ _IPV6_KEEP = frozenset({IPPROTO_TCP, IPPROTO_UDP, IPV6_FRAGMENT, *IPV6_EXT_HEADE
 ScanFn = Callable[..., tuple[int, int, bool]]
 
 
-def _load_scan() -> ScanFn | None:
-    """The C record loop, or None: not built, or the pure-Python loop was asked for."""
+def _load_scan() -> tuple[ScanFn | None, Callable[[], Any] | None]:
+    """The C record loop and its index type, or None: not built, or the pure-Python loop was
+    asked for."""
     if os.environ.get("PROXYTRACE_PURE_PYTHON", "") not in ("", "0"):
-        return None
+        return None, None
     try:
-        from ._fastloop import scan
+        from ._fastloop import FlowIndex, scan
     except ImportError:
-        return None
-    return scan  # type: ignore[no-any-return]
+        return None, None
+    return scan, FlowIndex
 
 
-# Module attribute so tests can switch the C loop off (None) in-process.
-SCAN: ScanFn | None = _load_scan()
+# Module attributes so tests can switch the C loop off (None) in-process.
+SCAN, FLOW_INDEX = _load_scan()
+
+
+def new_index() -> Any:
+    """An empty skip or live index: the C loop's FlowIndex (a hash table it reads without
+    building a key object per packet; to Python, a mapping of bytes keys) when the C loop is on,
+    else a dict."""
+    if SCAN is not None and FLOW_INDEX is not None:
+        return FLOW_INDEX()
+    return {}
 
 SlowFn = Callable[[RawFrame], None]
 PlainFn = Callable[[int, float, int, bytes, int], None]
@@ -178,7 +188,8 @@ def run(fh: BinaryIO, state: ReadState, engine: Engine, slow: SlowFn,
     ``plain(number, ts, linktype, data, wire_len)``, when given, takes the slow path's classic pcap records
     of the link types in LAYOUTS instead of ``slow``: such a record carries no comment or
     process, so it needs no RawFrame (``slow(RawFrame(...))`` must do the same with it)."""
-    engine.skip_index = {}
+    engine.skip_index = new_index()
+    engine.live_index = new_index()
     magic = fh.read(4)
     if magic in PCAP_MAGICS:
         if plain is None:

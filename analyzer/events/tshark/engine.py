@@ -113,6 +113,8 @@ def _read(tshark: str, path: str, name: str, keylog: Path | None) -> Evidence:
     problems: list[str] = []
     for pkt in _packets(tshark, path, keylog, problems):
         reader.packet(pkt)
+    if reader.inexact_alpn:
+        _reread_alpn(tshark, path, keylog, reader)
     if problems:
         problem = problems[0].replace(f'"{path}"', "").replace(path, name).replace("  ", " ")
         problem = problem.removeprefix("tshark: ").strip()
@@ -123,20 +125,44 @@ def _read(tshark: str, path: str, name: str, keylog: Path | None) -> Evidence:
     return reader.finish(path)
 
 
-def _tshark_argv(tshark: str, name: str, keylog: Path | None) -> list[str]:
+# ClientHello frames read again with raw bytes per pass (a display filter of this many numbers)
+REREAD_BATCH = 500
+
+
+def _reread_alpn(tshark: str, path: str, keylog: Path | None, reader: _Reader) -> None:
+    """ClientHellos whose ALPN names tshark's text cannot carry exactly (bytes above 0x7f, a NUL,
+    an empty name) are read again from the same frames with their raw bytes (``-x``), which
+    triples tshark's output, so only for those frames, which are rare."""
+    frames = sorted(reader.inexact_alpn)
+    for start in range(0, len(frames), REREAD_BATCH):
+        wanted = ",".join(str(f) for f in frames[start:start + REREAD_BATCH])
+        argv = _tshark_argv(tshark, path, keylog, display_filter=f"frame.number in {{{wanted}}}",
+                            raw=True)
+        problems: list[str] = []
+        for pkt in _packets(tshark, path, keylog, problems, argv=argv):
+            reader.reread_hello(pkt)
+        if problems and not reader.warnings:
+            reader.warnings.append(f"{reader.name}: ALPN names that are not plain ASCII were not "
+                                   f"read again with their raw bytes ({problems[0]})")
+
+
+def _tshark_argv(tshark: str, name: str, keylog: Path | None, *,
+                 display_filter: str = DISPLAY_FILTER, raw: bool = False) -> list[str]:
     # Out-of-order segments (a capture whose packets were written slightly out of time order,
     # as eBPF capturers do) are reassembled instead of being dismissed as retransmissions.
     prefs = {"tcp.desegment_tcp_streams": "TRUE", "tcp.reassemble_out_of_order": "TRUE"}
     if keylog is not None:
         prefs["tls.keylog_file"] = os.fspath(Path(keylog).resolve())
-    argv = [tshark, "-n", "-r", name, "-Y", DISPLAY_FILTER, "-T", "json", "-J", PROTOCOLS]
+    argv = [tshark, "-n", "-r", name, "-Y", display_filter, "-T", "json", "-J", PROTOCOLS]
+    if raw:
+        argv.append("-x")
     for key, value in prefs.items():
         argv += ["-o", f"{key}:{value}"]
     return argv
 
 
-def _packets(tshark: str, name: str, keylog: Path | None,
-             problems: list[str]) -> Iterator[_Packet]:
+def _packets(tshark: str, name: str, keylog: Path | None, problems: list[str],
+             argv: list[str] | None = None) -> Iterator[_Packet]:
     """Dissected packets; tshark's complaint about the file, if any, goes to ``problems``.
 
     tshark runs here with the arguments pyshark's ``FileCapture(use_json=True)`` would give it,
@@ -152,12 +178,18 @@ def _packets(tshark: str, name: str, keylog: Path | None,
     with tempfile.TemporaryFile() as errors, \
             tempfile.TemporaryDirectory(prefix="proxytrace-tshark-") as config:
         proc = subprocess.Popen(  # noqa: S603 - argument list; the file name is one argument
-            _tshark_argv(tshark, name, keylog), stdin=subprocess.DEVNULL,
+            argv or _tshark_argv(tshark, name, keylog), stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=errors, env=tshark_env(config))
         assert proc.stdout is not None
         try:
             for raw in _json_packets(proc.stdout):
-                yield _packet(packet_from_json_packet(raw))
+                try:
+                    parsed = packet_from_json_packet(raw)
+                except UnicodeDecodeError:
+                    # tshark copies text from the capture (a pcapng comment...) into its JSON
+                    # byte for byte, so a damaged one is not UTF-8
+                    parsed = packet_from_json_packet(raw.decode("utf-8", "replace").encode())
+                yield _packet(parsed)
         finally:
             proc.stdout.close()
             if proc.poll() is None:
@@ -251,6 +283,9 @@ class _Reader:
         self.first_error: dict[str, int] = {}
         self.processes: dict[str, ProcessInfo] = {}
         self.pending_comments: list[tuple[_Packet, ProcessInfo]] = []
+        # frame -> tcp.stream of ClientHellos whose ALPN names need their raw bytes
+        self.inexact_alpn: dict[int, int] = {}
+        self.warnings: list[str] = []
         try:
             from ...source.process_comments import process_from_comments
             self._comments: Any = process_from_comments
@@ -341,6 +376,8 @@ class _Reader:
             if conn.hello is not None:
                 return  # the builtin engine keeps the first ClientHello of a connection
             conn.hello = tf.client_hello(hs)
+            if not tf.alpn_exact(hs) and pkt.stream is not None:
+                self.inexact_alpn[pkt.number] = pkt.stream
             conn.hello_ts = pkt.ts
             conn.hello_frames = _segment_frames(pkt)
             if conn.ref is None:
@@ -360,6 +397,21 @@ class _Reader:
             conn.certificates, conn.skipped_certificates = tf.certificates(hs)
             conn.server_frames.extend(_segment_frames(pkt))
             conn.server_complete = True
+
+    def reread_hello(self, pkt: _Packet) -> None:
+        """The same ClientHello frame again, dissected with raw bytes (see ``_reread_alpn``)."""
+        conn = self.conns.get(pkt.stream) if pkt.stream is not None else None
+        if conn is None or self.inexact_alpn.get(pkt.number) != pkt.stream:
+            return
+        for tree in pkt.layers.get("tls", []):
+            for record in tf.tls_records(tree):
+                for hs in tf.handshakes(record):
+                    if tf.first(hs.get("tls.handshake.type")) == "1":
+                        try:
+                            conn.hello = tf.client_hello(hs)
+                        except ParseError:
+                            self._error("tls", pkt.number)
+                        return
 
     # -- HTTP ------------------------------------------------------------------------------
     def _http(self, pkt: _Packet, conn: _Conn, tree: dict[str, Any], *, inside_tls: bool) -> None:
@@ -420,6 +472,7 @@ class _Reader:
         evidence.http.sort(key=lambda e: (e.ts, e.frames[:1]))
         warnings = [f"{self.name}: {count} malformed {proto} message(s), first in frame "
                     f"{self.first_error[proto]}" for proto, count in self.errors.items()]
+        warnings += self.warnings
         if damage is not None:
             warnings.insert(0, damage)
         evidence.stats.append(CaptureStats(

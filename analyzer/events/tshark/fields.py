@@ -16,7 +16,7 @@ from ...base.errors import ParseError
 from ...protocols import dns as dnsp
 from ...protocols.certificate import CertificateInfo
 from ...protocols.http import HttpRequest, HttpResponse
-from ...protocols.tls import ClientHello, ServerHello
+from ...protocols.tls import ClientHello, ServerHello, alpn_text
 from ...protocols.tls_fingerprint import ja3_hash, ja3_string, ja4_parts
 from ...protocols.x509 import certificate_info
 
@@ -221,6 +221,51 @@ def _extensions(hs: Tree) -> list[Tree]:
     return out
 
 
+def raw_hex(value: Any) -> str | None:
+    """The hex of a field's bytes from ``-x`` output (``"<field>_raw": [hex, pos, len, ...]``)."""
+    found = value[0] if isinstance(value, list) and value else value
+    return found if isinstance(found, str) else None
+
+
+def _alpn_from_raw(hexed: str) -> tuple[bytes, ...]:
+    data = hex_bytes(hexed)
+    out, pos = [], 0
+    while pos < len(data):
+        end = pos + 1 + data[pos]
+        if end > len(data):
+            raise ParseError("ALPN protocol name overruns its list")
+        out.append(data[pos + 1:end])
+        pos = end
+    return tuple(out)
+
+
+def alpn_values(ext: Tree) -> tuple[tuple[bytes, ...], bool]:
+    """The ALPN protocol names of an ALPN extension as bytes, and whether they are exact.
+
+    tshark prints each name as text, and the text loses bytes: one above 0x7f becomes U+FFFD, a
+    NUL ends it, and an empty name gets no text at all. The text is exact only when every name
+    has text as long as the length tshark gives for it; otherwise the bytes come from the raw
+    list that ``-x`` adds (``tls.handshake.extensions_alpn_list_raw``), when it is there.
+    """
+    hexed = raw_hex(ext.get("tls.handshake.extensions_alpn_list_raw"))
+    if hexed is not None:
+        return _alpn_from_raw(hexed), True
+    texts = [str(a) for a in walk(ext, "tls.handshake.extensions_alpn_str")]
+    lengths = [number(n) for n in walk(ext, "tls.handshake.extensions_alpn_str_len")]
+    exact = len(texts) == len(lengths) and all(
+        t.isascii() and len(t) == n for t, n in zip(texts, lengths, strict=True))
+    return tuple(t.encode("latin-1", "replace") for t in texts), exact
+
+
+def alpn_exact(hs: Tree) -> bool:
+    """False when this ClientHello's ALPN names cannot be read exactly from tshark's text
+    (see ``alpn_values``): the caller asks tshark again with ``-x`` for that frame."""
+    for ext in _extensions(hs):
+        if number(first(ext.get("tls.handshake.extension.type"))) == 16:
+            return alpn_values(ext)[1]
+    return True
+
+
 def client_hello(hs: Tree) -> ClientHello:
     """A ClientHello, fingerprinted with the same JA3/JA4 functions as the builtin parser."""
     legacy_version = number(first(hs.get("tls.handshake.version")))
@@ -228,7 +273,7 @@ def client_hello(hs: Tree) -> ClientHello:
                                             "tls.handshake.ciphersuite"))
     ext_types: list[int] = []
     sni = None
-    alpn: tuple[str, ...] = ()
+    alpn_raw: tuple[bytes, ...] = ()
     versions: tuple[int, ...] = ()
     groups: tuple[int, ...] = ()
     points: tuple[int, ...] = ()
@@ -244,7 +289,7 @@ def client_hello(hs: Tree) -> ClientHello:
             names = list(walk(ext, "tls.handshake.extensions_server_name"))
             sni = str(names[0]).lower() if names else None
         elif ext_type == 16:
-            alpn = tuple(str(a) for a in walk(ext, "tls.handshake.extensions_alpn_str"))
+            alpn_raw = alpn_values(ext)[0]
         elif ext_type == 10:
             groups = tuple(number(g) for g in walk(ext, "tls.handshake.extensions_supported_group"))
         elif ext_type == 11:
@@ -255,11 +300,12 @@ def client_hello(hs: Tree) -> ClientHello:
             versions = tuple(number(v) for v in walk(ext, "tls.handshake.extensions.supported_version"))
     extensions = tuple(ext_types)
     text = ja3_string(legacy_version, ciphers, extensions, groups, points)
-    first_alpn = alpn[0].encode("utf-8", "surrogateescape") if alpn else None
+    first_alpn = alpn_raw[0] if alpn_raw else None
     ja4, ja4_r = ja4_parts(legacy_version=legacy_version, versions=versions, ciphers=ciphers,
                            extensions=extensions, sig_algs=sig_algs, first_alpn=first_alpn)
     return ClientHello(legacy_version=legacy_version, versions=versions, ciphers=ciphers,
-                       extensions=extensions, sni=sni, alpn=alpn, groups=groups,
+                       extensions=extensions, sni=sni, alpn=tuple(alpn_text(a) for a in alpn_raw),
+                       groups=groups,
                        ec_point_formats=points, sig_algs=sig_algs, ja3=ja3_hash(text),
                        ja3_string=text, ja4=ja4, ja4_r=ja4_r)
 
