@@ -55,18 +55,29 @@ lint: install
 	$(BIN)/ruff check analyzer tests bench
 	$(BIN)/mypy analyzer
 
-# The lab tools' stamps name their versions: a new pin rebuilds, a present build is a no-op.
-$(LAB_TOOLS)/stamps/%:
-	@test -x $(HOST_GO) || { echo "cannot build $*: $(HOST_GO) is missing"; exit 1; }
-	mkdir -p $(LAB_TOOLS)/stamps $(LAB_TOOLS)/home
+# A pin file per tool version: a new pin, or a missing binary, rebuilds; otherwise a no-op.
+define LAB_TOOL_BUILD
+	@test -x $(HOST_GO) || { echo "cannot build $(1): $(HOST_GO) is missing"; exit 1; }
+	mkdir -p $(LAB_TOOLS)/home
 	registry=(); for v in $(LAB_TOOLS_REGISTRY); do val=$$($(HOST_GO) env $$v); [ -n "$$val" ] && registry+=("$$v=$$val"); done; \
 	env -i PATH=$(dir $(HOST_GO)):/usr/bin:/bin HOME=$(CURDIR)/$(LAB_TOOLS)/home GOENV=off \
 		GOTOOLCHAIN=local GOFLAGS=-modcacherw CGO_ENABLED=0 GOBIN=$(CURDIR)/$(LAB_TOOLS_BIN) \
 		GOMODCACHE=$(CURDIR)/$(LAB_TOOLS)/gomodcache GOCACHE=$(CURDIR)/$(LAB_TOOLS)/gocache \
-		"$${registry[@]}" $(HOST_GO) install $(subst +,/,$*)
+		"$${registry[@]}" $(HOST_GO) install $(1)
+	touch $@
+endef
+
+$(LAB_TOOLS)/pins/%:
+	mkdir -p $(LAB_TOOLS)/pins
 	touch $@
 
-lab-tools: $(LAB_TOOLS)/stamps/$(subst /,+,$(LAB_GOPLS)) $(LAB_TOOLS)/stamps/$(subst /,+,$(LAB_GOVULNCHECK))
+$(LAB_TOOLS_BIN)/gopls: $(LAB_TOOLS)/pins/$(subst /,+,$(LAB_GOPLS))
+	$(call LAB_TOOL_BUILD,$(LAB_GOPLS))
+
+$(LAB_TOOLS_BIN)/govulncheck: $(LAB_TOOLS)/pins/$(subst /,+,$(LAB_GOVULNCHECK))
+	$(call LAB_TOOL_BUILD,$(LAB_GOVULNCHECK))
+
+lab-tools: $(LAB_TOOLS_BIN)/gopls $(LAB_TOOLS_BIN)/govulncheck
 
 # `make test` builds the lab tools when it can; tests that need them skip, saying why, when not.
 lab-tools-if-possible:

@@ -89,7 +89,8 @@ def complete_workspace(lab: Lab) -> None:
 
 # -- running the editor --------------------------------------------------------------------------
 def run_editor(lab: Lab, run: Run, name: str, *, settings: dict[str, Any], steps: list[dict[str, Any]],
-               env: dict[str, str] | None = None) -> dict[str, Any]:
+               env: dict[str, str] | None = None,
+               answers: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Start the LSP client (under strace) with gopls; returns its transcript."""
     from .scenarios import Step
 
@@ -97,7 +98,8 @@ def run_editor(lab: Lab, run: Run, name: str, *, settings: dict[str, Any], steps
     out = lab.tmp / f"{name}-lsp.json"
     spec = {"gopls": [str(LAB_TOOLS_BIN / "gopls"), "-rpc.trace", "-logfile",
                       str(lab.tmp / f"{name}-gopls.log")],
-            "root": str(ws), "settings": settings, "timeout": 60, "deadline": 240, "steps": steps}
+            "root": str(ws), "settings": settings, "timeout": 60, "deadline": 240, "steps": steps,
+            "answers": [list(a) for a in answers or []]}
     spec_path = lab.tmp / f"{name}-spec.json"
     spec_path.write_text(json.dumps(spec))
     trace = lab.tmp / f"{name}.strace"
@@ -165,13 +167,28 @@ def settings_mirror(lab: Lab, run: Run) -> None:
 
 
 def vulncheck(lab: Lab, run: Run) -> None:
-    """c: gopls's vulncheck (setting "Imports", then the run_govulncheck command) and
-    ``govulncheck ./...``, against the lab's vuln.go.dev (GOVULNDB unset)."""
+    """c: gopls's vulncheck (setting "Imports", then the run_govulncheck command), against the
+    lab's vuln.go.dev (GOVULNDB unset)."""
     run_editor(lab, run, "gopls", settings={"vulncheck": "Imports"},
                steps=[*_OPEN, {"settle": 5, "timeout": 90},
                       {"command": "gopls.run_govulncheck",
                        "arguments": [{"URI": "$ROOT_URI/go.mod", "Pattern": "./..."}], "timeout": 120},
+                      {"settle": 5, "timeout": 120},
+                      # What the editor would offer on the finding (listed, not applied).
+                      {"code_actions": "go.mod", "kind": "quickfix", "timeout": 60}])
+
+
+def vulncheck_prompt(lab: Lab, run: Run) -> None:
+    """c, with the default settings ("vulncheck": "Prompt"): saving go.mod makes gopls ask whether
+    to run govulncheck; the user answers Yes."""
+    run_editor(lab, run, "gopls", settings={},
+               answers=[("Dependencies changed in", "Yes")],
+               steps=[*_OPEN, {"save": "go.mod"}, {"settle": 5, "timeout": 60},
                       {"settle": 5, "timeout": 120}])
+
+
+def govulncheck(lab: Lab, run: Run) -> None:
+    """c, from the command line: ``govulncheck ./...`` in the same workspace."""
     run_traced(lab, run, "govulncheck", [str(LAB_TOOLS_BIN / "govulncheck"), "./..."], "govulncheck")
 
 
@@ -215,6 +232,7 @@ def summarize(sessions: dict[str, Any]) -> dict[str, Any]:
         t = data["transcript"]
         out[name] = {"settings": data["spec"]["settings"], "steps": data["spec"]["steps"],
                      "ok": t.get("ok"), "error": t.get("error"), "stop": t.get("stop"),
+                     "started": t.get("started"),
                      "events": [e for e in t.get("events", []) if e["kind"] in _KEPT_EVENTS]}
     return out
 

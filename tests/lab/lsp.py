@@ -8,9 +8,11 @@ messages, progress, command results) to OUT.json. Every wait is bounded; gopls a
 started are stopped by pid in a ``finally``.
 
 SPEC: {"gopls": [argv...], "root": DIR, "settings": {...}, "timeout": S,
-       "steps": [{"open": "main.go"} | {"settle": S} | {"diagnostics": "go.mod", "timeout": S}
+       "answers": [[PROMPT_PREFIX, ACTION_TITLE]...],
+       "steps": [{"open": "main.go"} | {"save": "go.mod"} | {"settle": S}
+                 | {"diagnostics": "go.mod", "timeout": S}
                  | {"command": NAME, "arguments": [...], "timeout": S}
-                 | {"code_actions": "go.mod", "kind": "quickfix", "run_titled": PREFIX}]}
+                 | {"code_actions": "go.mod", "kind": "quickfix"}]}
 File names in steps are relative to root; "$ROOT_URI/..." in command arguments becomes a file URI.
 """
 
@@ -25,6 +27,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from lsprotocol import types
 from pygls.lsp.client import LanguageClient
@@ -80,10 +83,12 @@ def _plain(converter: Any, obj: Any) -> Any:
 
 
 class GoplsSession:
-    def __init__(self, argv: list[str], root: Path, settings: dict[str, Any]) -> None:
+    def __init__(self, argv: list[str], root: Path, settings: dict[str, Any],
+                 answers: list[tuple[str, str]] = ()) -> None:  # type: ignore[assignment]
         self.argv = argv
         self.root = root
         self.settings = settings
+        self.answers = list(answers)  # (prompt prefix, action title)
         self.client = LanguageClient(CLIENT_NAME, "1")
         self.log = Transcript()
         self.pid: int | None = None
@@ -119,12 +124,15 @@ class GoplsSession:
             log.add("logMessage", {"type": int(params.type), "message": params.message[:2000]})
 
         @client.feature(types.WINDOW_SHOW_MESSAGE_REQUEST)
-        def ask(params: types.ShowMessageRequestParams) -> None:
-            # The editor user dismisses prompts (gopls's vulncheck prompt included): no answer
-            # picks no action, as closing the notification does.
-            log.add("showMessageRequest", {"message": params.message,
-                                           "actions": [a.title for a in params.actions or []]})
-            return None
+        def ask(params: types.ShowMessageRequestParams) -> types.MessageActionItem | None:
+            # The user picks the spec's answer for a prompt starting with a given text, and
+            # dismisses the others (no answer, as closing the notification does).
+            titles = [a.title for a in params.actions or []]
+            answer = next((title for prefix, title in self.answers
+                           if params.message.startswith(prefix) and title in titles), None)
+            log.add("showMessageRequest", {"message": params.message, "actions": titles,
+                                           "answer": answer})
+            return types.MessageActionItem(title=answer) if answer else None
 
         @client.feature(types.WINDOW_WORK_DONE_PROGRESS_CREATE)
         def progress_create(params: types.WorkDoneProgressCreateParams) -> None:
@@ -150,7 +158,7 @@ class GoplsSession:
         for change in edit.document_changes or []:
             if not isinstance(change, types.TextDocumentEdit):
                 continue
-            path = Path(change.text_document.uri.removeprefix("file://"))
+            path = Path(unquote(urlsplit(change.text_document.uri).path))
             text = path.read_text() if path.exists() else ""
             for e in sorted(change.edits, key=lambda e: (e.range.start.line, e.range.start.character),
                             reverse=True):
@@ -195,6 +203,12 @@ class GoplsSession:
                                                  text=path.read_text())))
         self.log.add("didOpen", {"uri": path.as_uri()})
 
+    def save(self, rel: str) -> None:
+        path = self.root / rel
+        self.client.text_document_did_save(types.DidSaveTextDocumentParams(
+            text_document=types.TextDocumentIdentifier(uri=path.as_uri()), text=path.read_text()))
+        self.log.add("didSave", {"uri": path.as_uri()})
+
     async def settle(self, quiet: float, timeout: float) -> bool:
         """Wait until the server has said nothing for ``quiet`` seconds (at most ``timeout``)."""
         deadline = time.monotonic() + timeout
@@ -225,8 +239,8 @@ class GoplsSession:
         self.log.add("command", {"command": name, "arguments": args, "result": out})
         return out
 
-    async def code_actions(self, rel: str, kind: str | None, run_titled: str | None,
-                           timeout: float) -> list[str]:
+    async def code_actions(self, rel: str, kind: str | None, timeout: float) -> list[str]:
+        """The code actions offered over the whole file, with its diagnostics (titles)."""
         uri = self.uri(rel)
         diags = self.log.diagnostics.get(uri, [])
         conv = self.client.protocol._converter
@@ -241,12 +255,6 @@ class GoplsSession:
         actions = await asyncio.wait_for(self.client.text_document_code_action_async(params), timeout)
         titles = [a.title for a in actions or []]
         self.log.add("codeActions", {"uri": uri, "titles": titles})
-        for action in actions or []:
-            if run_titled and action.title.startswith(run_titled):
-                cmd = action.command if isinstance(action, types.CodeAction) else action
-                if isinstance(cmd, types.Command):
-                    await self.command(cmd.command, list(cmd.arguments or []), timeout)
-                break
         return titles
 
     async def stop(self, timeout: float) -> dict[str, Any]:
@@ -276,10 +284,13 @@ def _splice(text: str, rng: types.Range, new: str) -> str:
     return text[:offset(rng.start)] + new + text[offset(rng.end):]
 
 
-async def drive(spec: dict[str, Any]) -> dict[str, Any]:
+async def drive(spec: dict[str, Any], result: dict[str, Any]) -> None:
+    """Run the spec's steps, filling ``result`` as it goes (so a caller that gives up on the
+    deadline still has everything up to there)."""
     root = Path(spec["root"])
-    session = GoplsSession(spec["gopls"], root, spec.get("settings", {}))
-    result: dict[str, Any] = {"ok": False, "steps": []}
+    session = GoplsSession(spec["gopls"], root, spec.get("settings", {}),
+                           [tuple(a) for a in spec.get("answers", [])])
+    result.update(ok=False, steps=[])
     default = float(spec.get("timeout", 60))
     try:
         await session.start(default)
@@ -289,6 +300,9 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
             if "open" in step:
                 session.open(step["open"])
                 done: Any = True
+            elif "save" in step:
+                session.save(step["save"])
+                done = True
             elif "settle" in step:
                 done = await session.settle(float(step["settle"]), t)
             elif "diagnostics" in step:
@@ -296,8 +310,7 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
             elif "command" in step:
                 done = await session.command(step["command"], step.get("arguments", []), t)
             elif "code_actions" in step:
-                done = await session.code_actions(step["code_actions"], step.get("kind"),
-                                                  step.get("run_titled"), t)
+                done = await session.code_actions(step["code_actions"], step.get("kind"), t)
             else:
                 raise ValueError(f"unknown step {step}")
             result["steps"].append({"step": step, "result": done})
@@ -306,16 +319,22 @@ async def drive(spec: dict[str, Any]) -> dict[str, Any]:
         result["error"] = f"{type(exc).__name__}: {exc}"
     finally:
         result["stop"] = await session.stop(10)
+        result["started"] = session.log.start  # event times are seconds after this
         result["events"] = session.log.events
         result["diagnostics"] = session.log.diagnostics
-    return result
 
 
 def main(argv: list[str]) -> int:
     spec = json.loads(Path(argv[0]).read_text())
-    result = asyncio.run(asyncio.wait_for(drive(spec), float(spec.get("deadline", 300))))
+    result: dict[str, Any] = {}
+    try:
+        # On the deadline drive() is cancelled, and its finally still stops gopls.
+        asyncio.run(asyncio.wait_for(drive(spec, result), float(spec.get("deadline", 300))))
+    except TimeoutError:
+        result["ok"] = False
+        result["error"] = f"deadline of {spec.get('deadline', 300)} s passed"
     Path(argv[1]).write_text(json.dumps(result, indent=1, default=str) + "\n")
-    return 0 if result["ok"] else 1
+    return 0 if result.get("ok") else 1
 
 
 if __name__ == "__main__":

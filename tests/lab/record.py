@@ -206,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     lacking = {n: SCENARIOS[n].missing_tools() for n in names if SCENARIOS[n].missing_tools()}
     if lacking:
         for n, tools in lacking.items():
-            print(f"cannot record {n}: {', '.join(tools)} not installed", file=sys.stderr)
+            print(f"cannot record {n}: missing {'; '.join(tools)}", file=sys.stderr)
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "lab-expect.toml").write_text(expect_toml())

@@ -353,9 +353,16 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "mirror (which proxies the checksum database).", editor.settings_mirror,
              tools=("strace",), lab_tools=True),
     Scenario("editor-vulncheck", "14c", "gopls with \"vulncheck\": \"Imports\" (in-process "
-             "queries), then the gopls.run_govulncheck command (a `gopls vulncheck` child), then "
-             "`govulncheck ./...`, all against the lab's vuln.go.dev (GOVULNDB unset).",
+             "queries), then the gopls.run_govulncheck command (a `gopls vulncheck` child), "
+             "against the lab's vuln.go.dev (GOVULNDB unset); the quick fixes offered are listed.",
              editor.vulncheck, tools=("strace",), prepare=editor.complete_workspace, lab_tools=True),
+    Scenario("editor-vulncheck-prompt", "14f", "gopls with its default settings (vulncheck "
+             "\"Prompt\"): saving go.mod makes it ask whether to run govulncheck, and the user "
+             "answers Yes.", editor.vulncheck_prompt, tools=("strace",),
+             prepare=editor.complete_workspace, lab_tools=True),
+    Scenario("govulncheck", "14e", "`govulncheck ./...` (v1.9.0) in the same workspace, against "
+             "the lab's vuln.go.dev (GOVULNDB unset).", editor.govulncheck, tools=("strace",),
+             prepare=editor.complete_workspace, lab_tools=True),
     Scenario("editor-telemetry-on", "14d", "What gopls contacts on its own with telemetry "
              "uploading on (mode file 'on', the day's upload token free): its `gopls ** "
              "telemetry **` child runs `go mod download golang.org/x/telemetry/config@latest`.",
