@@ -24,6 +24,7 @@ class SocketAttributor:
     def __init__(self, source: AttributionSource, sockets: Iterable[SocketRecord] = (),
                  processes: Iterable[ProcessRecord] = ()) -> None:
         self.source = source
+        self.root_pid: int | None = None  # the traced command's first process, when the tier knows
         self._by_remote: dict[_Key, list[SocketRecord]] = defaultdict(list)
         self._processes: dict[int, ProcessRecord] = {}
         # every program a pid ran, in order: a process that execs (the go command switching to

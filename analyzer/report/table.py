@@ -167,7 +167,10 @@ def _process_heading(label: str, items: Sequence[Contact]) -> Text:
     proc = first.process
     if proc is not None:
         heading.append(f"  [{proc.source}]", style=MUTED)
-        if proc.ppid is not None:
+        if proc.ancestors:
+            # the chain at connect time: go ← gopls ← python
+            heading.append(f"  ppid {proc.ppid}  {clean(proc.chain_text())}", style=MUTED)
+        elif proc.ppid is not None:
             parent = f" ← {clean(proc.parent_comm)}" if proc.parent_comm else ""
             heading.append(f"  ppid {proc.ppid}{parent}", style=MUTED)
         if proc.cmdline:
