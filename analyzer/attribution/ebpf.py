@@ -313,8 +313,8 @@ class EventFolder:
     def _exec(self, ev: ExecEvent) -> ProcessRecord:
         argv = self._args.pop(ev.pid, None)
         env = self._envs.pop(ev.pid, None)
-        cmdline = " ".join(argv[1][i] for i in sorted(argv[1])) if argv else None
-        pairs = [tuple(e.split("=", 1)) for e in env[1] if "=" in e] if env else []
+        cmdline = " ".join(_marked(argv[1][i]) for i in sorted(argv[1])) if argv else None
+        pairs = [tuple(_marked(e).split("=", 1)) for e in env[1] if "=" in e] if env else []
         return ProcessRecord(pid=ev.pid, ppid=ev.ppid, comm=ev.comm or comm_of(ev.filename),
                              exe=ev.filename, uid=ev.uid, cmdline=cmdline or None,
                              ts=ev.ns / 1e9 + self.offset,
@@ -325,6 +325,11 @@ class EventFolder:
         out = self.sockets, self.processes
         self.sockets, self.processes = [], []
         return out
+
+
+def _marked(text: str) -> str:
+    """A string bpftrace cut at STRLEN - 1 bytes ends in "..." (the rest is not known)."""
+    return text + "..." if len(text.encode()) >= STRLEN - 1 else text
 
 
 # Events are folded once they are this much older than the newest one seen: far more than the

@@ -74,6 +74,16 @@ def test_events_out_of_order_fold_the_same() -> None:
     assert proc.cmdline == "curl -s http://127.0.0.1:18080/"
 
 
+def test_arguments_cut_by_bpftrace_say_so() -> None:
+    long = "x" * (ebpf.STRLEN - 1)
+    flags = ("GOFLAGS=" + long)[:ebpf.STRLEN - 1]  # the kernel cuts the whole entry
+    lines = ["A\t10\t800\t0\tbash", f"A\t10\t800\t1\t{long}", f"V\t10\t800\t{flags}",
+             "E\t20\t800\t1\t0\tbash\t/usr/bin/bash"]
+    _, procs = ebpf.parse_output("\n".join(lines))
+    assert procs[0].cmdline == f"bash {long}..."
+    assert procs[0].env == (("GOFLAGS", flags[len("GOFLAGS="):] + "..."),)
+
+
 def test_forked_child_runs_its_parents_program_until_it_execs() -> None:
     lines = [TERMINAL, *BPFTRACE_LINES[:9],
              "S\t2050\t501\t501\t500\t1000\t6\t127.0.0.1\t40000\t127.0.0.1\t18080\tbash"]
