@@ -69,7 +69,7 @@ def test_capture_gives_every_contact_its_chain_and_cause(lab: Any) -> None:
         assert p["env"]["GOPROXY"] == "https://proxy.golang.org" and "GOPROXY" not in editor["env"]
         assert p["exe"].endswith("/bin/go")
         assert c["cause"], c
-        assert f"ran `go mod download`" in c["cause"]
+        assert "ran `go mod download`" in c["cause"]
     go_hosts = {c["host"] for c in by_comm["go"]}
     assert {"proxy.golang.org", "sum.golang.org"} <= go_hosts, go_hosts
     proxy = [c for c in by_comm["go"] if c["host"] == "proxy.golang.org" and c["layer"] == "tls"]
