@@ -17,8 +17,10 @@ Only tracepoints are used (kprobes are not traceable on every kernel we run on):
   thread gets to /proc, and the command line would then be the next program's. The kernel keeps
   variables whose first letter can start a recorded name; Python keeps the exact set.
 - ``task:task_newtask`` (a new process, not a thread) and ``sched:sched_process_exit`` (the
-  whole group) give forks and exits, so the tier's process table knows every ancestor as it
-  was when a child connected, even when the parent execs or exits right after.
+  whole group) give forks and exits. The tier's process table keeps every image in time order,
+  so each ancestor is known as it was when a child connected, even when the parent execs or
+  exits right after (the parent pid itself is read at the connect); an exit stops a pid from
+  being named after the ended process when the pid comes back without a fork seen.
 Processes already running when tracing starts are read from /proc once, at start.
 Each line bpftrace prints is parsed by ``parse_line`` (a pure function); ``fold_events`` turns
 the events, in kernel time order, into records.
@@ -305,6 +307,9 @@ class EventFolder:
             elif isinstance(ev, ForkEvent):
                 self.processes.append(ProcessRecord(pid=ev.pid, ppid=ev.ppid,
                                                     ts=ev.ns / 1e9 + self.offset, forked=True))
+            elif isinstance(ev, ExitEvent):
+                self.processes.append(ProcessRecord(pid=ev.pid, ts=ev.ns / 1e9 + self.offset,
+                                                    exited=True))
             elif isinstance(ev, SockEvent):
                 sock, proc = to_records(ev, self.offset)
                 self.sockets.append(sock)

@@ -93,6 +93,17 @@ def test_forked_child_runs_its_parents_program_until_it_execs() -> None:
     assert [a.pid for a in proc.ancestors] == [500, 400, 1]
 
 
+def test_a_pid_seen_ending_is_not_named_after_the_process_that_ended() -> None:
+    # pid 501 (curl) exits at 4000; a socket from pid 501 later, with no fork seen (lost event)
+    lines = [TERMINAL, *BPFTRACE_LINES,
+             "S\t9500\t501\t501\t1\t0\t6\t127.0.0.1\t40001\t127.0.0.1\t18080\tnc"]
+    att = _ebpf_attributor(lines)
+    late = att.process_for(FlowRef("tcp", "127.0.0.1", 40001, "127.0.0.1", 18080), 9500 / 1e9)
+    assert late is not None and late.comm == "nc" and late.cmdline is None and late.ancestors == ()
+    early = att.process_for(CURL_FLOW, 3000 / 1e9)
+    assert early is not None and early.cmdline == "curl -s http://127.0.0.1:18080/"
+
+
 def test_parent_unknown_to_the_tier_ends_the_chain_as_a_bare_pid() -> None:
     lines = ["E\t100\t700\t699\t0\tgo\t/usr/local/go/bin/go",
              "S\t200\t700\t700\t699\t0\t6\t127.0.0.1\t40000\t127.0.0.1\t18080\tgo"]
