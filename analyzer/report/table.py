@@ -169,7 +169,8 @@ def _process_heading(label: str, items: Sequence[Contact]) -> Text:
         heading.append(f"  [{proc.source}]", style=MUTED)
         if proc.ancestors:
             # the chain at connect time: go ← gopls ← python
-            heading.append(f"  ppid {proc.ppid}  {clean(proc.chain_text())}", style=MUTED)
+            # (the nearest few: the command line must still fit the heading)
+            heading.append(f"  ppid {proc.ppid}  {clean(proc.chain_text(limit=3))}", style=MUTED)
         elif proc.ppid is not None:
             parent = f" ← {clean(proc.parent_comm)}" if proc.parent_comm else ""
             heading.append(f"  ppid {proc.ppid}{parent}", style=MUTED)
