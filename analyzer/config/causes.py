@@ -305,7 +305,10 @@ def process_config(proc: ProcessInfo) -> GoConfig | None:
     env = dict(proc.env)
     labels = {name: who_set(name, proc) for name in env}
     go = proc.exe if proc.exe and os.path.basename(proc.exe) == "go" else None
-    return config_from_env(env, None, env_sources=labels, allow_go=False, executable=go)
+    # GOROOT: the environment's, the GOENV file's, or the exec'd go binary's; never a go found
+    # on the machine making the report
+    return config_from_env(env, None, env_sources=labels, allow_go=False, executable=go,
+                           look_for_go=False)
 
 
 def _trail(proc: ProcessInfo) -> str:

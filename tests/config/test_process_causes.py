@@ -168,3 +168,11 @@ def test_analyze_reads_chain_and_environment_back_and_explains(tmp_path: Path,
     # GOPROXY=off does not explain the proxy contacts this capture really has: flagged
     proxy = [c for c in report.contacts if c.host == "proxy.golang.org" and c.layer == "tls"]
     assert proxy and all(any(f.kind == "config-unexplained" for f in c.findings) for c in proxy)
+
+
+def test_a_process_that_is_not_go_gets_no_goroot_from_this_machine(tmp_path: Path) -> None:
+    node = ProcessInfo(pid=40, comm="node", cmdline="node ext.js", ppid=1, source="ebpf",
+                       exe="/usr/bin/node", env=_env(HOME=str(tmp_path), GOPROXY="https://goproxy.example"))
+    cfg = process_config(node)
+    assert cfg is not None and cfg.goroot is None  # not the go next to this Python, nor on PATH
+    assert cfg.get("GOPROXY").value == "https://goproxy.example"  # type: ignore[union-attr]
