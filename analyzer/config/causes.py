@@ -299,7 +299,8 @@ def _name(a: Ancestor) -> str:
 def process_config(proc: ProcessInfo) -> GoConfig | None:
     """What ``proc`` itself ran with: its recorded environment, the GOENV file that environment
     names, and the go.env of the GOROOT its go binary belongs to (files read now; no go command
-    is run). None when the tier did not record the environment."""
+    is run). None when the tier did not record the environment, or when the go binary's GOROOT
+    cannot be read here."""
     if proc.env is None:
         return None
     env = dict(proc.env)
@@ -307,8 +308,13 @@ def process_config(proc: ProcessInfo) -> GoConfig | None:
     go = proc.exe if proc.exe and os.path.basename(proc.exe) == "go" else None
     # GOROOT: the environment's, the GOENV file's, or the exec'd go binary's; never a go found
     # on the machine making the report
-    return config_from_env(env, None, env_sources=labels, allow_go=False, executable=go,
-                           look_for_go=False)
+    cfg = config_from_env(env, None, env_sources=labels, allow_go=False, executable=go,
+                          look_for_go=False)
+    if go is not None and cfg.goroot is None:
+        # a go whose GOROOT is not on this machine (a capture from elsewhere): its go.env
+        # defaults are unknown, and guessing them would explain, or flag, contacts wrongly
+        return None
+    return cfg
 
 
 def _trail(proc: ProcessInfo) -> str:

@@ -176,3 +176,11 @@ def test_a_process_that_is_not_go_gets_no_goroot_from_this_machine(tmp_path: Pat
     cfg = process_config(node)
     assert cfg is not None and cfg.goroot is None  # not the go next to this Python, nor on PATH
     assert cfg.get("GOPROXY").value == "https://goproxy.example"  # type: ignore[union-attr]
+
+
+def test_a_go_whose_goroot_is_not_here_gets_no_guessed_defaults(tmp_path: Path, goroot: Path) -> None:
+    go = replace(_go(goroot, tmp_path / "home", {"GOPROXY": "off"}, {}, {}),
+                 exe="/elsewhere/go/bin/go")
+    assert process_config(go) is None
+    [c] = apply_process_causes([_contact("proxy.golang.org", go)])
+    assert c.cause is None and c.findings == ()
