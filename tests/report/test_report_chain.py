@@ -35,3 +35,18 @@ def test_html_process_table_shows_the_chain_with_each_command_line(
     page = render_html(Report(_with_chain(contacts), Evidence(stats=stats)))
     assert ('go ← <span title="pid 20: gopls -mode=stdio">gopls</span> ← '
             '<span title="pid 10: python3 lsp_client.py &lt;x&gt;">python3</span>') in page
+
+
+def test_table_says_why_under_each_process(contacts: list[Contact], stats: list[CaptureStats]) -> None:
+    cause = ("GOPROXY=off from environment, set by gopls (pid 20) -> module download; gopls "
+             "(pid 20) ran `go list -m all`")
+    chained = _with_chain(contacts)
+    go = chained[0].process
+    explained = [replace(c, cause=cause) if c.process == go and c.host == "proxy.golang.org" else c
+                 for c in chained]
+    lines = render_table(explained, stats, width=80).splitlines()
+    why = [i for i, line in enumerate(lines) if line.startswith("  why proxy.golang.org: ")]
+    assert len(why) == 1  # once per distinct cause, not per contact
+    text = " ".join(line.strip() for line in lines[why[0]:why[0] + 3])
+    assert "set by gopls (pid 20) -> module download" in text
+    assert all(len(line) <= 80 for line in lines)
