@@ -284,12 +284,23 @@ def who_set(name: str, proc: ProcessInfo) -> str:
             break  # that tier did not see this ancestor's environment: say no more than known
         if dict(a.env).get(name) != value:
             if holder is None:
-                return f"{ENVIRONMENT}, set by {_name(a)}"
+                return f"{ENVIRONMENT}, set by {_name(a)}{_why_set(a, name, value)}"
             return f"{ENVIRONMENT}, inherited from {_name(holder)}, which {_name(a)} started with it"
         holder = a
     if holder is not None:
         return f"{ENVIRONMENT}, inherited from {_name(holder)}"
     return ENVIRONMENT
+
+
+def _why_set(setter: Ancestor, name: str, value: str | None) -> str:
+    """What a known setter means by it: gopls adds only GOPROXY=off itself (its no-network go
+    commands); any other variable it adds comes from its ``env`` setting, i.e. the editor's gopls
+    settings (GO_NETWORK_FACTS.md section 5)."""
+    if setter.comm != "gopls" or name == "GO111MODULE":
+        return ""
+    if name == "GOPROXY" and value == "off":
+        return " for a go command it runs without network"
+    return " from its env setting (the editor's gopls settings)"
 
 
 def _name(a: Ancestor) -> str:

@@ -59,8 +59,8 @@ def test_gopls_adds_goproxy_off_and_go_still_asks_the_checksum_database(tmp_path
     [c] = apply_process_causes([_contact("sum.golang.org", go)])
     assert c.cause == (
         "GOSUMDB=sum.golang.org from $GOROOT/go.env (default) -> checksum lookup "
-        "(GOPROXY=off from environment, set by gopls (pid 20) does not cover the checksum "
-        f"database); gopls (pid 20) ran `{GO_LIST}`")
+        "(GOPROXY=off from environment, set by gopls (pid 20) for a go command it runs without "
+        f"network does not cover the checksum database); gopls (pid 20) ran `{GO_LIST}`")
 
 
 def test_a_value_from_the_editor_is_inherited_and_its_setter_named(tmp_path: Path,
@@ -110,8 +110,10 @@ def test_each_process_its_own_configuration(tmp_path: Path, goroot: Path) -> Non
                                 _contact("goproxy.example", mirror, "F2"),
                                 _contact("proxy.golang.org", off, "F3")])
     assert "GOPROXY=off" in (out[0].cause or "")
+    # gopls adds only GOPROXY=off itself: another value it adds is the editor's gopls env setting
     assert (out[1].cause or "").startswith("GOPROXY=https://goproxy.example from environment, set by "
-                                           "gopls (pid 20)")
+                                           "gopls (pid 20) from its env setting (the editor's gopls "
+                                           "settings) -> module download")
     # GOPROXY=off: a contact with the proxy is not explained by this process's configuration
     assert out[2].cause is None
     assert [f.kind for f in out[2].findings] == ["config-unexplained"]
@@ -163,7 +165,8 @@ def test_analyze_reads_chain_and_environment_back_and_explains(tmp_path: Path,
         assert dict(p.env or ())["NO_PROXY"] == "http://xxxxx@proxy.example:3128"
         assert p.exe == str(goroot / "bin" / "go")
     sumdb = [c for c in report.contacts if c.host == "sum.golang.org" and c.layer == "tls"]
-    assert sumdb and all("GOPROXY=off from environment, set by gopls (pid 20)" in (c.cause or "")
+    assert sumdb and all("GOPROXY=off from environment, set by gopls (pid 20) for a go command it "
+                         "runs without network" in (c.cause or "")
                          for c in sumdb)
     # GOPROXY=off does not explain the proxy contacts this capture really has: flagged
     proxy = [c for c in report.contacts if c.host == "proxy.golang.org" and c.layer == "tls"]
