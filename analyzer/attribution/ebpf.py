@@ -11,7 +11,8 @@ Only tracepoints are used (kprobes are not traceable on every kernel we run on):
   ESTABLISHED transition runs in softirq context, where the current task is not the owner).
 - ``sched:sched_process_exec`` gives each new program, its parent and uid; its argument vector
   and the Go-relevant part of its environment are read from user memory at
-  ``syscalls:sys_enter_execve`` (``A`` and ``V`` lines, joined to the exec by pid and time).
+  ``syscalls:sys_enter_execve`` / ``sys_enter_execveat`` (``A`` and ``V`` lines, joined to the
+  exec by pid and time).
   The environment is read in the kernel program, not from /proc/PID/environ afterwards: a
   program may exit, or exec again (a shell running its last command in place), before a reader
   thread gets to /proc, and the command line would then be the next program's. The kernel keeps
@@ -126,7 +127,7 @@ SCRIPT = (
     "  }\n"
     "}\n"
     # argv and the environment at execve entry (user memory, readable until the exec succeeds)
-    "tracepoint:syscalls:sys_enter_execve {\n"
+    "tracepoint:syscalls:sys_enter_execve, tracepoint:syscalls:sys_enter_execveat {\n"
     "  $ns = nsecs; $i = 0;\n"
     f"  while ($i < {MAX_ARGS}) {{\n"
     "    $a = *(args->argv + $i); if ($a == 0) { break; }\n"
