@@ -8,18 +8,31 @@ DEMO_CAPTURE ?= captures/mixed.pcapng
 # The lab answers every name with private addresses and uses its own CA: tell the analyzer so.
 DEMO_FLAGS ?= --expect captures/lab-expect.toml --watch goproxy.example --watch vanity.example
 # Debian packages the tests and the lab use.
-APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs dante-server openssh-server openssh-client
-APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node danted sshd ssh
+APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs dante-server openssh-server openssh-client valgrind
+APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node danted sshd ssh valgrind
 
-.PHONY: install sysdeps demo test test-fast lint typecheck bench lab filters clean
+# Real Go tools for the lab (gopls, govulncheck), built at pinned versions with the installed Go.
+HOST_GO ?= /usr/local/go/bin/go
+LAB_TOOLS := .lab-tools
+LAB_TOOLS_BIN := $(LAB_TOOLS)/bin
+LAB_GOPLS := golang.org/x/tools/gopls@v0.23.0
+LAB_GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.9.0
+# Only the registry settings come from the machine (its environment and go/env file, read by its
+# go); every other Go setting is explicit, caches and HOME inside $(LAB_TOOLS).
+LAB_TOOLS_REGISTRY := GOPROXY GOSUMDB GONOSUMDB GOPRIVATE GONOPROXY GOINSECURE
 
-$(BIN)/proxytrace: pyproject.toml analyzer/source/_fastloop.c
+.PHONY: install sysdeps demo test test-fast lint typecheck bench lab lab-tools lab-tools-if-possible filters clean
+
+$(BIN)/proxytrace: pyproject.toml analyzer/events/builtin/_fastloop.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+# Bytecode compiled ahead (as an installed wheel has it): with PYTHONDONTWRITEBYTECODE set, an
+# editable install would otherwise compile every module at every start (about 50 ms).
 install: $(BIN)/proxytrace
+	@$(PY) -m compileall -q analyzer >/dev/null
 
 # Installs missing system tools with apt when running as root; otherwise lists what is missing.
 sysdeps:
@@ -35,12 +48,32 @@ demo: install
 	$(BIN)/proxytrace analyze $(DEMO_FLAGS) $(DEMO_CAPTURE)
 	@echo "== a resolver that rewrites proxy.golang.org (captures/dns-rewrite.pcapng) =="
 	$(BIN)/proxytrace analyze $(DEMO_FLAGS) captures/dns-rewrite.pcapng
+	@echo "== the real gopls, shell GOPROXY=direct: its GOPROXY=off go mod tidy still asks sum.golang.org (captures/editor-gosum-missing.pcapng) =="
+	$(BIN)/proxytrace analyze $(DEMO_FLAGS) --keylog captures/editor-gosum-missing.keylog captures/editor-gosum-missing.pcapng
 
 lint: install
 	$(BIN)/ruff check analyzer tests bench
 	$(BIN)/mypy analyzer
 
-test: sysdeps install lint
+# The lab tools' stamps name their versions: a new pin rebuilds, a present build is a no-op.
+$(LAB_TOOLS)/stamps/%:
+	@test -x $(HOST_GO) || { echo "cannot build $*: $(HOST_GO) is missing"; exit 1; }
+	mkdir -p $(LAB_TOOLS)/stamps $(LAB_TOOLS)/home
+	registry=(); for v in $(LAB_TOOLS_REGISTRY); do val=$$($(HOST_GO) env $$v); [ -n "$$val" ] && registry+=("$$v=$$val"); done; \
+	env -i PATH=$(dir $(HOST_GO)):/usr/bin:/bin HOME=$(CURDIR)/$(LAB_TOOLS)/home GOENV=off \
+		GOTOOLCHAIN=local GOFLAGS=-modcacherw CGO_ENABLED=0 GOBIN=$(CURDIR)/$(LAB_TOOLS_BIN) \
+		GOMODCACHE=$(CURDIR)/$(LAB_TOOLS)/gomodcache GOCACHE=$(CURDIR)/$(LAB_TOOLS)/gocache \
+		"$${registry[@]}" $(HOST_GO) install $(subst +,/,$*)
+	touch $@
+
+lab-tools: $(LAB_TOOLS)/stamps/$(subst /,+,$(LAB_GOPLS)) $(LAB_TOOLS)/stamps/$(subst /,+,$(LAB_GOVULNCHECK))
+
+# `make test` builds the lab tools when it can; tests that need them skip, saying why, when not.
+lab-tools-if-possible:
+	@if [ -x $(HOST_GO) ]; then $(MAKE) --no-print-directory lab-tools || echo "lab tools not built: tests that need gopls/govulncheck will skip"; \
+	else echo "no $(HOST_GO): lab tools not built; tests that need gopls/govulncheck will skip"; fi
+
+test: sysdeps install lint lab-tools-if-possible
 	$(BIN)/pytest -q -p no:cacheprovider
 
 test-fast: install
@@ -49,7 +82,7 @@ test-fast: install
 bench: sysdeps install
 	$(PY) -m bench.run
 
-lab: sysdeps install
+lab: sysdeps install lab-tools
 	$(PY) -m tests.lab.record
 
 filters: install
@@ -57,4 +90,5 @@ filters: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info build
-	rm -f analyzer/source/_fastloop*.so
+	rm -f analyzer/events/builtin/_fastloop*.so
+	rm -rf $(LAB_TOOLS)

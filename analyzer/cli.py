@@ -12,8 +12,9 @@ import sys
 
 import click
 
-from . import __version__, exitcodes
-from .errors import CaptureError, ProxytraceError, UsageError
+from . import __version__
+from .base import exitcodes
+from .base.errors import CaptureError, ProxytraceError, UsageError
 
 COMMAND_MODULES = ("analyze", "run", "capture", "filters", "probe", "explain", "report")
 

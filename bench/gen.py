@@ -53,9 +53,9 @@ class TlsSample:
 def tls_samples() -> tuple[TlsSample, ...]:
     """ClientHellos and complete server flights from the lab's captures (ordered, deterministic)."""
     sys.path.insert(0, str(REPO))
+    from analyzer.packets.decode import Decoder
     from analyzer.protocols import tls as tlsp
     from analyzer.source.capture_file import ReadState, open_capture
-    from analyzer.source.decode import Decoder
 
     samples: list[TlsSample] = []
     for name in LAB_CAPTURES:
@@ -136,9 +136,17 @@ class _Conn:
     pending: list[bytes] = field(default_factory=list)
 
 
+class _Bulk(bytes):
+    """Bulk application data: captured only up to ``Generator.bulk_caplen`` bytes when set."""
+
+
 class Generator:
-    def __init__(self, seed: int = 1) -> None:
+    def __init__(self, seed: int = 1, bulk_caplen: int | None = None) -> None:
         self.rng = random.Random(seed)
+        # With a value: bulk TLS application-data packets are captured only up to that many
+        # bytes (caplen < wire length, as a per-packet snap length of a BPF filter gives), so
+        # a capture of tens of millions of packets stays a few GB.
+        self.bulk_caplen = bulk_caplen
         self.samples = tls_samples()
         self.blob = bytes(self.rng.getrandbits(8) for _ in range(4096))
         record = b"\x17\x03\x03\x40\x11" + (self.blob * 5)[:0x4011]
@@ -193,9 +201,10 @@ class Generator:
         period = len(records) // 2
         start = 0 if not mid_stream else rng.randrange(period)
         segments = rng.choice((40, 150, 400, 900, 1600))
+        bulk = _Bulk if self.bulk_caplen is not None else bytes
         for i in range(segments):
             off = (start + i * MSS) % period
-            data = records[off:off + MSS]
+            data = bulk(records[off:off + MSS])
             if rng.random() < 0.004:
                 # reordering: the next segment arrives first (and again, in order, later)
                 ahead = (off + MSS) % period
@@ -248,7 +257,8 @@ class Generator:
         return _Conn(client, server, cport, sport, steps, rng.getrandbits(32),
                      rng.getrandbits(32))
 
-    def _step(self, conn: _Conn) -> bytes | None:
+    def _step(self, conn: _Conn) -> tuple[bytes, int] | None:
+        """The connection's next packet and its captured length."""
         try:
             from_client, flags, payload, rewind = next(conn.steps)
         except StopIteration:
@@ -271,10 +281,14 @@ class Generator:
         else:
             conn.sseq += len(payload)
         if from_client:
-            return self.tcp(conn.client, conn.server, conn.cport, conn.sport, seq, ack, flags,
-                            payload, True)
-        return self.tcp(conn.server, conn.client, conn.sport, conn.cport, seq, ack, flags,
-                        payload, False)
+            pkt = self.tcp(conn.client, conn.server, conn.cport, conn.sport, seq, ack, flags,
+                           payload, True)
+        else:
+            pkt = self.tcp(conn.server, conn.client, conn.sport, conn.cport, seq, ack, flags,
+                           payload, False)
+        if type(payload) is _Bulk and self.bulk_caplen is not None:
+            return pkt, min(len(pkt), self.bulk_caplen)
+        return pkt, len(pkt)
 
     def _noise(self) -> list[bytes]:
         rng = self.rng
@@ -298,46 +312,49 @@ class Generator:
         icmp = b"\x08\x00\x00\x00" + struct.pack("!HH", 1, rng.randrange(65535)) + bytes(56)
         return [ETH_IP + self._ip(client, self.resolver, 1, len(icmp)) + icmp]
 
-    def packets(self, count: int, concurrency: int = 24) -> Iterator[tuple[float, bytes]]:
+    def packets(self, count: int, concurrency: int = 24) -> Iterator[tuple[float, bytes, int]]:
+        """(timestamp, packet, captured length) of ``count`` packets (a few more at most)."""
         rng = self.rng
         active = [self._new_conn() for _ in range(concurrency)]
         made = 0
-        held: bytes | None = None
+        held: tuple[bytes, int] | None = None
         while made < count:
             self.ts += rng.expovariate(20_000.0)
             if rng.random() < 0.03:
                 for pkt in self._noise():
-                    yield self.ts, pkt
+                    yield self.ts, pkt, len(pkt)
                     made += 1
                 continue
             i = rng.randrange(concurrency)
-            pkt = self._step(active[i])
-            if pkt is None:
+            step = self._step(active[i])
+            if step is None:
                 active[i] = self._new_conn()
                 continue
+            pkt = step[0]
             if held is None and rng.random() < 0.002 and pkt[47] == ACK and len(pkt) > 600:
-                held = pkt  # reorder: this segment goes out after the next packet
+                held = step  # reorder: this segment goes out after the next packet
                 continue
-            yield self.ts, pkt
+            yield self.ts, pkt, step[1]
             made += 1
             if held is not None:
-                yield self.ts, held
+                yield self.ts, held[0], held[1]
                 made += 1
                 held = None
 
 
-def write_pcap(path: Path, count: int, seed: int = 1) -> int:
-    """Write ``count`` packets (a few more at most); return the number written."""
-    gen = Generator(seed)
+def write_pcap(path: Path, count: int, seed: int = 1, bulk_caplen: int | None = None) -> int:
+    """Write ``count`` packets (a few more at most); return the number written. ``bulk_caplen``:
+    see Generator."""
+    gen = Generator(seed, bulk_caplen)
     written = 0
     rec = _REC.pack
     with path.open("wb") as fh:
         fh.write(_PCAP_HEADER)
         parts: list[bytes] = []
-        for ts, pkt in gen.packets(count):
+        for ts, pkt, caplen in gen.packets(count):
             sec = int(ts)
-            parts.append(rec(sec, int((ts - sec) * 1e6), len(pkt), len(pkt)))
-            parts.append(pkt)
+            parts.append(rec(sec, int((ts - sec) * 1e6), caplen, len(pkt)))
+            parts.append(pkt if caplen == len(pkt) else pkt[:caplen])
             written += 1
             if len(parts) >= 8192:
                 fh.write(b"".join(parts))
@@ -346,9 +363,59 @@ def write_pcap(path: Path, count: int, seed: int = 1) -> int:
     return written
 
 
+def tile_pcap(src: Path, dst: Path, copies: int, shift: int = 10_000) -> int:
+    """Write ``copies`` back-to-back copies of the classic little-endian pcap ``src`` to ``dst``,
+    each ``shift`` seconds after the one before (longer than the engine's idle timeout, so a
+    copy's leftover flows have expired when the next copy's begin); return the packets written.
+
+    A fast path to a capture of tens of millions of packets: only the record headers' seconds
+    are rewritten, the packet bytes are copied as they are."""
+    data = src.read_bytes()
+    if data[:4] != _PCAP_HEADER[:4]:
+        raise ValueError(f"{src}: not a little-endian microsecond pcap")
+    offsets = []
+    pos, end = 24, len(data)
+    caplen_at = struct.Struct("<I").unpack_from
+    while pos + 16 <= end:
+        offsets.append(pos)
+        pos += 16 + caplen_at(data, pos + 8)[0]
+    sec_at = caplen_at
+    secs = [sec_at(data, off)[0] for off in offsets]
+    put = struct.Struct("<I").pack_into
+    with dst.open("wb") as fh:
+        fh.write(data[:24])
+        body = bytearray(data[24:pos])
+        for copy in range(copies):
+            if copy:
+                delta = copy * shift
+                for off, sec in zip(offsets, secs, strict=True):
+                    put(body, off - 24, sec + delta)
+            fh.write(body)
+    return copies * len(offsets)
+
+
+def write_tiled(path: Path, tile_packets: int, copies: int, bulk_caplen: int) -> int:
+    """A capture of ``tile_packets * copies`` packets: ``copies`` time-shifted copies of a mix
+    whose bulk packets are captured to ``bulk_caplen`` bytes (see tile_pcap)."""
+    tile = path.with_name(path.name + ".tile")
+    try:
+        write_pcap(tile, tile_packets, 1, bulk_caplen)
+        return tile_pcap(tile, path, copies)
+    finally:
+        tile.unlink(missing_ok=True)
+
+
+USAGE = ("usage: python -m bench.gen OUT.pcap PACKETS [SEED]\n"
+         "       python -m bench.gen --tiled OUT.pcap TILE_PACKETS COPIES BULK_CAPLEN")
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) not in (2, 3):
-        print("usage: python -m bench.gen OUT.pcap PACKETS [SEED]", file=sys.stderr)
+    if argv[:1] == ["--tiled"] and len(argv) == 5:
+        n = write_tiled(Path(argv[1]), int(argv[2]), int(argv[3]), int(argv[4]))
+        print(f"{argv[1]}: {n} packets")
+        return 0
+    if len(argv) not in (2, 3) or argv[0].startswith("-"):
+        print(USAGE, file=sys.stderr)
         return 2
     n = write_pcap(Path(argv[0]), int(argv[1]), int(argv[2]) if len(argv) == 3 else 1)
     print(f"{argv[0]}: {n} packets")

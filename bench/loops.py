@@ -32,7 +32,7 @@ class Found:
         self.hellos: dict[tuple[Any, ...], bytearray] = {}
 
     def tcp_payload(self, key: tuple[Any, ...], payload: bytes) -> None:
-        from analyzer.errors import ParseError
+        from analyzer.base.errors import ParseError
         from analyzer.protocols.tls import parse_client_hello
 
         buf = self.hellos.get(key)

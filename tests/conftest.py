@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 CAPTURES = ROOT / "captures"
-SHARED_CAPTURES = ROOT.parent / "shared" / "captures"
+# The public captures sit beside the checkout (../shared/captures); a checkout elsewhere (a
+# second worktree) names them with PROXYTRACE_SHARED_CAPTURES.
+SHARED_CAPTURES = Path(os.environ.get("PROXYTRACE_SHARED_CAPTURES")
+                       or ROOT.parent / "shared" / "captures")
 
 
 @pytest.fixture

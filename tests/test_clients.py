@@ -12,8 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.clients import JA4_TABLE, client_from_ja4, client_from_user_agent
-from analyzer.operations import operation_for
+from analyzer.contacts.clients import (
+    JA4_TABLE,
+    client_from_ja4,
+    client_from_user_agent,
+    infer_client,
+)
+from analyzer.contacts.operations import operation_for
 from analyzer.protocols.http import HttpRequest, HttpStreamParser
 from analyzer.protocols.tls import ClientHello, parse_client_hello
 from tests.protocols.pcap_payloads import tcp_streams
@@ -265,3 +270,47 @@ def test_real_client_ja4(tmp_path: Path, program: str, client: str,
     hello = _client_hello(commands[program], env)
     hit = client_from_ja4(hello.ja4)
     assert hit is not None and hit[0] == client, hello.ja4
+
+
+# Measured in the lab (captures/host-go.pcapng, captures/editor-vulncheck.pcapng): the installed
+# go1.26.8's go command and gopls v0.23.0 / govulncheck v1.9.0 built with it send one JA4 and one
+# User-Agent.
+GO126_JA4 = "t13d1312h2_f57a46bbacb6_ab7e3b40a677"
+GO127_JA4 = "t13d1312h2_f57a46bbacb6_f50d94e863eb"
+CURL_JA4 = "t13d3112h2_e8f1e7e78f70_b26ce05bbdd6"
+
+
+@pytest.mark.parametrize(("ja4", "ua", "host", "ops", "client"), [
+    # go1.27's go command says so itself.
+    (GO127_JA4, "GoCommand/1 (+https://go.dev/cmd/go)", "proxy.golang.org", ("module-list",),
+     "go-command"),
+    # go1.26's go command: a Go User-Agent and JA4 asking the module proxy / checksum database.
+    (GO126_JA4, "Go-http-client/1.1", "proxy.golang.org", ("module-list", "module-info"),
+     "go-command"),
+    (GO126_JA4, "Go-http-client/1.1", "sum.golang.org", ("sumdb-lookup", "sumdb-tile"),
+     "go-command"),
+    (None, "Go-http-client/1.1", "goproxy.example", ("module-zip",), "go-command"),  # plain HTTP
+    # The same JA4 and User-Agent reading the vulnerability database: gopls or govulncheck.
+    (GO126_JA4, "Go-http-client/1.1", "vuln.go.dev", ("vuln-db",), "go-net-http"),
+    (GO126_JA4, None, "vuln.go.dev", (), "go-net-http"),          # no key log: the host says it
+    # JA4 alone, elsewhere: the table's answer.
+    (GO126_JA4, None, "proxy.golang.org", (), "go-command"),
+    # Nothing module-like asked: a Go program, no more.
+    (GO126_JA4, "Go-http-client/1.1", "telemetry.go.dev", ("telemetry",), "go-net-http"),
+    # curl claiming to be Go: the JA4 is curl's, so the User-Agent is not promoted.
+    (CURL_JA4, "Go-http-client/2.0", "proxy.golang.org", ("module-list",), "go-net-http"),
+    (CURL_JA4, "curl/7.88.1", "proxy.golang.org", ("module-list",), "curl"),
+])
+def test_infer_client_tells_the_go_command_from_other_go_programs(
+        ja4: str | None, ua: str | None, host: str, ops: tuple[str, ...], client: str) -> None:
+    got, evidence = infer_client(ja4, ua, host, ops)
+    assert got == client
+    assert evidence
+
+
+def test_infer_client_evidence_says_what_cannot_be_told_apart() -> None:
+    _c, evidence = infer_client(GO126_JA4, "Go-http-client/1.1", "proxy.golang.org", ("module-list",))
+    assert "module-list" in evidence and "same User-Agent and JA4" in evidence
+    _c, evidence = infer_client(GO126_JA4, "Go-http-client/1.1", "vuln.go.dev", ("vuln-db",))
+    assert "gopls or govulncheck" in evidence
+    assert "gopls and govulncheck built with go1.26.8" in client_from_ja4(GO126_JA4)[1]  # type: ignore[index]

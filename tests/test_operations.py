@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.clients import client_from_user_agent
-from analyzer.operations import go_trace_fetches, go_trace_lines, module_of, operation_for
+from analyzer.contacts.clients import client_from_user_agent
+from analyzer.contacts.operations import go_trace_fetches, go_trace_lines, module_of, operation_for
 
 OPERATIONS = {"module-list", "module-info", "module-mod", "module-zip", "module-latest",
               "sumdb-supported", "sumdb-lookup", "sumdb-tile", "sumdb-latest",

@@ -9,9 +9,19 @@ Only tracepoints are used (kprobes are not traceable on every kernel we run on):
 - ``sock:inet_sock_set_state`` SYN_SENT -> ESTABLISHED completes TCP connects made without
   connect(2) (TCP Fast Open through sendto), with the pid remembered at SYN_SENT (the
   ESTABLISHED transition runs in softirq context, where the current task is not the owner).
-- ``sched:sched_process_exec`` gives each new program, its parent and uid; the command line is
-  read from /proc right away by the reader thread.
-Each line bpftrace prints is parsed by ``parse_line`` (a pure function).
+- ``sched:sched_process_exec`` gives each new program, its parent and uid; its argument vector
+  and the Go-relevant part of its environment are read from user memory at
+  ``syscalls:sys_enter_execve`` (``A`` and ``V`` lines, joined to the exec by pid and time).
+  The environment is read in the kernel program, not from /proc/PID/environ afterwards: a
+  program may exit, or exec again (a shell running its last command in place), before a reader
+  thread gets to /proc, and the command line would then be the next program's. The kernel keeps
+  variables whose first letter can start a recorded name; Python keeps the exact set.
+- ``task:task_newtask`` (a new process, not a thread) and ``sched:sched_process_exit`` (the
+  whole group) give forks and exits, so the tier's process table knows every ancestor as it
+  was when a child connected, even when the parent execs or exits right after.
+Processes already running when tracing starts are read from /proc once, at start.
+Each line bpftrace prints is parsed by ``parse_line`` (a pure function); ``fold_events`` turns
+the events, in kernel time order, into records.
 """
 
 from __future__ import annotations
@@ -22,13 +32,23 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ParseError
+from ..base.errors import ParseError
+from ..base.model import recorded_env
 from .joiner import SocketAttributor
-from .procfs import process_record, read_cmdline
+from .procfs import process_record, process_table
 from .records import ProcessRecord, SocketRecord, comm_of
+
+MAX_ARGS = 32   # argument strings read per exec (the rest becomes "...")
+MAX_ENV = 256   # environment entries looked at per exec
+# bpftrace cuts each string at BPFTRACE_STRLEN bytes (64 by default, 200 at most in 0.17)
+STRLEN = 200
+# First letters of the recorded names (GO*, HTTP(S)_PROXY, NO_PROXY, ALL_PROXY and lower case,
+# SSL_CERT_*, HOME, XDG_CONFIG_HOME): a cheap filter in the kernel, the exact one in Python.
+_FIRST_LETTERS = " || ".join(f"$c == {ord(ch)}" for ch in "GHhNnAaSX")
 
 _SOCK_FMT = r'"S\t%llu\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%s\t%d\t%s\n"'
 
@@ -103,6 +123,30 @@ SCRIPT = (
     "      args->sport, ntop(10, args->daddr_v6), args->dport, $o.2);\n"
     "  }\n"
     "}\n"
+    # argv and the environment at execve entry (user memory, readable until the exec succeeds)
+    "tracepoint:syscalls:sys_enter_execve {\n"
+    "  $ns = nsecs; $i = 0;\n"
+    f"  while ($i < {MAX_ARGS}) {{\n"
+    "    $a = *(args->argv + $i); if ($a == 0) { break; }\n"
+    r'    printf("A\t%llu\t%d\t%d\t%s\n", $ns, pid, $i, str($a));'
+    "\n    $i++;\n  }\n"
+    f"  if ($i == {MAX_ARGS} && *(args->argv + $i) != 0) {{\n"
+    r'    printf("A\t%llu\t%d\t%d\t...\n", $ns, pid, $i); }'
+    "\n  $j = 0;\n"
+    f"  while ($j < {MAX_ENV}) {{\n"
+    "    $e = *(args->envp + $j); if ($e == 0) { break; }\n"
+    "    $c = *(uint8 *)uptr($e);\n"
+    f"    if ({_FIRST_LETTERS}) {{\n"
+    r'      printf("V\t%llu\t%d\t%s\n", $ns, pid, str($e)); }'
+    "\n    $j++;\n  }\n}\n"
+    # a new process (CLONE_THREAD 0x10000 makes a thread); CLONE_PARENT (0x8000) a sibling
+    "tracepoint:task:task_newtask /(args->clone_flags & 0x10000) == 0/ {\n"
+    r'  printf("F\t%llu\t%d\t%d\n", nsecs, args->pid,'
+    "\n    (args->clone_flags & 0x8000) ? ((struct task_struct *)curtask)->real_parent->tgid : pid);\n"
+    "}\n"
+    "tracepoint:sched:sched_process_exit /args->group_dead/ {\n"
+    r'  printf("X\t%llu\t%d\n", nsecs, pid);'
+    "\n}\n"
     "tracepoint:sched:sched_process_exec {\n"
     r'  printf("E\t%llu\t%d\t%d\t%d\t%s\t%s\n", nsecs, pid,'
     "\n    ((struct task_struct *)curtask)->real_parent->tgid, uid, comm, str(args->filename));\n"
@@ -124,6 +168,38 @@ class ExecEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class ArgEvent:
+    """One argument of an execve, stamped with the time the call was entered."""
+
+    ns: int
+    pid: int
+    index: int
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class EnvEvent:
+    """One ``NAME=VALUE`` of an execve's environment (only names the kernel filter let through)."""
+
+    ns: int
+    pid: int
+    entry: str
+
+
+@dataclass(frozen=True, slots=True)
+class ForkEvent:
+    ns: int
+    pid: int
+    ppid: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExitEvent:
+    ns: int
+    pid: int
+
+
+@dataclass(frozen=True, slots=True)
 class SockEvent:
     ns: int
     pid: int
@@ -138,59 +214,133 @@ class SockEvent:
     comm: str
 
 
-def parse_line(line: str) -> SockEvent | ExecEvent | None:
+Event = SockEvent | ExecEvent | ArgEvent | EnvEvent | ForkEvent | ExitEvent
+
+
+def _ints(parts: list[str], kind: str, line: str) -> list[int]:
+    try:
+        return [int(p) for p in parts]
+    except ValueError:
+        raise ParseError(f"{kind} event with a non-numeric field: {line[:80]!r}") from None
+
+
+def _split(line: str, kind: str, n: int) -> list[str]:
+    parts = line.split("\t", n - 1)
+    if len(parts) != n:
+        raise ParseError(f"{kind} event with {len(parts)} fields: {line[:80]!r}")
+    return parts
+
+
+def parse_line(line: str) -> Event | None:
     """One line of the script's output; None for bpftrace's own chatter (banner, warnings)."""
     line = line.rstrip("\n")
     if line.startswith("S\t"):
-        parts = line.split("\t", 11)
-        if len(parts) != 12:
-            raise ParseError(f"socket event with {len(parts)} fields: {line[:80]!r}")
-        try:
-            ns, pid, tid, ppid, uid, proto = (int(p) for p in parts[1:7])
-            lport, rport = int(parts[8]), int(parts[10])
-        except ValueError:
-            raise ParseError(f"socket event with a non-numeric field: {line[:80]!r}") from None
+        parts = _split(line, "socket", 12)
+        ns, pid, tid, ppid, uid, proto = _ints(parts[1:7], "socket", line)
+        lport, rport = _ints([parts[8], parts[10]], "socket", line)
         if proto not in _PROTO:
             raise ParseError(f"socket event with protocol {proto}")
         return SockEvent(ns, pid, tid, ppid, uid, _PROTO[proto], parts[7], lport, parts[9], rport,
                          parts[11])
     if line.startswith("E\t"):
-        parts = line.split("\t", 6)
-        if len(parts) != 7:
-            raise ParseError(f"exec event with {len(parts)} fields: {line[:80]!r}")
-        try:
-            ns, pid, ppid, uid = (int(p) for p in parts[1:5])
-        except ValueError:
-            raise ParseError(f"exec event with a non-numeric field: {line[:80]!r}") from None
+        parts = _split(line, "exec", 7)
+        ns, pid, ppid, uid = _ints(parts[1:5], "exec", line)
         return ExecEvent(ns, pid, ppid, uid, parts[5], parts[6])
+    if line.startswith("A\t"):
+        parts = _split(line, "argument", 5)
+        ns, pid, index = _ints(parts[1:4], "argument", line)
+        return ArgEvent(ns, pid, index, parts[4])
+    if line.startswith("V\t"):
+        parts = _split(line, "environment", 4)
+        ns, pid = _ints(parts[1:3], "environment", line)
+        return EnvEvent(ns, pid, parts[3])
+    if line.startswith("F\t"):
+        ns, pid, ppid = _ints(_split(line, "fork", 4)[1:], "fork", line)
+        return ForkEvent(ns, pid, ppid)
+    if line.startswith("X\t"):
+        ns, pid = _ints(_split(line, "exit", 3)[1:], "exit", line)
+        return ExitEvent(ns, pid)
     return None
 
 
 def parse_output(text: str, clock_offset: float = 0.0) -> tuple[list[SocketRecord], list[ProcessRecord]]:
     """All records in a saved bpftrace output; ``clock_offset`` turns kernel ns into epoch s."""
-    sockets: list[SocketRecord] = []
-    procs: list[ProcessRecord] = []
-    for line in text.splitlines():
-        ev = parse_line(line)
-        if ev is not None:
-            sock, proc = to_records(ev, clock_offset)
-            if sock:
-                sockets.append(sock)
-            procs.append(proc)
-    return sockets, procs
+    events = [ev for ev in (parse_line(line) for line in text.splitlines()) if ev is not None]
+    return fold_events(events, clock_offset)
 
 
-def to_records(ev: SockEvent | ExecEvent, clock_offset: float,
-               cmdline: str | None = None) -> tuple[SocketRecord | None, ProcessRecord]:
+def fold_events(events: Iterable[Event], clock_offset: float) -> tuple[list[SocketRecord], list[ProcessRecord]]:
+    """Socket and process records from all events of a trace, in any order."""
+    folder = EventFolder(clock_offset)
+    folder.feed(sorted(events, key=lambda e: e.ns))
+    return folder.sockets, folder.processes
+
+
+class EventFolder:
+    """Turns events, fed in kernel time order, into records. Per-CPU buffers reach bpftrace out
+    of order, so a reader sorts what it has and feeds only events older than a window. Each exec
+    takes the argv and environment of the execve its pid entered last before it (a failed
+    execve, a PATH search, leaves lines no exec claims; they are dropped with the next entry)."""
+
+    def __init__(self, clock_offset: float) -> None:
+        self.offset = clock_offset
+        self.sockets: list[SocketRecord] = []
+        self.processes: list[ProcessRecord] = []
+        self._args: dict[int, tuple[int, dict[int, str]]] = {}  # pid -> (entry ns, argv)
+        self._envs: dict[int, tuple[int, list[str]]] = {}
+
+    def feed(self, events: Iterable[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, ArgEvent):
+                if self._args.get(ev.pid, (None,))[0] != ev.ns:
+                    self._args[ev.pid] = (ev.ns, {})
+                    self._envs[ev.pid] = (ev.ns, [])
+                self._args[ev.pid][1][ev.index] = ev.value
+            elif isinstance(ev, EnvEvent):
+                if self._envs.get(ev.pid, (None,))[0] != ev.ns:
+                    self._envs[ev.pid] = (ev.ns, [])
+                self._envs[ev.pid][1].append(ev.entry)
+            elif isinstance(ev, ExecEvent):
+                self.processes.append(self._exec(ev))
+            elif isinstance(ev, ForkEvent):
+                self.processes.append(ProcessRecord(pid=ev.pid, ppid=ev.ppid,
+                                                    ts=ev.ns / 1e9 + self.offset, forked=True))
+            elif isinstance(ev, SockEvent):
+                sock, proc = to_records(ev, self.offset)
+                self.sockets.append(sock)
+                self.processes.append(proc)
+
+    def _exec(self, ev: ExecEvent) -> ProcessRecord:
+        argv = self._args.pop(ev.pid, None)
+        env = self._envs.pop(ev.pid, None)
+        cmdline = " ".join(argv[1][i] for i in sorted(argv[1])) if argv else None
+        pairs = [tuple(e.split("=", 1)) for e in env[1] if "=" in e] if env else []
+        return ProcessRecord(pid=ev.pid, ppid=ev.ppid, comm=ev.comm or comm_of(ev.filename),
+                             exe=ev.filename, uid=ev.uid, cmdline=cmdline or None,
+                             ts=ev.ns / 1e9 + self.offset,
+                             env=recorded_env(pairs) if argv or env else None)  # type: ignore[arg-type]
+
+    def take(self) -> tuple[list[SocketRecord], list[ProcessRecord]]:
+        """The records made so far (and forget them)."""
+        out = self.sockets, self.processes
+        self.sockets, self.processes = [], []
+        return out
+
+
+# Events are folded once they are this much older than the newest one seen: far more than the
+# time bpftrace takes to drain every CPU's buffer.
+REORDER_WINDOW_NS = 2_000_000_000
+FOLD_EVERY = 4096
+
+
+def to_records(ev: SockEvent, clock_offset: float) -> tuple[SocketRecord, ProcessRecord]:
     ts = ev.ns / 1e9 + clock_offset
-    if isinstance(ev, ExecEvent):
-        return None, ProcessRecord(pid=ev.pid, ppid=ev.ppid, comm=ev.comm or comm_of(ev.filename),
-                                   exe=ev.filename, uid=ev.uid, cmdline=cmdline, ts=ts)
     sock = SocketRecord(ts=ts, pid=ev.pid, tid=ev.tid, transport="udp" if ev.transport == "udp" else "tcp",
                         # port 0: the socket was not bound (a failed connect); only the peer is known
                         local=ev.local, local_port=ev.local_port or None, remote=ev.remote,
                         remote_port=ev.remote_port, source="ebpf", comm=ev.comm)
-    return sock, ProcessRecord(pid=ev.pid, ppid=ev.ppid, uid=ev.uid, cmdline=cmdline)
+    # the parent at connect time (a later exit reparents the process)
+    return sock, ProcessRecord(pid=ev.pid, ppid=ev.ppid, uid=ev.uid)
 
 
 # -- the edge: running bpftrace -----------------------------------------------------------------
@@ -225,12 +375,13 @@ def _raise_memlock() -> None:
 
 
 class BpftraceTracer:
-    """Runs the script and folds its events into a ``SocketAttributor`` as they arrive."""
+    """Runs the script and keeps its events; ``stop`` folds them into a ``SocketAttributor``."""
 
     source = "ebpf"
 
     def __init__(self, bpftrace: str = "bpftrace") -> None:
         self._argv = [bpftrace, "-q", "-B", "line", "-e", SCRIPT]
+        self._env = {**os.environ, "BPFTRACE_STRLEN": str(STRLEN)}
         self._proc: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
@@ -239,13 +390,21 @@ class BpftraceTracer:
         self.parse_errors = 0
         # bpftrace's nsecs is CLOCK_MONOTONIC; captures use the wall clock.
         self._offset = time.time() - time.monotonic()
-        self._lock = threading.Lock()
+        self._events: list[Event] = []    # not yet folded (newer than the reorder window)
+        self._folder = EventFolder(self._offset)
+        self._next_fold = FOLD_EVERY
+        self._sockets: list[SocketRecord] = []
+        self._procs: list[ProcessRecord] = []
+        self._known: set[int] = set()      # pids whose program the events or /proc told
+        self._fallback: list[ProcessRecord] = []
+        self._table: list[ProcessRecord] = []
+        self._table_thread: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0) -> None:
         _raise_memlock()  # inherited by bpftrace (no preexec_fn: we may be called from a thread)
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argument list
             self._argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, errors="replace")
+                                      text=True, errors="replace", env=self._env)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
@@ -255,8 +414,14 @@ class BpftraceTracer:
             if self._proc.poll() is not None:
                 raise RuntimeError("bpftrace exited: " + "; ".join(self.errors[-3:]))
             if self._ready.wait(0.1):
+                # processes already running: read once, now that every later exec is traced
+                self._table_thread = threading.Thread(target=self._read_table, daemon=True)
+                self._table_thread.start()
                 return
         raise RuntimeError("bpftrace did not attach its probes in time")
+
+    def _read_table(self) -> None:
+        self._table = process_table()
 
     def _read_stderr(self) -> None:
         assert self._proc and self._proc.stderr
@@ -278,16 +443,20 @@ class BpftraceTracer:
                 continue
             if ev is None:
                 continue
-            cmdline = read_cmdline(ev.pid) if ev.pid not in self.attributor.processes or \
-                isinstance(ev, ExecEvent) else None
-            sock, proc = to_records(ev, self._offset, cmdline)
-            parent = None
-            if proc.ppid and proc.ppid not in self.attributor.processes:
-                parent = process_record(proc.ppid)  # started before tracing: ask /proc
-            with self._lock:
-                self.attributor.add_processes([parent, proc] if parent else [proc])
-                if sock:
-                    self.attributor.add_sockets([sock])
+            self._events.append(ev)
+            if len(self._events) >= self._next_fold:
+                self._fold(final=False)
+                self._next_fold = len(self._events) + FOLD_EVERY
+            if isinstance(ev, ExecEvent | ForkEvent):
+                self._known.add(ev.pid)
+            elif isinstance(ev, SockEvent) and ev.pid not in self._known:
+                # a process neither exec'd nor forked under tracing, and perhaps not in the table
+                # of running processes yet: read it now, while it runs
+                self._known.add(ev.pid)
+                for pid in (ev.pid, ev.ppid):
+                    rec = process_record(pid)
+                    if rec is not None:
+                        self._fallback.append(rec)
 
     def stop(self, drain: float = 0.25) -> SocketAttributor:
         if self._proc and self._proc.poll() is None:
@@ -302,4 +471,26 @@ class BpftraceTracer:
                 self._proc.wait()
         if self._thread:
             self._thread.join(timeout=10)
+        if self._table_thread:
+            self._table_thread.join(timeout=30)
+        self._fold(final=True)
+        # the table of running processes first: what events say about a pid comes later
+        self.attributor.add_processes(self._table)
+        self.attributor.add_processes(self._fallback)
+        self.attributor.add_processes(self._procs)
+        self.attributor.add_sockets(self._sockets)
         return self.attributor
+
+    def _fold(self, final: bool) -> None:
+        """Fold the events older than the reorder window (all of them when ``final``), so a long
+        capture keeps records, not every line bpftrace printed."""
+        self._events.sort(key=lambda e: e.ns)
+        cut = len(self._events)
+        if not final:
+            horizon = self._events[-1].ns - REORDER_WINDOW_NS
+            cut = next((i for i, e in enumerate(self._events) if e.ns >= horizon), cut)
+        self._folder.feed(self._events[:cut])
+        del self._events[:cut]
+        sockets, procs = self._folder.take()
+        self._sockets.extend(sockets)
+        self._procs.extend(procs)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
-from ..model import Contact
-from ..operations import go_trace_lines
+from ..base.model import Contact
+from ..contacts.operations import go_trace_lines
 
 # The go command prints the start line before it dials, so the line always precedes the
 # ClientHello; the slack only absorbs the pipe's delivery delay to our reader.

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
+from dataclasses import replace
 
-from ..events import FlowRef
-from ..model import AttributionSource, ProcessInfo
+from ..base.model import MAX_ANCESTORS, Ancestor, AttributionSource, ProcessInfo
+from ..events.records import FlowRef
 from .records import ProcessRecord, SocketRecord, comm_of, normalize_address
 
 # A tracer's clock and the capture's clock are both CLOCK_REALTIME-derived but read at different
@@ -38,23 +39,20 @@ class SocketAttributor:
             self._by_remote[key].append(rec)
 
     def add_processes(self, records: Iterable[ProcessRecord]) -> None:
-        """Later records about a pid fill in or replace what earlier ones said."""
+        """Later records about a pid fill in or replace what earlier ones said; each program
+        image (exec, fork, first sight) is also kept in the pid's history, in time order."""
         for rec in records:
-            if rec.exe or rec.cmdline:
-                self._history[rec.pid].append(rec)
+            if rec.is_image:
+                history = self._history[rec.pid]
+                history.append(rec)
+                if len(history) > 1 and rec.ts is not None and \
+                        history[-2].ts is not None and history[-2].ts > rec.ts:
+                    history.sort(key=lambda r: -1.0 if r.ts is None else r.ts)
             old = self._processes.get(rec.pid)
             if old is None:
                 self._processes[rec.pid] = rec
                 continue
-            self._processes[rec.pid] = ProcessRecord(
-                pid=rec.pid,
-                ppid=rec.ppid if rec.ppid is not None else old.ppid,
-                comm=rec.comm or old.comm,
-                cmdline=rec.cmdline or old.cmdline,
-                exe=rec.exe or old.exe,
-                uid=rec.uid if rec.uid is not None else old.uid,
-                ts=rec.ts if rec.ts is not None else old.ts,
-            )
+            self._processes[rec.pid] = _merged(rec, old)
 
     @property
     def sockets(self) -> list[SocketRecord]:
@@ -89,22 +87,35 @@ class SocketAttributor:
             return None
         return self.process_info(rec.pid, rec.comm, at=rec.ts)
 
-    def record_at(self, pid: int, ts: float | None) -> ProcessRecord | None:
-        """What ``pid`` was running at ``ts``: its last exec before then (merged with what is
-        known of the pid), or the latest record when the time is unknown."""
+    def record_at(self, pid: int, ts: float | None, _depth: int = 0) -> ProcessRecord | None:
+        """What ``pid`` was running at ``ts``: its last image before then (merged with what is
+        known of the pid), or the latest record when the time is unknown. A forked image is
+        resolved to its parent's program at the moment of the fork."""
         latest = self._processes.get(pid)
         history = self._history.get(pid)
-        if ts is None or not history or len(history) < 2:
+        if not history:
             return latest
-        before = [r for r in history if r.ts is None or r.ts <= ts]  # same clock: no slack
-        chosen = before[-1] if before else history[0]
+        if ts is None:
+            chosen = history[-1]
+        else:
+            before = [r for r in history if r.ts is None or r.ts <= ts]  # same clock: no slack
+            chosen = before[-1] if before else history[0]
+        if chosen.forked and chosen.ppid is not None and _depth < 64:
+            parent = self.record_at(chosen.ppid, chosen.ts, _depth + 1)
+            if parent is not None:
+                chosen = replace(chosen, comm=chosen.comm or parent.comm,
+                                 cmdline=chosen.cmdline or parent.cmdline,
+                                 exe=chosen.exe or parent.exe,
+                                 env=chosen.env if chosen.env is not None else parent.env,
+                                 uid=chosen.uid if chosen.uid is not None else parent.uid)
         if latest is None:
             return chosen
         return ProcessRecord(pid=pid, ppid=chosen.ppid if chosen.ppid is not None else latest.ppid,
-                             comm=chosen.comm or latest.comm,
-                             cmdline=chosen.cmdline or latest.cmdline, exe=chosen.exe,
+                             comm=chosen.comm or (latest.comm if len(history) < 2 else None),
+                             cmdline=chosen.cmdline or (latest.cmdline if len(history) < 2 else None),
+                             exe=chosen.exe, env=chosen.env,
                              uid=chosen.uid if chosen.uid is not None else latest.uid,
-                             ts=chosen.ts)
+                             ts=chosen.ts, forked=chosen.forked)
 
     def exe_for(self, pid: int, comm: str | None) -> str | None:
         """The executable path of the program ``pid`` ran under ``comm`` (latest such exec)."""
@@ -115,10 +126,30 @@ class SocketAttributor:
         latest = self._processes.get(pid)
         return latest.exe if latest and comm is None else None
 
+    def ancestors_at(self, pid: int, ts: float | None) -> tuple[Ancestor, ...]:
+        """The parent chain of ``pid`` as it was at ``ts``, nearest first, up to init or
+        MAX_ANCESTORS. Each ancestor is the program it ran at ``ts`` (a shell that later execs
+        ``sleep`` is still the shell); a pid no tier saw ends the chain as a bare pid."""
+        out: list[Ancestor] = []
+        seen = {pid}
+        rec = self.record_at(pid, ts)
+        cur = rec.ppid if rec else None
+        while cur and cur not in seen and len(out) < MAX_ANCESTORS:
+            seen.add(cur)
+            parent = self.record_at(cur, ts)
+            if parent is None:
+                out.append(Ancestor(pid=cur, comm=None, cmdline=None))
+                break
+            out.append(Ancestor(pid=cur, comm=parent.comm, cmdline=parent.cmdline,
+                                exe=parent.exe, env=parent.env))
+            cur = parent.ppid
+        return tuple(out)
+
     def process_info(self, pid: int, comm: str | None = None,
                      at: float | None = None) -> ProcessInfo:
         proc = self.record_at(pid, at)
-        parent = self._processes.get(proc.ppid) if proc and proc.ppid is not None else None
+        ancestors = self.ancestors_at(pid, at)
+        parent = ancestors[0] if ancestors else None
         return ProcessInfo(
             pid=pid,
             comm=comm or (proc.comm if proc else None),
@@ -128,6 +159,10 @@ class SocketAttributor:
             uid=proc.uid if proc else None,
             parent_comm=parent.comm if parent else None,
             parent_cmdline=parent.cmdline if parent else None,
+            ancestors=ancestors,
+            env=proc.env if proc else None,
+            exe=proc.exe if proc and proc.exe and (comm is None or comm_of(proc.exe) == comm)
+            else self.exe_for(pid, comm),
         )
 
     def in_tree(self, pid: int, root: int) -> bool:
@@ -141,6 +176,20 @@ class SocketAttributor:
             proc = self._processes.get(cur)
             cur = proc.ppid if proc else None
         return False
+
+
+def _merged(new: ProcessRecord, old: ProcessRecord) -> ProcessRecord:
+    return ProcessRecord(
+        pid=new.pid,
+        ppid=new.ppid if new.ppid is not None else old.ppid,
+        comm=new.comm or old.comm,
+        cmdline=new.cmdline or old.cmdline,
+        exe=new.exe or old.exe,
+        uid=new.uid if new.uid is not None else old.uid,
+        ts=new.ts if new.ts is not None else old.ts,
+        env=new.env if new.env is not None else old.env,
+        forked=new.forked if new.is_image else old.forked,
+    )
 
 
 def _nearest(records: list[SocketRecord], ts: float) -> SocketRecord:

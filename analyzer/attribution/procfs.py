@@ -6,11 +6,14 @@ they stay unattributed, never guessed.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
+from collections.abc import Mapping
 
 import psutil
 
+from ..base.model import MAX_ANCESTORS, Env, env_from_block
 from .joiner import SocketAttributor
 from .records import ProcessRecord, SocketRecord
 
@@ -28,15 +31,57 @@ def read_cmdline(pid: int) -> str | None:
     return " ".join(args) if args else None
 
 
-def process_record(pid: int) -> ProcessRecord | None:
+def read_environ(pid: int) -> Env | None:
+    """The recorded variables of a live process as they were at its exec (/proc/PID/environ is
+    the block the program started with; later setenv calls do not show), None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as fh:
+            return env_from_block(fh.read())
+    except OSError:
+        return None
+
+
+def _exe(pid: int) -> str | None:
+    try:
+        return os.readlink(f"/proc/{pid}/exe").removesuffix(" (deleted)")
+    except OSError:
+        return None
+
+
+def process_record(pid: int, ts: float | None = None) -> ProcessRecord | None:
+    """What /proc says of ``pid`` now, stamped ``ts`` (default: its start time)."""
     try:
         p = psutil.Process(pid)
         with p.oneshot():
             return ProcessRecord(pid=pid, ppid=p.ppid(), comm=p.name(),
-                                 cmdline=" ".join(p.cmdline()) or None, exe=None,
-                                 uid=p.uids().real, ts=p.create_time())
+                                 cmdline=" ".join(p.cmdline()) or None, exe=_exe(pid),
+                                 uid=p.uids().real, ts=p.create_time() if ts is None else ts,
+                                 env=read_environ(pid))
     except (psutil.Error, OSError):
         return None
+
+
+def process_table() -> list[ProcessRecord]:
+    """Every running process (for a tracer that only sees processes started after it)."""
+    return [rec for pid in psutil.pids() if (rec := process_record(pid)) is not None]
+
+
+def chain_records(pid: int, now: float, known: Mapping[int, ProcessRecord]) -> list[ProcessRecord]:
+    """``pid`` and its ancestors up to init (or MAX_ANCESTORS), read now; an ancestor already
+    read with the same program is not read twice."""
+    out: list[ProcessRecord] = []
+    cur: int | None = pid
+    seen: set[int] = set()
+    while cur and cur not in seen and len(out) <= MAX_ANCESTORS:
+        seen.add(cur)
+        rec = process_record(cur, ts=now)
+        if rec is None:
+            break
+        old = known.get(cur)
+        if old is None or (old.cmdline, old.exe) != (rec.cmdline, rec.exe):
+            out.append(rec)
+        cur = rec.ppid
+    return out
 
 
 def snapshot(now: float) -> list[SocketRecord]:
@@ -77,8 +122,9 @@ class ProcfsPoller:
 
     def poll_once(self) -> None:
         self.polls += 1
+        now = time.time()
         try:
-            records = snapshot(time.time())
+            records = snapshot(now)
         except (psutil.Error, OSError):
             return
         fresh = []
@@ -88,15 +134,10 @@ class ProcfsPoller:
                 self._seen.add(key)
                 fresh.append(r)
         self.attributor.add_sockets(fresh)
-        known = self.attributor.processes
-        for pid in {r.pid for r in fresh} - set(known):
-            rec = process_record(pid)
-            if rec:
-                self.attributor.add_processes([rec])
-                if rec.ppid and rec.ppid not in known:
-                    parent = process_record(rec.ppid)
-                    if parent:
-                        self.attributor.add_processes([parent])
+        # the owner and its ancestors as they are at this poll: the nearest the tier gets to
+        # the moment of the connect (a parent that execs later is not read again)
+        for pid in {r.pid for r in fresh}:
+            self.attributor.add_processes(chain_records(pid, now, self.attributor.processes))
 
     def stop(self) -> SocketAttributor:
         self._stop.set()

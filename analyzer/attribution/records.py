@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ..model import AttributionSource, Transport
+from ..base.model import AttributionSource, Env, Transport
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +27,12 @@ class SocketRecord:
 
 @dataclass(frozen=True, slots=True)
 class ProcessRecord:
-    """One process (after its last exec, when seen)."""
+    """One process image: what ``pid`` ran from ``ts`` on (an exec, a fork, or a first sight).
+
+    ``forked`` marks a fork: the child runs its parent's program, with its parent's command
+    line and environment as they were at ``ts``, until it execs. ``env`` holds the recorded
+    variables (``model.RECORDED_ENV_NAMES``) as they were at exec; None when not seen.
+    """
 
     pid: int
     ppid: int | None = None
@@ -36,6 +41,13 @@ class ProcessRecord:
     exe: str | None = None
     uid: int | None = None
     ts: float | None = None
+    env: Env | None = None
+    forked: bool = False
+
+    @property
+    def is_image(self) -> bool:
+        """True when the record says what program the pid ran (not only its parent or uid)."""
+        return bool(self.exe or self.cmdline or self.forked)
 
 
 def comm_of(path: str) -> str:

@@ -4,7 +4,8 @@ With ``-yy`` strace prints each socket fd with its endpoints once the kernel kno
 (``5<TCP:[127.0.0.1:43384->127.0.0.1:18080]>``). connect(2) is decoded before the local port
 exists, but both Go and curl call getsockname(2) right after, and glibc's resolver sends on the
 connected socket, so tracing those calls yields every 4-tuple. ``clone`` results give the
-process tree (threads share their leader's pid), ``execve`` the command lines.
+process tree (threads share their leader's pid), ``execve`` the command lines and, with ``-v``,
+the environment each program started with (``-s 4096`` keeps long values whole).
 strace's text is not a format any library parses, hence the small hand-written parser below.
 """
 
@@ -14,8 +15,9 @@ import os
 import re
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from ..base.model import recorded_env
 from .joiner import SocketAttributor
 from .records import ProcessRecord, SocketRecord, comm_of
 
@@ -24,7 +26,7 @@ TRACE_CALLS = "connect,sendto,sendmsg,sendmmsg,getsockname,getpeername,execve,cl
 
 def strace_argv(out_path: str, command: Sequence[str], strace: str = "strace") -> list[str]:
     """The strace command line wrapping ``command`` (output to ``out_path``)."""
-    return [strace, "-f", "-yy", "-ttt", "-qq", "-s", "4096", "-e", f"trace={TRACE_CALLS}",
+    return [strace, "-f", "-yy", "-ttt", "-qq", "-v", "-s", "4096", "-e", f"trace={TRACE_CALLS}",
             "-e", "signal=none", "-o", out_path, "--", *command]
 
 
@@ -43,8 +45,7 @@ _V6_LOCAL = re.compile(r"^\[(?P<la>[0-9a-fA-F:.]+)\]:(?P<lp>\d+)$")
 _SOCKADDR = re.compile(
     r"\{sa_family=AF_INET6?, sin6?_port=htons\((?P<port>\d+)\),.*?"
     r"(?:sin_addr=inet_addr\(\"(?P<v4>[\d.]+)\"\)|inet_pton\(AF_INET6, \"(?P<v6>[0-9a-fA-F:.]+)\")")
-_EXECVE = re.compile(r'^execve\("(?P<path>(?:[^"\\]|\\.)*)", \[(?P<argv>.*?)\](?:, 0x[0-9a-f]+| )')
-_ARG = re.compile(r'"((?:[^"\\]|\\.)*)"')
+_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"(\.\.\.)?')
 _CLONE = re.compile(r"^(?P<call>clone3?|v?fork)\((?P<args>.*)\)\s+=\s+(?P<ret>\d+)\s*$")
 _RESUMED = re.compile(r"^<\.\.\. (?P<call>\w+) resumed>(?P<args>.*)\)\s+=\s+(?P<ret>-?\d+)")
 
@@ -54,7 +55,8 @@ class StraceState:
     """What has been read so far: thread -> process, processes, sockets."""
 
     tgid: dict[int, int] = field(default_factory=dict)        # tid -> pid (thread group leader)
-    processes: dict[int, ProcessRecord] = field(default_factory=dict)
+    processes: dict[int, ProcessRecord] = field(default_factory=dict)  # latest image per pid
+    images: list[ProcessRecord] = field(default_factory=list)  # every exec and fork, in order
     sockets: list[SocketRecord] = field(default_factory=list)
     pending_clone: dict[int, str] = field(default_factory=dict)  # tid -> clone args while unfinished
     malformed: int = 0
@@ -101,15 +103,14 @@ def feed_line(state: StraceState, line: str) -> None:
     tid, ts, rest = int(m["tid"]), float(m["ts"]), m["rest"]
     pid = state.pid_of(tid)
     if rest.startswith("execve("):
-        em = _EXECVE.match(rest)
-        if em and not rest.rstrip().endswith("= -1 ENOENT (No such file or directory)") \
-                and " = -1 " not in rest:
-            path = _unescape(em["path"])
-            argv = [_unescape(a) for a in _ARG.findall(em["argv"])]
+        call = parse_execve(rest)
+        if call is not None and " = -1 " not in rest:
+            path, argv, env = call
             old = state.processes.get(pid)
-            state.processes[pid] = ProcessRecord(pid=pid, ppid=old.ppid if old else None,
-                                                 comm=comm_of(path), cmdline=" ".join(argv) or None,
-                                                 exe=path, uid=old.uid if old else None, ts=ts)
+            _add(state, ProcessRecord(pid=pid, ppid=old.ppid if old else None,
+                                      comm=comm_of(path), cmdline=" ".join(argv) or None,
+                                      exe=path, uid=old.uid if old else None, ts=ts,
+                                      env=recorded_env(env) if env is not None else None))
         return
     cm = _CLONE.match(rest)
     if cm is None and rest.startswith(("clone", "fork", "vfork")) and "<unfinished" in rest:
@@ -153,11 +154,57 @@ def _record_clone(state: StraceState, pid: int, args: str, child: int, ts: float
         state.tgid[child] = pid
         return
     parent = state.processes.get(pid)
-    # A forked child runs the parent's program until it execs.
-    state.processes[child] = ProcessRecord(pid=child, ppid=pid,
-                                           comm=parent.comm if parent else None,
-                                           cmdline=parent.cmdline if parent else None,
-                                           exe=parent.exe if parent else None, ts=ts)
+    # A forked child runs the parent's program, with its environment, until it execs.
+    _add(state, ProcessRecord(pid=child, ppid=pid, comm=parent.comm if parent else None,
+                              cmdline=parent.cmdline if parent else None,
+                              exe=parent.exe if parent else None, ts=ts,
+                              env=parent.env if parent else None, forked=parent is None))
+
+
+def _add(state: StraceState, rec: ProcessRecord) -> None:
+    state.processes[rec.pid] = rec
+    state.images.append(rec)
+
+
+def _strings(text: str, pos: int) -> tuple[list[str], int] | None:
+    """A strace string array ``["a", "b"...]`` starting at ``text[pos]``; None when not one."""
+    if text[pos:pos + 1] != "[":
+        return None
+    out: list[str] = []
+    pos += 1
+    while pos < len(text):
+        if text[pos] == "]":
+            return out, pos + 1
+        if text.startswith(", ", pos):
+            pos += 2
+            continue
+        if text.startswith("...", pos):  # strace cut the array short
+            pos += 3
+            continue
+        m = _QUOTED.match(text, pos)
+        if m is None:
+            return None
+        out.append(_unescape(m.group(1)) + ("..." if m.group(2) else ""))
+        pos = m.end()
+    return None
+
+
+def parse_execve(rest: str) -> tuple[str, list[str], list[tuple[str, str]] | None] | None:
+    """``(path, argv, environment)`` of an ``execve(...)`` line; the environment is None without
+    ``-v`` (strace then prints ``0x7ffd... /* 35 vars */``)."""
+    m = _QUOTED.match(rest, len("execve("))
+    if m is None or not rest.startswith(", ", m.end()):
+        return None
+    argv = _strings(rest, m.end() + 2)
+    if argv is None:
+        return None
+    args, pos = argv
+    env: list[tuple[str, str]] | None = None
+    if rest.startswith(", [", pos):
+        block = _strings(rest, pos + 2)
+        if block is not None:
+            env = [(k, v) for k, _, v in (e.partition("=") for e in block[0]) if k]
+    return _unescape(m.group(1)), args, env
 
 
 def parse_output(lines: Iterable[str], root_ppid: int | None = None) -> StraceState:
@@ -168,16 +215,18 @@ def parse_output(lines: Iterable[str], root_ppid: int | None = None) -> StraceSt
     if root_ppid is not None and state.processes:
         first = min(state.processes.values(), key=lambda p: p.ts or 0.0)
         if first.ppid is None:
-            state.processes[first.pid] = ProcessRecord(
-                pid=first.pid, ppid=root_ppid, comm=first.comm, cmdline=first.cmdline,
-                exe=first.exe, uid=first.uid, ts=first.ts)
+            state.processes[first.pid] = replace(first, ppid=root_ppid)
+            state.images = [replace(r, ppid=root_ppid) if r.pid == first.pid and r.ppid is None
+                            else r for r in state.images]
     return state
 
 
-def attributor_from_file(path: str, root_ppid: int | None = None) -> SocketAttributor:
+def attributor_from_file(path: str, root_ppid: int | None = None,
+                         outer: Sequence[ProcessRecord] = ()) -> SocketAttributor:
+    """The tier's attributor; ``outer`` are the processes above the traced tree (strace and
+    what started it), read when the command started."""
     with open(path, encoding="utf-8", errors="replace") as fh:
         state = parse_output(fh, root_ppid)
     uid = os.getuid()
-    procs = [p if p.uid is not None else ProcessRecord(p.pid, p.ppid, p.comm, p.cmdline, p.exe, uid, p.ts)
-             for p in state.processes.values()]
-    return SocketAttributor("strace", state.sockets, procs)
+    procs = [p if p.uid is not None else replace(p, uid=uid) for p in state.images]
+    return SocketAttributor("strace", state.sockets, [*outer, *procs])

@@ -8,8 +8,8 @@ from typing import Any
 
 import click
 
+from ..base.watchlist import DEFAULT_HOSTS, WatchList, read_watch_file
 from ..pipeline import AnalyzeOptions
-from ..watchlist import DEFAULT_HOSTS, WatchList, read_watch_file
 
 
 def watch_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -55,7 +55,7 @@ def analyze_options(watch: Sequence[str], watch_file: Path | None, all_hosts: bo
     """AnalyzeOptions from the shared options (a key log implies the tshark engine)."""
     config = None
     if config_from is not None:
-        from ..config import load_config_from
+        from ..causes import load_config_from
 
         config = load_config_from(config_from)
     return AnalyzeOptions(watch=build_watch(watch, watch_file, all_hosts), expect_path=expect_path,

@@ -12,11 +12,11 @@ from typing import Any
 
 import click
 
-from ..config import find_go_binary
-from ..config.explain import Explanation, explain
-from ..config.goconfig import NETWORK_VARS
-from ..config.proxylist import redact
-from ..errors import UsageError
+from ..base.errors import UsageError
+from ..causes import find_go_binary
+from ..causes.explain import Explanation, explain
+from ..causes.goconfig import NETWORK_VARS
+from ..causes.proxylist import redact
 from ..report.output import emit_records, output_options
 
 SHOWN_VARS = (*NETWORK_VARS, "GOVCS", "GOAUTH", "GOVULNDB")

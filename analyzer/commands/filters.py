@@ -17,8 +17,11 @@ from typing import Any
 
 import click
 
-from ..config.gocmd import run_go
-from ..errors import UsageError
+from ..base.errors import UsageError
+from ..base.files import make_private_dir
+from ..base.watchlist import DEFAULT_HOSTS, WatchList, read_watch_file
+from ..causes.gocmd import run_go
+from ..events.tshark.binary import validate_display_filters
 from ..filters.bpf import capture_filter
 from ..filters.display import DisplayFilter, standard_filters
 from ..filters.export import default_spec, export
@@ -37,10 +40,7 @@ from ..filters.inputs import (
     validate_ports,
 )
 from ..filters.profile import DEFAULT_PROFILE, ProfileSpec, render_profile, write_profile, write_zip
-from ..filters.tshark import validate_display_filters
-from ..report.files import make_private_dir
 from ..report.output import emit_records, emit_text, output_options
-from ..watchlist import DEFAULT_HOSTS, WatchList, read_watch_file
 
 
 def _warn(message: str) -> None:

@@ -13,13 +13,13 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from .. import exitcodes
-from ..errors import UsageError
-from ..expect import load_expectations
+from ..base import exitcodes
+from ..base.errors import UsageError
+from ..base.watchlist import DEFAULT_HOSTS, WatchList, normalize_hostname
+from ..findings.expect import load_expectations
 from ..probe import ProbeOptions, run_probe
 from ..probe.dnsprobe import parse_server
 from ..report.output import emit_records, output_options
-from ..watchlist import DEFAULT_HOSTS, WatchList, normalize_hostname
 
 LAYERS = ("dns", "tls", "http", "system")
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import click
 
-from .. import exitcodes
-from ..errors import UsageError
+from ..base import exitcodes
+from ..base.errors import UsageError
 from ..pipeline import analyze_files
 from ..report.contacts import render_report
 from .common import analyze_options, source_options, watch_options

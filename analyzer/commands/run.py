@@ -8,13 +8,13 @@ from pathlib import Path
 
 import click
 
-from .. import exitcodes
-from ..gate import check_denied
+from ..base import exitcodes
+from ..base.watchlist import normalize_hostname
 from ..pipeline import AnalyzeOptions
 from ..report.contacts import CONTACT_FORMATS, render_report
 from ..report.output import output_options
-from ..watchlist import normalize_hostname
 from .common import build_watch, watch_options
+from .gate import check_denied
 from .live_common import live_options, print_summary
 
 

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..watchlist import WatchList
+from ..base.watchlist import WatchList
 from .inputs import DEFAULT_PORTS, validate_addresses, validate_ports
 from .libpcap import DLT_EN10MB, check_filter, compile_filter
 

@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..errors import UsageError
-from ..watchlist import WatchList
+from ..base.errors import UsageError
+from ..base.watchlist import WatchList
 from .inputs import validate_address
 
 PREFIX = "proxytrace"

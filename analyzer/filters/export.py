@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..report.files import make_private_dir, write_private
-from ..watchlist import DEFAULT_HOSTS, WatchList
+from ..base.files import make_private_dir, write_private
+from ..base.watchlist import DEFAULT_HOSTS, WatchList
 from .bpf import capture_filter
 from .display import standard_filters
 from .inputs import DEFAULT_GOPROXY, DEFAULT_PORTS, parse_goproxy, proxy_hostnames, proxy_ports

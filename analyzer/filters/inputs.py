@@ -1,6 +1,6 @@
 """Validation of everything a user can put into a filter: ports, addresses, GOPROXY values.
 
-Hostnames go through ``analyzer.watchlist.normalize_hostname``; what leaves this module is an
+Hostnames go through ``analyzer.base.watchlist.normalize_hostname``; what leaves this module is an
 int in 1..65535, a canonical ``ipaddress`` text, or a normalized hostname, so no filter syntax
 (quotes, spaces, operators, parentheses) can ride along.
 """
@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
-from ..errors import UsageError
-from ..watchlist import is_ip_address, normalize_hostname
+from ..base.errors import UsageError
+from ..base.watchlist import is_ip_address, normalize_hostname
 
 DEFAULT_PORTS: tuple[int, ...] = (80, 443)
 # $GOROOT/go.env's value since Go 1.21 (../shared/GO_NETWORK_FACTS.md section 1.1).
@@ -76,12 +76,12 @@ class ProxyEntry:
 def parse_goproxy(value: str) -> tuple[ProxyEntry, ...]:
     """The proxies a GOPROXY value names, in order, as network endpoints.
 
-    The list itself is read by ``analyzer.config.proxylist.parse_goproxy``, which mirrors
+    The list itself is read by ``analyzer.causes.proxylist.parse_goproxy``, which mirrors
     cmd/go/internal/modfetch/proxy.go (``,`` and ``|``, ``https://`` added to a scheme-less
     entry, ``direct`` and ``off`` ending the list); here each URL is checked for use in a
     filter. ``file://`` proxies are local and carry no network endpoint.
     """
-    from ..config.proxylist import parse_goproxy as parse_list
+    from ..causes.proxylist import parse_goproxy as parse_list
 
     entries: list[ProxyEntry] = []
     for entry in parse_list(value).entries:

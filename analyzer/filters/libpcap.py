@@ -11,8 +11,8 @@ import ctypes
 import ctypes.util
 from functools import lru_cache
 
-from ..errors import ProxytraceError
-from ..exitcodes import MISSING_TOOL
+from ..base.errors import ProxytraceError
+from ..base.exitcodes import MISSING_TOOL
 
 # Link types we check every filter against: Ethernet (captures from a NIC or veth) and Linux
 # "cooked" v2 (tcpdump -i any, the link type of a live capture on all interfaces).

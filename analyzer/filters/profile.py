@@ -15,7 +15,7 @@ Formats follow Wireshark 4.x (user guide, appendix "Configuration Files"; the UA
 * ``preferences``: ``gui.column.format`` with custom columns ``%Cus:<field>:0:R`` and
   ``tls.keylog_file`` only when a key log is given.
 
-Rendering is pure (text in a dict); writing goes through ``analyzer.report.files`` (0600).
+Rendering is pure (text in a dict); writing goes through ``analyzer.base.files`` (0600).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import UsageError
-from ..report.files import make_private_dir, open_private, write_private
+from ..base.errors import UsageError
+from ..base.files import make_private_dir, open_private, write_private
 from .display import DisplayFilter
 
 DEFAULT_PROFILE = "proxytrace"

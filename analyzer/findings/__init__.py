@@ -7,19 +7,18 @@ evidence; this module only finds the evidence behind each contact and fills ``fi
 
 from __future__ import annotations
 
-import dataclasses
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import TypeVar
 
-from ..events import DnsExchange, Evidence, HttpExchange, TlsSession
-from ..expect import Expectations
-from ..model import Contact, Finding
-from ..watchlist import WatchList
+from ..base.model import Contact, Finding, replace_contact
+from ..base.watchlist import WatchList
+from ..events.records import DnsExchange, Evidence, HttpExchange, TlsSession
 from . import dns as dns_rules
 from . import http as http_rules
 from . import tls as tls_rules
 from .access import dns_addresses
+from .expect import Expectations
 
 __all__ = ["apply_findings", "HIJACK_KINDS"]
 
@@ -127,7 +126,7 @@ def apply_findings(contacts: list[Contact], evidence: Evidence, expectations: Ex
         if new_findings == contact.findings and new_notes == contact.notes:
             out.append(contact)  # nothing found (most contacts): no copy
         else:
-            out.append(dataclasses.replace(contact, findings=new_findings, notes=new_notes))
+            out.append(replace_contact(contact, findings=new_findings, notes=new_notes))
     return out
 
 

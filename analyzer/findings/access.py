@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..protocols.certificate import CertificateInfo
 from ..protocols.dns import DnsMessage
 from ..protocols.tls import ClientHello, ServerFlight
-from ..protocols.x509 import CertificateInfo
 
 TLS_NAMES = {0x0300: "SSL 3.0", 0x0301: "TLS 1.0", 0x0302: "TLS 1.1", 0x0303: "TLS 1.2",
              0x0304: "TLS 1.3"}

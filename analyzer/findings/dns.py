@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterator
 
-from ..events import DnsExchange
-from ..expect import Expectations
-from ..model import Finding
-from ..watchlist import WatchList
+from ..base.model import Finding
+from ..base.watchlist import WatchList
+from ..events.records import DnsExchange
 from .access import dns_addresses, dns_answer_key, dns_summary
 from .addresses import bogon_reason, is_public_name
+from .expect import Expectations
 
 ADDRESS_TYPES = ("A", "AAAA")
 

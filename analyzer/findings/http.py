@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
-from ..events import HttpExchange
-from ..model import Contact, Finding
-from ..watchlist import WatchList
+from ..base.model import Contact, Finding
+from ..base.watchlist import WatchList
+from ..events.records import HttpExchange
 
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import ipaddress
 
-from ..events import TlsSession
-from ..expect import Expectations, HostExpectation
-from ..model import Contact, Finding
-from ..protocols.x509 import CertificateInfo
-from ..watchlist import is_ip_address
+from ..base.model import Contact, Finding
+from ..base.watchlist import is_ip_address
+from ..events.records import TlsSession
+from ..protocols.certificate import CertificateInfo
 from .access import (
     certificates,
     client_max_version,
@@ -30,6 +29,7 @@ from .access import (
     tls_version_code,
     tls_version_name,
 )
+from .expect import Expectations, HostExpectation
 
 TLS12 = 0x0303
 TLS13 = 0x0304

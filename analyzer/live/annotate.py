@@ -3,23 +3,30 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Protocol
 
-from ..attribution.comments import comments_for_process
 from ..attribution.joiner import SocketAttributor
-from ..events import FlowRef
-from ..model import ProcessInfo, Transport
+from ..base.files import open_private
+from ..base.model import ProcessInfo, Transport
+from ..causes.proxylist import redact_process
+from ..events.records import FlowRef
+from ..packets.decode import Decoder
+from ..packets.frames import iter_frames_and_segments
 from ..pipeline import Attributor
-from ..report.files import open_private
 from ..source.capture_file import ReadState
-from ..source.decode import Decoder
-from ..source.reader import iter_frames_and_segments, open_source
+from ..source.open import open_source
+from ..source.process_comments import comments_for_process
 from .backends import CaptureCounts
 from .pcapng_writer import PcapngWriter
 
-CommentsFn = Callable[[ProcessInfo], Sequence[str]]
+
+class CommentsFn(Protocol):
+    """The comments of one packet of ``p``; ``full=False`` for a flow's later packets."""
+
+    def __call__(self, p: ProcessInfo, full: bool = True) -> Sequence[str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,11 +36,16 @@ class AnnotateResult:
     path: Path
 
 
-def comments_with_exe(attributor: Attributor | None) -> CommentsFn:
-    """ptcpdump-style comments naming the executable's path when the tracer recorded it."""
+def comments_with_exe(attributor: Attributor | None, redact: bool = True) -> CommentsFn:
+    """ptcpdump-style comments naming the executable's path when the tracer recorded it, plus
+    the environment and ancestor lines; credentials hidden unless ``redact`` is False."""
     joiner = attributor if isinstance(attributor, SocketAttributor) else None
 
-    def comments(p: ProcessInfo) -> list[str]:
+    def comments(p: ProcessInfo, full: bool = True) -> list[str]:
+        if redact:
+            p = redact_process(p)
+        if not full:  # ptcpdump's lines only: the flow's first packet carried the rest
+            p = replace(p, env=None, ancestors=())
         if joiner is None:
             return comments_for_process(p)
         # the program the pid ran under this comm (it may have exec'd something else since)
@@ -56,11 +68,14 @@ def _lookup(attributor: Attributor, transport: str, src: str, sport: int, dst: s
 
 def annotate_capture(raw: Path, out: Path, attributor: Attributor | None,
                      counts: CaptureCounts | None = None, interface: str | None = None,
-                     comments_for: CommentsFn | None = None) -> AnnotateResult:
+                     comments_for: CommentsFn | None = None, redact: bool = True) -> AnnotateResult:
     """Copy every packet of ``raw`` (pcap or pcapng) into ``out`` (pcapng, mode 0600)."""
     if comments_for is None:
-        comments_for = comments_with_exe(attributor)
+        comments_for = comments_with_exe(attributor, redact)
     cache: dict[tuple[str, str, int, str, int], ProcessInfo | None] = {}
+    # the environment and ancestor lines go on each flow's first attributed packet only (they
+    # are a few KB; a module zip is thousands of packets); readers take a flow's first process
+    described: set[frozenset[tuple[str, int]]] = set()
     state = ReadState(str(raw))
     decoder = Decoder()
     packets = attributed = 0
@@ -77,10 +92,14 @@ def annotate_capture(raw: Path, out: Path, attributor: Attributor | None,
                 if key not in cache:
                     cache[key] = _lookup(attributor, *key, ts=seg.ts)
                 proc = cache[key]
-            if proc is not None:
+            if proc is not None and seg is not None:
                 attributed += 1
-                writer.packet(frame.linktype, frame.ts, frame.data, frame.wire_len,
-                              comments_for(proc), pid=proc.pid)
+                flow = frozenset(((seg.src, seg.sport), (seg.dst, seg.dport)))
+                first = flow not in described
+                described.add(flow)
+                texts = comments_for(proc, full=first)
+                writer.packet(frame.linktype, frame.ts, frame.data, frame.wire_len, texts,
+                              pid=proc.pid)
             else:
                 writer.packet(frame.linktype, frame.ts, frame.data, frame.wire_len)
         if counts is not None and (counts.received is not None or counts.dropped is not None):

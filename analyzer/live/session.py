@@ -26,11 +26,11 @@ from typing import BinaryIO
 from ..attribution import ebpf, strace
 from ..attribution.gotrace import apply_go_trace, parse_get_line
 from ..attribution.joiner import SocketAttributor
-from ..attribution.procfs import ProcfsPoller
-from ..config import GoConfig
-from ..errors import ProxytraceError
-from ..exitcodes import MISSING_TOOL, NO_PERMISSION
-from ..model import Contact
+from ..attribution.procfs import ProcfsPoller, chain_records
+from ..base.errors import ProxytraceError
+from ..base.exitcodes import MISSING_TOOL, NO_PERMISSION
+from ..base.model import Contact
+from ..causes import GoConfig
 from ..pipeline import AnalyzeOptions, Report, analyze_files
 from .annotate import AnnotateResult, annotate_capture
 from .backends import Capture, CaptureCounts
@@ -105,8 +105,8 @@ def default_filter(env: Mapping[str, str] | None = None, config: GoConfig | None
     (GOPROXY through the go command's own configuration chain, HTTPS_PROXY/HTTP_PROXY/ALL_PROXY),
     so a private mirror on port 8443, a forward proxy on 3128 or a SOCKS proxy's answers are not
     filtered away."""
+    from ..base.watchlist import WatchList
     from ..filters.bpf import capture_filter_for_proxies
-    from ..watchlist import WatchList
 
     env = dict(os.environ if env is None else env)
     if config is None:
@@ -120,7 +120,7 @@ def default_filter(env: Mapping[str, str] | None = None, config: GoConfig | None
 
 def _go_config(env: Mapping[str, str]) -> GoConfig:
     """What a go command started with ``env`` would use (runs ``go env`` once)."""
-    from ..config import config_from_env, find_go_binary
+    from ..causes import config_from_env, find_go_binary
 
     return config_from_env(env, find_go_binary(env))
 
@@ -255,6 +255,9 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     if opts.go_trace and proc.stderr is not None:
         tee = threading.Thread(target=_tee_stderr, args=(proc.stderr, stderr_lines), daemon=True)
         tee.start()
+    # strace sees only the tree below it: the processes above (strace, proxytrace, the shell)
+    # are read now, while they run, so each contact's chain reaches the user's shell
+    outer = chain_records(proc.pid, time.time(), {}) if tier == "strace" else []
     if on_started:
         on_started(proc.pid)
     status = _wait(proc)
@@ -264,7 +267,7 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     counts, attributor = _stop_both(tracer, capture)
     root_pid = proc.pid
     if tier == "strace":
-        attributor = strace.attributor_from_file(str(strace_out), root_ppid=proc.pid)
+        attributor = strace.attributor_from_file(str(strace_out), root_ppid=proc.pid, outer=outer)
         first = min(attributor.processes.values(), key=lambda p: p.ts or 0.0, default=None)
         root_pid = first.pid if first else proc.pid
     result = _finish(raw, opts, tier, backend, counts, attributor, notes)
@@ -283,10 +286,11 @@ def run_command(command: Sequence[str], opts: LiveOptions,
 
 def _with_causes(contacts: list[Contact], config: GoConfig, opts: LiveOptions) -> list[Contact]:
     """The child's configuration is known here: give each contact the setting that caused it
-    (after --go-trace has named the operations the causes speak of)."""
-    from ..config.causes import apply_causes
+    (after --go-trace has named the operations the causes speak of), from its own process's
+    environment when the tier recorded it."""
+    from ..causes.contact import apply_process_causes
 
-    return apply_causes(contacts, config, redact_values=opts.analyze.redact)
+    return apply_process_causes(contacts, config, redact_values=opts.analyze.redact)
 
 
 def _go_pids(attributor: SocketAttributor | None, root: int) -> set[int] | None:
@@ -354,7 +358,8 @@ def _finish(raw: Path, opts: LiveOptions, tier: str, backend: str, counts: Captu
     try:
         if not raw.exists():
             raise LiveError(f"{backend} wrote no capture file", MISSING_TOOL)
-        annotated = annotate_capture(raw, out, attributor, counts, opts.interface)
+        annotated = annotate_capture(raw, out, attributor, counts, opts.interface,
+                                     redact=opts.analyze.redact)
     finally:
         shutil.rmtree(raw.parent, ignore_errors=True)  # the raw capture and strace log
     report = analyze_files([out], opts.analyze, attributor=attributor)

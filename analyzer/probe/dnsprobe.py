@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import dpkt
 
-from ..errors import ParseError, UsageError
-from ..expect import Expectations
+from ..base.errors import ParseError, UsageError
+from ..base.model import Finding
 from ..findings.access import dns_addresses, dns_answer_key, dns_summary
 from ..findings.addresses import bogon_reason, is_public_name
-from ..model import Finding
+from ..findings.expect import Expectations
 from ..protocols.dns import DnsMessage, parse_dns
 
 QTYPES = {"A": dpkt.dns.DNS_A, "AAAA": dpkt.dns.DNS_AAAA}

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
-from ..model import Finding
-from ..watchlist import WatchList
+from ..base.model import Finding
+from ..base.watchlist import WatchList
 
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 USER_AGENT = "proxytrace-probe"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..model import Finding
+from ..base.model import Finding
 
 ProbeLayer = Literal["dns", "tls", "http", "system"]
 Status = Literal["ok", "finding", "unreachable", "info"]

@@ -19,9 +19,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..expect import Expectations
-from ..model import Finding
-from ..watchlist import DEFAULT_HOSTS, WatchList
+from ..base.model import Finding
+from ..base.watchlist import DEFAULT_HOSTS, WatchList
+from ..findings.expect import Expectations
 from . import dnsprobe, httpprobe, system, tlsprobe
 from .records import ProbeLayer, ProbeResult, result
 

@@ -13,10 +13,11 @@ import socket
 import ssl
 from dataclasses import dataclass
 
-from ..expect import Expectations
+from ..base.model import Finding
+from ..findings.expect import Expectations
 from ..findings.tls import TLS13, certificate_findings, issuer_names, version_finding
-from ..model import Finding
-from ..protocols.x509 import CertificateInfo, certificate_info
+from ..protocols.certificate import CertificateInfo
+from ..protocols.x509 import certificate_info
 
 _VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
 

@@ -20,7 +20,7 @@ import socket
 import struct
 from dataclasses import dataclass
 
-from ..errors import ParseError
+from ..base.errors import ParseError
 
 # Encoders point a name at an earlier one, which may itself end in a pointer, so short chains
 # are legal (dns_max-compression-depth.pcap has one of six). 16 leaves room for odd but valid

@@ -14,13 +14,33 @@ import re
 from collections import deque
 from dataclasses import dataclass
 
-from ..errors import ParseError
+from ..base.errors import ParseError
 
 METHODS = (b"GET", b"POST", b"HEAD", b"PUT", b"CONNECT", b"OPTIONS", b"DELETE", b"PATCH")
+# RFC 9110 section 9 and RFC 5789: methods any other is unusual (a token all the same: WebDAV's
+# PROPFIND, SSDP's M-SEARCH...)
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS",
+                              "TRACE", "PATCH"})
 TUNNEL_KEEP = 16 * 1024
+UNUSUAL = "http-unusual-request-line"
+_BLANKS = "several spaces or tabs between its parts"
+_HTTP09 = "HTTP/0.9"
 
+_KNOWN_STARTS = tuple(m + b" " for m in METHODS)
 # RFC 9112 section 3: request-line = method SP request-target SP HTTP-version
 _REQUEST_LINE = re.compile(rb"^([!#$%&'*+.^_`|~0-9A-Za-z-]+) +([^\s]+) +HTTP/(\d)\.(\d) *$")
+# What real clients also send, read as Zeek's HTTP analyzer does (HTTP.cc, HTTP_RequestLine and
+# ParseRequest): any token as method; spaces or tabs between the parts; no target; a target
+# that is not a path; no version at all (HTTP/0.9); "http/" in lower case.
+# (Split with bytes methods rather than one regex: a regex over runs of blanks backtracks.)
+_METHOD_AND_BLANKS = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]+)[ \t]+")
+_VERSION = re.compile(rb"(HTTP)/(\d)\.(\d)", re.I)
+# The first line of a request with any method, recognised only with its HTTP version: without
+# one, SSH banners and SMTP greetings would pass for HTTP/0.9 requests (only GET is taken so).
+_ANY_REQUEST_START = re.compile(
+    rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,32}[ \t]+(?:[^ \t\r\n]+[ \t]+)*?HTTP/\d\.\d[ \t]*\r?\n", re.I)
+# host[:port] or [v6]:port, the authority-form of RFC 9112 section 3.2.3
+_AUTHORITY = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9._-]+)(?::\d{1,5})?$")
 # RFC 9112 section 4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
 _STATUS_LINE = re.compile(rb"^HTTP/(\d)\.(\d) +(\d{3})(?: (.*))?$")
 _TOKEN = re.compile(rb"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
@@ -63,13 +83,26 @@ class HttpRequest:
     version: str
     headers: Headers
     offset: int
+    # what the request line's own bytes showed that the fields cannot: "several spaces or tabs"
+    line_notes: tuple[str, ...] = ()
 
     def header(self, name: str) -> str | None:
         return _find(self.headers, name)
 
     @property
+    def authority_form(self) -> bool:
+        """A ``host:port`` target: CONNECT's form (RFC 9112 3.2.3), unusual with other methods."""
+        return bool(self.target) and self.target[0] not in "/*" and "://" not in self.target \
+            and _AUTHORITY.match(self.target) is not None
+
+    @property
     def host(self) -> str | None:
-        """The origin host: the target's host for absolute-form and CONNECT, else the Host header."""
+        """The origin host: the target's host for absolute-form and CONNECT, else the Host header.
+
+        An absolute-form target's host wins over the Host header, as RFC 9112 section 3.2.2
+        tells a server to do (a proxy fetches that URL); Zeek's http.log shows the Host header
+        instead. An authority-form target with another method than CONNECT names the host only
+        when there is no Host header."""
         if self.method == "CONNECT":
             return _strip_port(self.target) or None
         if "://" in self.target:
@@ -77,7 +110,36 @@ class HttpRequest:
             if netloc:
                 return _strip_port(netloc) or None
         value = self.header("host")
+        if not value and self.authority_form:
+            return _strip_port(self.target) or None
         return _strip_port(value.strip()) or None if value else None
+
+    @property
+    def unusual(self) -> tuple[str, ...]:
+        """Notes on a request line that is odd but real (each ``http-unusual-request-line: ...``);
+        () for an ordinary one. The request is kept either way."""
+        notes = list(self.line_notes)
+        method, target = self.method, self.target
+        if method not in STANDARD_METHODS:
+            notes.append(f"method {method!r} is not upper case" if method.upper() in
+                         STANDARD_METHODS else f"method {method!r} is not an RFC 9110 method")
+        if self.version == _HTTP09:
+            notes.append("no HTTP version (an HTTP/0.9 request)")
+        if not target:
+            notes.append("no request target")
+        elif target == "*":
+            notes.append("asterisk-form target '*'")
+        elif method != "CONNECT" and self.authority_form:
+            notes.append(f"authority-form target {target!r} with method {method}")
+        elif "://" in target:
+            named = _strip_port(_url_parts(target)[0])
+            given = self.header("host")
+            if given is None:
+                notes.append(f"absolute-form target for {named} without a Host header")
+            elif _strip_port(given.strip()) != named:
+                notes.append(f"absolute-form target for {named} but Host header {given.strip()!r}; "
+                             f"the target's host is used")
+        return tuple(f"{UNUSUAL}: {n}" for n in notes)
 
     @property
     def path(self) -> str:
@@ -116,7 +178,8 @@ class HttpResponse:
 
 
 def looks_like_http_request(data: bytes) -> bool:
-    return any(data.startswith(method + b" ") for method in METHODS)
+    """A common method and a space, or a whole first line with any method and an HTTP version."""
+    return data.startswith(_KNOWN_STARTS) or _ANY_REQUEST_START.match(data) is not None
 
 
 def looks_like_http_response(data: bytes) -> bool:
@@ -165,8 +228,10 @@ class HttpStreamParser:
         """Bytes held back waiting for more (an unfinished head; never a body)."""
         return len(self._buf)
 
-    def note_request_method(self, method: str) -> None:
-        self._methods.append(method.upper())
+    def note_request_method(self, method: str, *, http09: bool = False) -> None:
+        """The method of the next request this (server-side) parser will see answered; an
+        HTTP/0.9 request is answered by the body alone, with no status line."""
+        self._methods.append(_HTTP09 if http09 else method.upper())
 
     # -- feeding
     def feed(self, data: bytes) -> list[HttpRequest | HttpResponse]:
@@ -235,8 +300,15 @@ class HttpStreamParser:
             self._consume(2 if self._buf[:1] == b"\r" else 1)
         if not self._buf or self._buf == b"\r":      # nothing yet, or half of an empty line
             return False
+        if not self.is_client and self._methods and self._methods[0] == _HTTP09 \
+                and self._buf[:1] != b"H":
+            self._methods.popleft()       # an HTTP/0.9 answer: the body, up to the close
+            self._state = _UNTIL_CLOSE
+            return True
         self._check_start()
         end = self._head_end()
+        if end < 0 and self.is_client:
+            end = self._http09_end(end)
         if end < 0 and len(self._buf) <= self.max_header_bytes:
             return False
         if end < 0 or end > self.max_header_bytes:
@@ -267,12 +339,23 @@ class HttpStreamParser:
         self._seeking = False
         return True
 
+    def _http09_end(self, end: int) -> int:
+        """An HTTP/0.9 request is its request line alone (no headers, no empty line after)."""
+        line_end = self._buf.find(b"\n", 0, end if end >= 0 else self.max_header_bytes)
+        if line_end < 0:
+            return end
+        last = bytes(self._buf[:line_end]).rsplit(None, 1)[-1:]
+        if last and _VERSION.fullmatch(last[0]):
+            return end
+        return line_end + 1
+
     def _check_start(self) -> None:
         """Fail early on a stream that is not HTTP/1.x in this direction (TLS sent to port 80...)."""
         first = bytes(self._buf[:24])
         if self.is_client:
-            token = first.split(b" ", 1)[0]
-            ok = bool(_TOKEN.match(token)) and len(token) <= 20 and (b" " in first or len(first) <= 20)
+            token = first.replace(b"\t", b" ").split(b" ", 1)[0]
+            ok = bool(_TOKEN.match(token)) and len(token) <= 20 and \
+                (b" " in first or b"\t" in first or len(first) <= 20)
         else:
             ok = first[:7] == b"HTTP/1."[:len(first[:7])]
         if not ok:
@@ -302,10 +385,11 @@ class HttpStreamParser:
         if self.is_client:
             match = _REQUEST_LINE.match(start)
             if match is None:
-                raise ParseError(f"malformed HTTP request line {start[:80]!r}")
+                return _loose_request(start, headers, offset)
             method, target, major, minor = match.groups()
             return HttpRequest(method.decode("ascii"), target.decode("latin-1"),
-                               f"HTTP/{major.decode()}.{minor.decode()}", headers, offset)
+                               f"HTTP/{major.decode()}.{minor.decode()}", headers, offset,
+                               (_BLANKS,) if b"  " in start else ())
         match = _STATUS_LINE.match(start)
         if match is None:
             raise ParseError(f"malformed HTTP status line {start[:80]!r}")
@@ -392,6 +476,35 @@ class HttpStreamParser:
         if not line:
             self._state = _HEAD
         return True
+
+
+def _loose_request(line: bytes, headers: Headers, offset: int) -> HttpRequest:
+    """A request line the strict form refuses, kept the way Zeek keeps it (see _LOOSE_LINE)."""
+    match = _METHOD_AND_BLANKS.match(line)
+    if match is None:
+        raise ParseError(f"malformed HTTP request line {line[:80]!r}")
+    method = match.group(1)
+    rest = line[match.end():].rstrip(b" \t")
+    notes = []
+    parts = rest.rsplit(None, 1)
+    version = _VERSION.fullmatch(parts[-1]) if parts else None
+    if version is not None:
+        target = parts[0].rstrip(b" \t") if len(parts) == 2 else b""
+        keyword, major, minor = version.groups()
+        text = f"HTTP/{major.decode()}.{minor.decode()}"
+        if keyword != b"HTTP":
+            notes.append("lower-case HTTP version")
+    else:
+        # HTTP/0.9: no version; Zeek wants a target and a method of three letters or more
+        target, text = rest, "HTTP/0.9"
+        if not target or len(method) < 3:
+            raise ParseError(f"malformed HTTP request line {line[:80]!r}")
+    if b"\t" in line or b"  " in line:
+        notes.append(_BLANKS)
+    if b" " in target or b"\t" in target:
+        notes.append("spaces inside the request target")
+    return HttpRequest(method.decode("ascii"), target.decode("latin-1"), text, headers, offset,
+                       tuple(notes))
 
 
 def _parse_headers(lines: list[bytes]) -> Headers:

@@ -26,7 +26,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Literal
 
-from ..errors import ParseError
+from ..base.errors import ParseError
 
 SocksKind = Literal["socks4", "socks5"]
 

@@ -14,12 +14,13 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ..errors import ParseError
+from ..base.errors import ParseError
+from .certificate import CertificateInfo
 from .tls_fingerprint import is_grease, ja3_hash, ja3_string, ja4_parts, ja4_version
-from .x509 import CertificateInfo, certificate_info
+from .x509 import certificate_info
 
 __all__ = [
-    "CertificateInfo", "ClientHello", "ServerFlight", "ServerHello", "is_grease",
+    "CertificateInfo", "ClientHello", "ServerFlight", "ServerHello", "alpn_text", "is_grease",
     "parse_client_hello", "parse_server_flight", "tls_record_start", "version_name",
 ]
 
@@ -213,7 +214,8 @@ def _u16_vector(body: _Reader, len_bytes: int, what: str) -> tuple[int, ...]:
     return values
 
 
-def _alpn_text(raw: bytes) -> str:
+def alpn_text(raw: bytes) -> str:
+    """An ALPN protocol name as text: UTF-8 where it is, ``\\xNN`` for the other bytes."""
     return raw.decode("utf-8", "backslashreplace")
 
 
@@ -290,7 +292,7 @@ def _client_hello_body(body: bytes) -> ClientHello:
                                           alpn_raw[0] if alpn_raw else None)
     return ClientHello(
         legacy_version=legacy_version, versions=versions, ciphers=ciphers, extensions=extensions,
-        sni=sni, alpn=tuple(_alpn_text(a) for a in alpn_raw),
+        sni=sni, alpn=tuple(alpn_text(a) for a in alpn_raw),
         groups=groups, ec_point_formats=point_formats, sig_algs=sig_algs,
         ja3=ja3, ja3_string=text, ja4=ja4, ja4_r=ja4_r,
     )
@@ -360,7 +362,7 @@ def _server_hello_body(body: bytes) -> ServerHello:
             ext.expect_end()
         elif ext_type == EXT_ALPN:
             protocols = _alpn_list(ext)
-            alpn = _alpn_text(protocols[0]) if protocols else None
+            alpn = alpn_text(protocols[0]) if protocols else None
     return ServerHello(legacy_version=legacy_version, version=version, cipher=cipher, alpn=alpn,
                        extensions=tuple(ext_types), is_hello_retry=random == HELLO_RETRY_RANDOM)
 

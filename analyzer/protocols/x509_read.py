@@ -11,7 +11,7 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
 
-from .x509 import CertificateInfo
+from .certificate import CertificateInfo
 
 # What cryptography raises on DER it cannot make sense of; it parses lazily, so these can come
 # from attribute access long after load_der_x509_certificate succeeded.

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .output import emit_text, render_machine
+from .output import emit_jsonl, emit_text, render_machine
 
 if TYPE_CHECKING:
     from ..pipeline import Report
@@ -61,5 +61,8 @@ def render_report(report: Report, fmt: str, output: str | None) -> None:
         return
     if fmt == "csv":
         emit_text(contacts_csv(report), output)
+        return
+    if fmt == "jsonl":
+        emit_jsonl((c.to_dict() for c in report.contacts), output)
         return
     emit_text(render_machine([c.to_dict() for c in report.contacts], fmt), output)

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ..model import Contact, ProcessInfo
+from ..base.model import Contact, ProcessInfo
 
 LAYER_ORDER = ("dns", "tls", "http", "socks")
 LAYER_TITLE = {"dns": "DNS", "tls": "TLS", "http": "HTTP", "socks": "SOCKS"}

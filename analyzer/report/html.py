@@ -14,7 +14,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 from .. import __version__
-from ..model import CaptureStats, Contact
+from ..base.model import CaptureStats, Contact
 from .describe import (
     LAYER_ORDER,
     LAYER_TITLE,

@@ -17,14 +17,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..errors import UsageError
-from ..model import Contact
-from .files import open_private
+from ..base.errors import UsageError
+from ..base.files import open_private
+from ..base.model import Contact
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-SCHEMA_VERSION = "1.1"  # 1.1: via_proxy.kind
+SCHEMA_VERSION = "1.2"  # 1.1: process.ancestors and env; 1.2: via_proxy.kind
 SCHEMA_VERSION_KEY = b"proxytrace.schema_version"
 
 
@@ -39,6 +39,9 @@ def parquet_schema() -> pa.Schema:
 
     text = pa.string()
     texts = list_of(text)
+    # a process's recorded variables: a list of (name, value) rather than a Parquet map, whose
+    # entries group is renamed after its column when read back inside a struct
+    env = list_of(pa.struct([pa.field("name", text), ("value", text)]))
     port = pa.int32()  # unsigned 16-bit values; int32 is the smallest type every engine reads alike
     fields = [
         pa.field("ts", pa.float64(), nullable=False),
@@ -54,6 +57,10 @@ def parquet_schema() -> pa.Schema:
             pa.field("pid", pa.int64()), ("comm", text), ("cmdline", text),
             ("ppid", pa.int64()), ("source", text), ("uid", pa.int64()),
             ("parent_comm", text), ("parent_cmdline", text),
+            # 1.1: the executable, the recorded environment and the ancestor chain
+            ("exe", text), ("env", env), ("ancestors", list_of(pa.struct([
+                pa.field("pid", pa.int64()), ("comm", text), ("cmdline", text), ("exe", text),
+                ("env", env)]))),
         ])),
         pa.field("client", text),
         pa.field("client_evidence", text),
@@ -108,8 +115,18 @@ def contacts_table(contacts: Sequence[Contact]) -> pa.Table:
     for c in contacts:
         row = c.to_dict()
         row["time"] = dt.datetime.fromtimestamp(c.ts, dt.UTC)
+        if row["process"] is not None:
+            row["process"] = _env_as_list(row["process"])
+            row["process"]["ancestors"] = [_env_as_list(a) for a in row["process"]["ancestors"]]
         rows.append({name: row.get(name) for name in schema.names})
     return pa.Table.from_pylist(rows, schema=schema)
+
+
+def _env_as_list(proc: dict[str, Any]) -> dict[str, Any]:
+    env = proc.get("env")
+    if env is None:
+        return proc
+    return {**proc, "env": [{"name": k, "value": v} for k, v in env.items()]}
 
 
 def parquet_bytes(contacts: Sequence[Contact]) -> bytes:

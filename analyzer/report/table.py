@@ -21,7 +21,7 @@ from rich.color import ColorSystem
 from rich.console import Console
 from rich.text import Text
 
-from ..model import CaptureStats, Contact
+from ..base.model import CaptureStats, Contact
 from .describe import (
     LAYER_TITLE,
     UNATTRIBUTED,

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from ..model import Contact
+from ..base.model import Contact
 from .describe import (
     LAYER_ORDER,
     LAYER_TITLE,

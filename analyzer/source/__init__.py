@@ -1,1 +1,1 @@
-"""Sources: capture files (pcap, pcapng) decoded into transport segments."""
+"""Sources: capture files (pcap, pcapng, standard input) read record by record, damage reported."""

@@ -1,11 +1,11 @@
 """Streaming readers for pcap and pcapng files (the source edge of the pipeline).
 
-dpkt parses the file headers (pcap FileHdr, pcapng SHB/IDB); the per-packet record loops are
-written with ``struct`` here because dpkt's readers stop at the first interface of a pcapng file,
-drop packet comments and the process-id option, and silently return a short last packet of a
-truncated pcap. All three matter to us: ``tcpdump -i any``/dumpcap files have several
-interfaces, process attribution travels in comments, and a damaged capture must yield every
-packet before the damage plus a warning.
+File headers, pcapng blocks and the per-packet record loops are read with ``struct`` here, not
+with dpkt: dpkt's option parser raises assorted exceptions on damaged bytes, and its readers
+stop at the first interface of a pcapng file, drop packet comments and the process-id option,
+and silently return a short last packet of a truncated pcap. All of it matters to us:
+``tcpdump -i any``/dumpcap files have several interfaces, process attribution travels in
+comments, and a damaged capture must yield every packet before the damage plus a warning.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-from ..errors import CaptureError
+from ..base.errors import CaptureError
 
 PCAP_MAGICS = {
     b"\xd4\xc3\xb2\xa1": ("<", 1e-6),
@@ -186,7 +186,11 @@ def _read_pcapng(fh: BinaryIO, magic: bytes, state: ReadState) -> Iterator[RawFr
                 number += 1
                 yield frame
         elif btype == BT_IDB:
-            interfaces.append(_idb(head + body + head[4:8], endian))
+            if len(body) < 8:
+                state.damage(f"{state.name}: interface block after frame {number} is "
+                             f"{len(body) + 12} bytes, too short; stopped there")
+                return
+            interfaces.append(_idb(body, endian))
             state.linktypes.add(interfaces[-1].linktype)
         elif btype == BT_SPB:
             if interfaces:
@@ -208,19 +212,19 @@ def _read_pcapng(fh: BinaryIO, magic: bytes, state: ReadState) -> Iterator[RawFr
         # Other blocks (name resolution, custom, decryption secrets) carry nothing we need here.
 
 
-def _idb(block: bytes, endian: str) -> _Interface:
-    import dpkt  # here, not at the top: a classic pcap never needs it, and it is slow to import
-
-    idb = (dpkt.pcapng.InterfaceDescriptionBlockLE if endian == "<"
-           else dpkt.pcapng.InterfaceDescriptionBlock)(block)
-    iface = _Interface(linktype=idb.linktype)
-    for opt in getattr(idb, "opts", []):
-        if opt.code == IF_TSRESOL and opt.data:
-            raw = opt.data[0]
+def _idb(body: bytes, endian: str) -> _Interface:
+    """An Interface Description Block's body (link type, reserved, snaplen, options), at least
+    8 bytes. Read with ``_options`` rather than dpkt: dpkt decodes every text option as UTF-8
+    and raises UnicodeDecodeError (or struct.error) on a damaged one."""
+    (linktype,) = struct.unpack_from(endian + "H", body, 0)
+    iface = _Interface(linktype=linktype)
+    for code, value in _options(body[8:], endian):
+        if code == IF_TSRESOL and value:
+            raw = value[0]
             base = 2 if raw & 0x80 else 10
             iface.unit = float(base) ** -(raw & 0x7F)
-        elif opt.code == IF_TSOFFSET and len(opt.data) >= 8:
-            iface.offset = struct.unpack(endian + "q", opt.data[:8])[0]
+        elif code == IF_TSOFFSET and len(value) >= 8:
+            iface.offset = struct.unpack(endian + "q", value[:8])[0]
     return iface
 
 

@@ -14,8 +14,8 @@ import pytest
 
 from analyzer.attribution import ebpf
 from analyzer.attribution.joiner import SocketAttributor
-from analyzer.errors import ParseError
-from analyzer.events import FlowRef
+from analyzer.base.errors import ParseError
+from analyzer.events.records import FlowRef
 
 DATA = Path(__file__).parent / "data"
 

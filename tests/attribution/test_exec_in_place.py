@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from analyzer.attribution.joiner import SocketAttributor
 from analyzer.attribution.records import ProcessRecord, SocketRecord
-from analyzer.events import FlowRef
+from analyzer.events.records import FlowRef
 from analyzer.live.annotate import comments_with_exe
 
 GO = "/work/main/.venv/bin/go"

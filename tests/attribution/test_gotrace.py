@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from analyzer.attribution.gotrace import TimedGet, apply_go_trace, gets_from_text, parse_get_line
-from analyzer.model import Contact, ProcessInfo
+from analyzer.base.model import Contact, ProcessInfo
 
 GO = ProcessInfo(pid=40, comm="go", cmdline="go mod download", ppid=1, source="ebpf")
 

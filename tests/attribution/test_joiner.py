@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from analyzer.attribution.joiner import SocketAttributor
 from analyzer.attribution.records import ProcessRecord, SocketRecord
-from analyzer.events import FlowRef
+from analyzer.events.records import FlowRef
 
 
 def _sock(ts: float, pid: int, lport: int | None, remote: str = "10.0.0.1", rport: int = 443,

@@ -11,7 +11,7 @@ from analyzer.attribution.strace import (
     parse_socket,
     strace_argv,
 )
-from analyzer.events import FlowRef
+from analyzer.events.records import FlowRef
 
 DATA = Path(__file__).parent / "data"
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from analyzer.errors import CaptureError
+from analyzer.base.errors import CaptureError
+from analyzer.packets.decode import Decoder
 from analyzer.source.capture_file import ReadState, open_capture
-from analyzer.source.decode import Decoder
 from tests.conftest import SHARED_CAPTURES
 
 PUBLIC = sorted(p for p in SHARED_CAPTURES.glob("*/*") if p.suffix in (".pcap", ".pcapng"))
@@ -109,7 +109,7 @@ def test_pcapng_several_interfaces_comments_and_pid() -> None:
 
 def test_apple_process_information_blocks() -> None:
     """macOS `tcpdump -k` writes Process Information Blocks and points EPBs at them."""
-    from analyzer.pipeline import _apple_process
+    from analyzer.events.builtin.read import _apple_process
 
     buf = io.BytesIO()
     writer = dpkt.pcapng.Writer(buf, linktype=276)

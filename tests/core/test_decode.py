@@ -12,8 +12,8 @@ from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, UDP, fragment
 from scapy.layers.l2 import Dot1AD, Dot1Q, Ether
 
+from analyzer.packets.decode import Decoder
 from analyzer.source.capture_file import ReadState, open_capture
-from analyzer.source.decode import Decoder
 from tests.conftest import SHARED_CAPTURES
 
 PUBLIC = sorted(p for p in SHARED_CAPTURES.glob("*/*") if p.suffix in (".pcap", ".pcapng"))
@@ -154,3 +154,21 @@ def test_ipv6_fragmented_dns_reaches_the_report(tmp_path: Path) -> None:
     assert len(dns) == 1 and dns[0].dns is not None
     assert len(dns[0].dns.answers) == 80 and dns[0].dns.answers[0] == "2001:db8::"
     assert dns[0].frames[0] == 1 and len(dns[0].frames) == 2  # the query, the last fragment
+
+
+def test_address_text_cache_stays_bounded_and_right(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Addresses are remembered as text (one string per address), and a capture with more
+    distinct addresses than the cache holds still decodes every one correctly."""
+    from analyzer.packets import decode
+
+    monkeypatch.setattr(decode, "_IPV4_NAMES_MAX", 50)
+    dec = Decoder()
+    seen = []
+    for i in range(decode._IPV4_NAMES_MAX * 2 + 10):
+        src = socket.inet_ntoa(i.to_bytes(4, "big"))
+        pkt = bytes(Ether() / IP(src=src, dst="192.0.2.1") / UDP(sport=5353, dport=53) / b"x")
+        seg = dec.decode(i + 1, 0.0, 1, pkt)
+        assert seg is not None and seg.src == src and seg.dst == "192.0.2.1"
+        seen.append(seg.dst)
+        assert len(dec._ipv4_text) <= decode._IPV4_NAMES_MAX
+    assert all(d is seen[0] for d in seen[:40])  # one string for a repeated address

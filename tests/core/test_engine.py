@@ -14,10 +14,11 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import wrpcap
 
-from analyzer.pipeline import AnalyzeOptions, analyze_files, read_evidence_builtin
+from analyzer.base.watchlist import WatchList
+from analyzer.events.builtin.read import read_evidence_builtin
+from analyzer.packets.decode import Decoder
+from analyzer.pipeline import AnalyzeOptions, analyze_files
 from analyzer.source.capture_file import ReadState, open_capture
-from analyzer.source.decode import Decoder
-from analyzer.watchlist import WatchList
 
 CLIENT, SERVER, RESOLVER = "10.77.0.2", "10.77.0.80", "10.77.0.53"
 

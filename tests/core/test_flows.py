@@ -7,7 +7,7 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.flows import FrameIndex, StreamBuffer
+from analyzer.flows.reassembly import FrameIndex, StreamBuffer
 
 ISN = 4_294_967_000  # close to wrap-around on purpose
 

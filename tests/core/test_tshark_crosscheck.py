@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.watchlist import WatchList
 from analyzer.pipeline import AnalyzeOptions, analyze_files
-from analyzer.watchlist import WatchList
 from tests.conftest import CAPTURES, SHARED_CAPTURES
 
 TSHARK = shutil.which("tshark")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.filters.tshark import tshark_env
+from analyzer.events.tshark.binary import tshark_env
 
 ROOT = Path(__file__).resolve().parents[2]
 LAB_CAPTURES = ROOT / "captures"

@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 from analyzer.filters.bpf import capture_filter, capture_filter_for_proxies
 from analyzer.filters.inputs import DEFAULT_GOPROXY
 from analyzer.filters.libpcap import DLT_EN10MB, DLT_LINUX_SLL2, BpfCompileError, compile_filter
 from analyzer.pipeline import AnalyzeOptions, Report, analyze_files
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 
 from .conftest import (
     ROOT,

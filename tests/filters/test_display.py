@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.errors import UsageError
+from analyzer.base.errors import UsageError
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
+from analyzer.events.tshark.binary import DisplayFilterError, tshark_env, validate_display_filters
 from analyzer.filters.display import (
     dns_filter,
     host_pattern,
@@ -26,9 +28,7 @@ from analyzer.filters.display import (
 )
 from analyzer.filters.export import default_spec
 from analyzer.filters.profile import render_profile, write_profile
-from analyzer.filters.tshark import DisplayFilterError, tshark_env, validate_display_filters
 from analyzer.pipeline import AnalyzeOptions, Report, analyze_files
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 
 from .conftest import (
     capture_id,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from analyzer.errors import UsageError
+from analyzer.base.errors import UsageError
+from analyzer.base.watchlist import WatchList
 from analyzer.filters.inputs import (
     ProxyEntry,
     parse_forward_proxy,
@@ -15,7 +16,6 @@ from analyzer.filters.inputs import (
     validate_address,
     validate_port,
 )
-from analyzer.watchlist import WatchList
 
 INJECTIONS = ["proxy.golang.org or 1=1", 'proxy.golang.org"', "proxy.golang.org)",
               "(proxy.golang.org", "proxy.golang.org and tcp", "a b", "x\ny", "proxy.golang.org'",

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.errors import UsageError
+from analyzer.base.errors import UsageError
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
+from analyzer.events.tshark.binary import tshark_env
 from analyzer.filters.bpf import capture_filter
 from analyzer.filters.display import standard_filters
 from analyzer.filters.profile import (
@@ -21,8 +23,6 @@ from analyzer.filters.profile import (
     write_profile,
     write_zip,
 )
-from analyzer.filters.tshark import tshark_env
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 
 from .conftest import needs_tshark, public_captures, tshark_frames
 

@@ -6,8 +6,8 @@ import socket
 
 import dpkt
 
-from analyzer.events import DnsExchange, FlowRef, HttpExchange
-from analyzer.model import Contact, DnsInfo, HttpInfo
+from analyzer.base.model import Contact, DnsInfo, HttpInfo
+from analyzer.events.records import DnsExchange, FlowRef, HttpExchange
 from analyzer.protocols.dns import DnsMessage, parse_dns
 from analyzer.protocols.http import HttpRequest, HttpResponse, HttpStreamParser
 

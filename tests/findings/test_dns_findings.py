@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 
-from analyzer.events import Evidence
-from analyzer.expect import Expectations, HostExpectation
+from analyzer.base.watchlist import WatchList
+from analyzer.events.records import Evidence
 from analyzer.findings import apply_findings
 from analyzer.findings.addresses import bogon_reason, is_public_name
-from analyzer.watchlist import WatchList
+from analyzer.findings.expect import Expectations, HostExpectation
 
 from .helpers import dns_contact, exchange
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.errors import UsageError
-from analyzer.expect import load_expectations
+from analyzer.base.errors import UsageError
+from analyzer.findings.expect import load_expectations
 
 
 def write(tmp_path: Path, text: str) -> Path:

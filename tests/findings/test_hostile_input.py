@@ -5,10 +5,10 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from analyzer.events import Evidence
-from analyzer.expect import load_expectations
+from analyzer.base.watchlist import WatchList
+from analyzer.events.records import Evidence
 from analyzer.findings import apply_findings
-from analyzer.watchlist import WatchList
+from analyzer.findings.expect import load_expectations
 
 from .helpers import http_contact, http_exchange
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from analyzer.events import Evidence
-from analyzer.expect import Expectations, load_expectations
+from analyzer.base.watchlist import WatchList
+from analyzer.events.records import Evidence
 from analyzer.findings import apply_findings
+from analyzer.findings.expect import Expectations, load_expectations
 from analyzer.pipeline import AnalyzeOptions, analyze_files
-from analyzer.watchlist import WatchList
 
 from .helpers import http_contact, http_exchange
 from .test_tls_findings import _session, tls_contact

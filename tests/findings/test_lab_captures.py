@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 from analyzer.pipeline import AnalyzeOptions, analyze_files
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 
 CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 MANIFESTS = sorted(CAPTURES.glob("*.json"))
@@ -63,7 +63,7 @@ def test_capture_findings_match_manifest(manifest_path: Path) -> None:
 
 
 def _decryption_unavailable() -> str | None:
-    if importlib.util.find_spec("analyzer.tshark_engine") is None:
+    if importlib.util.find_spec("analyzer.events.tshark.engine") is None:
         return "the tshark engine (key log decryption) is not part of this build"
     if shutil.which("tshark") is None:
         return "tshark is not installed"
@@ -83,7 +83,7 @@ def test_downgrade_redirect_with_key_log() -> None:
 
 def _decrypted_exchanges(capture: Path, keylog: Path, evidence: Any) -> list[Any]:
     """HTTP exchanges inside TLS, read by tshark with the key log, on the engine's TLS flows."""
-    from analyzer.events import HttpExchange
+    from analyzer.events.records import HttpExchange
     from analyzer.protocols.http import HttpStreamParser
 
     tshark = shutil.which("tshark")
@@ -120,7 +120,8 @@ def _decrypted_exchanges(capture: Path, keylog: Path, evidence: Any) -> list[Any
 @pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed")
 def test_downgrade_redirect_decrypted_by_tshark() -> None:
     """The redirect inside TLS, decrypted with the key log, lands on the TLS contact."""
-    from analyzer.pipeline import contacts_from_evidence, read_evidence_builtin
+    from analyzer.events.builtin.read import read_evidence_builtin
+    from analyzer.pipeline import contacts_from_evidence
 
     path = CAPTURES / "downgrade-redirect.json"
     manifest = _manifest(path)

@@ -8,15 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.events import Evidence, FlowRef, TlsSession
-from analyzer.expect import Expectations, HostExpectation, load_expectations
+from analyzer.base.model import Contact, TlsInfo
+from analyzer.base.watchlist import WatchList
+from analyzer.events.builtin.read import read_evidence_builtin
+from analyzer.events.records import Evidence, FlowRef, TlsSession
 from analyzer.findings import apply_findings
+from analyzer.findings.expect import Expectations, HostExpectation, load_expectations
 from analyzer.findings.tls import NOTE_TLS13, name_matches
-from analyzer.model import Contact, TlsInfo
-from analyzer.pipeline import read_evidence_builtin
+from analyzer.protocols.certificate import CertificateInfo
 from analyzer.protocols.tls import ServerFlight, ServerHello
-from analyzer.protocols.x509 import CertificateInfo
-from analyzer.watchlist import WatchList
 
 WATCH = WatchList.build(["*.google.com"])
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from analyzer.watchlist import WatchList
+from analyzer.base.watchlist import WatchList
 
 Findings = Callable[[dict[str, Any]], list[str]]
 
@@ -55,6 +55,10 @@ def operation_for(host: str, path: str, process: str | None) -> str | None:
     p, query = split.path, split.query
     if "go-get=1" in query.split("&"):
         return "go-get-meta"
+    if host == "vuln.go.dev" and (p.startswith("/index/") or p.startswith("/ID/")):
+        return "vuln-db"
+    if host == "telemetry.go.dev" and p.startswith("/upload/"):
+        return "telemetry"
     if host == "go.dev" and p == "/dl/" and "mode=json" in query:
         return "go-release-check"
     if "/info/refs" in p or p.endswith("/git-upload-pack"):
@@ -80,11 +84,56 @@ def operation_for(host: str, path: str, process: str | None) -> str | None:
     return None
 
 
+Owners = dict[tuple[str, int], dict[str, Any]]
+
+
+def socket_owners(processes: Iterable[dict[str, Any]], connections: Iterable[dict[str, Any]],
+                  server_ip: str) -> Owners:
+    """(proto, local port) -> the process that owned that socket, from a strace trace
+    (straced.py): comm, pid, its ancestors' comms (nearest first) and its Go environment.
+    Only sockets to the lab server (TLS, HTTP, DNS) count."""
+    by_pid = {p["pid"]: p for p in processes}
+    owners: Owners = {}
+    for c in connections:
+        if c["remote_ip"] != server_ip or c.get("local_port") is None:
+            continue
+        proc = by_pid.get(c["pid"], {})
+        chain, parent = [], by_pid.get(proc.get("ppid"))
+        while parent is not None and len(chain) < 8:
+            chain.append(parent)
+            parent = by_pid.get(parent.get("ppid"))
+        env = proc.get("env", {})
+        owners[(c["proto"], c["local_port"])] = {
+            "process": c["comm"], "pid": c["pid"], "ancestors": [a["comm"] for a in chain],
+            "ancestor_pids": [a["pid"] for a in chain],
+            "process_argv": proc.get("argv", []), "process_env": env,
+            "env_set_by": {name: setter_of(by_pid, c["pid"], name) for name in sorted(env)}}
+    return owners
+
+
+def setter_of(by_pid: dict[int, dict[str, Any]], pid: int, name: str) -> dict[str, Any] | None:
+    """Which traced process gave ``pid`` its value of ``name``: the nearest ancestor that started
+    a child with a value it did not have itself (pid, comm); None when the value came from above
+    the trace (the traced root already had it)."""
+    child = by_pid[pid]
+    value = child["env"].get(name)
+    parent = by_pid.get(child.get("ppid"))
+    while parent is not None:
+        if parent["env"].get(name) != value:
+            return {"pid": parent["pid"], "comm": parent["comm"]}
+        child, parent = parent, by_pid.get(parent.get("ppid"))
+    return None
+
+
 def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
                     server_events: Iterable[dict[str, Any]], dns_queries: Iterable[dict[str, Any]],
                     proxy_requests: Iterable[dict[str, Any]], findings: Findings,
                     socks_requests: Iterable[dict[str, Any]] = (),
-                    socks_clients: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+                    socks_clients: Iterable[dict[str, Any]] = (),
+                    owners: Owners | None = None) -> list[dict[str, Any]]:
+    """With ``owners`` (a strace trace of the clients), each contact's process, ancestors and
+    Go environment come from the trace (the socket's local port), not from the User-Agent; a
+    contact the trace does not explain is an error."""
     events = list(server_events)
     socks_requests = list(socks_requests)
     # A connection dante opened for a SOCKS client -> that client's port (dante logs both ends).
@@ -123,7 +172,13 @@ def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
 
     expected: list[dict[str, Any]] = []
 
-    def add(entry: dict[str, Any]) -> None:
+    def add(entry: dict[str, Any], proto: str = "tcp") -> None:
+        if owners is not None:
+            owner = owners.get((proto, entry.get("client_port") or -1))
+            if owner is None:
+                raise DerivationError(f"{entry['layer']} contact with {entry['host']} from port "
+                                      f"{entry.get('client_port')}: no traced process owned it")
+            entry.update(owner)
         entry["findings"] = findings(entry)
         expected.append(entry)
 
@@ -131,15 +186,16 @@ def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
         if q["client_ip"] != client_ip or not watch.matches(q["name"]):
             continue
         add({"ts": q["ts"], "host": q["name"], "layer": "dns", "qtype": q["qtype"],
-             "process": only_process(q["name"], "dns"), "operation": None,
-             "answers": q["answers"], "client_port": q["client_port"]})
+             "process": None if owners is not None else only_process(q["name"], "dns"),
+             "operation": None, "answers": q["answers"], "client_port": q["client_port"]}, "udp")
     for h in handshakes:
         sni = h.get("sni")
         if h["client_ip"] not in sources or not sni or not watch.matches(sni):
             continue
         key = conn_key(h)
         add({"ts": h["ts"], "host": sni, "layer": "tls",
-             "process": conn_process.get(key) or only_process(sni, "tls"), "operation": None,
+             "process": None if owners is not None else conn_process.get(key) or only_process(sni, "tls"),
+             "operation": None,
              "operations": conn_ops.get(key, []),
              # Where the server redirected requests on this connection (seen with the key log).
              "redirects": conn_redirects.get(key, []), "tls_ok": h["ok"], "tls_version": h.get("version"),

@@ -13,15 +13,17 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import shutil
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 
-from . import labca
-from .derive import derive_expected, go_x_mismatches
+from . import editor, labca
+from .derive import derive_expected, go_x_mismatches, socket_owners
 from .logs import parse_dante_log, parse_go_x, parse_ssh_socks_log, parse_tinyproxy_log
 from .netlab import LAB_HOSTS, LAB_NET, REPO, Lab, lab_unavailable_reason
 from .scenarios import SCENARIOS, Run, Scenario
@@ -54,16 +56,28 @@ def merge_keylogs(*texts: str) -> str:
     return "".join(f"{line}\n" for line in seen)
 
 
-def manifest_for(scenario: Scenario, lab: Lab, run: Run) -> dict[str, Any]:
+def _since(events: list[dict[str, Any]], since: float) -> list[dict[str, Any]]:
+    return [e for e in events if e["ts"] >= since]
+
+
+def manifest_for(scenario: Scenario, lab: Lab, run: Run, since: float = 0.0) -> dict[str, Any]:
+    """``since``: when the capture started; what the scenario's preparation caused before is
+    left out (dnsmasq logs whole seconds: the preparation ends in an earlier second)."""
     watch = WatchList.build([*DEFAULT_HOSTS, *scenario.watch])
-    events = lab.server_events()
+    events = _since(lab.server_events(), since)
+    dns_log = _since(lab.dns_queries(), math.floor(since))
     proxy_requests = parse_tinyproxy_log(lab.proxy_log())
     socks_requests = parse_dante_log(lab.socks_log()) + parse_ssh_socks_log(lab.ssh_socks_log())
+    trace = editor.load_traces(run.traces) if run.traces else None
+    strace = ({"processes": editor.process_table(trace),
+               "connections": [c.to_dict() for c in trace.connections]} if trace else None)
+    owners = (socket_owners(strace["processes"], strace["connections"], lab.server_ip)
+              if strace else None)
     expected = derive_expected(
         client_ip=lab.client_ip, proxy_ip=lab.server_ip if run.proxy_url else None, watch=watch,
-        server_events=events, dns_queries=lab.dns_queries(), proxy_requests=proxy_requests,
+        server_events=events, dns_queries=dns_log, proxy_requests=proxy_requests,
         findings=scenario.findings, socks_requests=socks_requests,
-        socks_clients=run.socks_clients)
+        socks_clients=run.socks_clients, owners=owners)
     go_x = [item for step in run.steps if step.process == "go" for item in parse_go_x(step.stderr)]
     env: dict[str, str] = {}
     for step in run.steps:
@@ -85,11 +99,12 @@ def manifest_for(scenario: Scenario, lab: Lab, run: Run) -> dict[str, Any]:
         "go_x": go_x,
         "go_x_not_in_server_log": go_x_mismatches(go_x, events),
         "server_log": events,
-        "dns_log": lab.dns_queries(),
+        "dns_log": dns_log,
         "proxy_log": proxy_requests,
         "socks_log": socks_requests,
         "socks_clients": run.socks_clients,
-    }
+    } | ({"strace": strace, "editor": editor.summarize(run.editor),
+          "goroot_go_env": editor.goroot_go_env(strace["processes"])} if strace else {})
 
 
 class _Annotator:
@@ -138,13 +153,23 @@ def record(name: str, out_dir: Path, annotate: bool = True) -> dict[str, Any]:
         run = Run()
         pcap = out_dir / f"{name}.pcapng"
         raw = lab.tmp / "raw.pcapng"
+        since = 0.0
+        if scenario.prepare is not None:
+            scenario.prepare(lab)
+            time.sleep(math.floor(time.time()) + 1.05 - time.time())
+            since = time.time()
         annotator = _Annotator(annotate)
         try:
             with lab.capture(raw):
                 scenario.run(lab, run)
         finally:
             annotation = annotator.finish(raw, pcap, lab.client_if)
-        manifest = manifest_for(scenario, lab, run)
+        manifest = manifest_for(scenario, lab, run, since)
+        for name_, data in run.editor.items():
+            # gopls's own -rpc.trace log: ground truth kept next to the capture.
+            log_out = out_dir / f"{name}.{name_}.log"
+            log_out.write_text(data["gopls_log"])
+            log_out.chmod(0o644)
         manifest["annotation"] = annotation
         keylog_out = out_dir / f"{name}.keylog"
         sources = [p for p in (lab.server_keylog, run.keylog) if p is not None and p.exists()]

@@ -13,6 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .vulndb import database_files
+
 if TYPE_CHECKING:
     from .server import LabState
 
@@ -162,6 +164,16 @@ def _dl_google_com(state: LabState, path: str) -> Response:
     return NOT_FOUND
 
 
+def _vuln_go_dev(path: str) -> Response:
+    """The vulnerability database (vulndb.py): gzip files served as octet streams, as the real
+    one serves them (the client gunzips the body itself)."""
+    body = database_files().get(path.lstrip("/"))
+    if body is None:
+        return NOT_FOUND
+    ctype = "application/octet-stream" if path.endswith(".gz") else "application/json"
+    return Response(200, body, {"Content-Type": ctype})
+
+
 def route(state: LabState, host: str, method: str, path: str, query: dict[str, list[str]],
           is_tls: bool) -> Response:
     if host == "proxy.golang.org":
@@ -178,6 +190,8 @@ def route(state: LabState, host: str, method: str, path: str, query: dict[str, l
         return _go_dev(state, path, query)
     if host == "dl.google.com":
         return _dl_google_com(state, path)
+    if host == "vuln.go.dev":
+        return _vuln_go_dev(path)
     if host.endswith("unrelated.example"):
         return _text(200, "unrelated service\n")
     return NOT_FOUND

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from . import editor
 from .modules import GOPLS_VERSION, TOOLCHAIN_GO
 from .netlab import Lab
 
@@ -69,6 +70,8 @@ class Run:
     steps: list[Step] = field(default_factory=list)
     keylog: Path | None = None
     proxy_url: str | None = None
+    traces: list[Path] = field(default_factory=list)  # strace files (editor scenarios)
+    editor: dict[str, Any] = field(default_factory=dict)  # LSP transcripts and gopls logs
     # curl's own record of each SOCKS request: its local port and the URL's host
     socks_clients: list[dict[str, Any]] = field(default_factory=list)
 
@@ -255,9 +258,14 @@ class Scenario:
     findings: Callable[[dict[str, Any]], list[str]] = lambda _c: []
     tools: tuple[str, ...] = ()  # clients beyond the go command (Debian package in brackets)
     watch: tuple[str, ...] = tuple(LAB_WATCH)
+    # Runs before the capture starts (its traffic is in neither the capture nor the manifest).
+    prepare: Callable[[Lab], None] | None = None
+    lab_tools: bool = False  # needs the installed Go and `make lab-tools`
 
     def missing_tools(self) -> list[str]:
-        return [t for t in self.tools if shutil.which(t) is None]
+        missing = [t for t in self.tools if shutil.which(t) is None]
+        reason = editor.tools_missing() if self.lab_tools else None
+        return [*missing, reason] if reason else missing
 
 
 def _dns_rewrite_findings(c: dict[str, Any]) -> list[str]:
@@ -333,6 +341,29 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "the name), --socks5-hostname (the proxy does; HTTPS and plain HTTP), two requests "
              "dante refuses (--socks4a, which dante lacks, and a closed port), and --socks4a "
              "through ssh -D.", socks_curl, _plaintext, tools=("danted", "curl", "sshd", "ssh")),
+    Scenario("editor-gosum-missing", "14a", "The real gopls (v0.23.0) in a workspace whose go.mod "
+             "requires vanity.example/m, in the module cache but missing from go.sum; the shell "
+             "has GOPROXY=direct. gopls runs `go mod tidy` with GOPROXY=off for its diagnostics, "
+             "which still asks sum.golang.org; then the user runs gopls.tidy (Go: Run go mod tidy).",
+             editor.gosum_missing, tools=("strace",), prepare=editor.cache_without_sumdb,
+             lab_tools=True),
+    Scenario("editor-settings-mirror", "14b", "The same workspace, module not downloaded, with the "
+             "editor setting \"gopls\": {\"env\": {\"GOPROXY\": \"https://goproxy.example\"}} "
+             "answered through workspace/configuration: gopls.tidy's go command uses the "
+             "mirror (which proxies the checksum database).", editor.settings_mirror,
+             tools=("strace",), lab_tools=True),
+    Scenario("editor-vulncheck", "14c", "gopls with \"vulncheck\": \"Imports\" (in-process "
+             "queries), then the gopls.run_govulncheck command (a `gopls vulncheck` child), then "
+             "`govulncheck ./...`, all against the lab's vuln.go.dev (GOVULNDB unset).",
+             editor.vulncheck, tools=("strace",), prepare=editor.complete_workspace, lab_tools=True),
+    Scenario("editor-telemetry-on", "14d", "What gopls contacts on its own with telemetry "
+             "uploading on (mode file 'on', the day's upload token free): its `gopls ** "
+             "telemetry **` child runs `go mod download golang.org/x/telemetry/config@latest`.",
+             editor.telemetry_on, tools=("strace",), prepare=editor.complete_workspace,
+             lab_tools=True),
+    Scenario("host-go", "15", "The installed Go 1.26.8 (User-Agent Go-http-client/1.1): go get "
+             "with the default configuration.", editor.host_go_default, tools=("strace",),
+             lab_tools=True),
     Scenario("mixed", "11", "go (default config), node (editor checks against a private mirror), "
              "curl (golang.org) at once, plus unrelated plain HTTP, TLS and DNS.", mixed,
              tools=("node", "curl", "getent")),

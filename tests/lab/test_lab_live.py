@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.watchlist import DEFAULT_HOSTS
+from analyzer.base.watchlist import DEFAULT_HOSTS
 
 from .netlab import IP, NETNS_ETC, REPO, Lab, _run, lab_unavailable_reason
 from .record import record

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 from analyzer.pipeline import AnalyzeOptions, analyze_files
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 
 from .scenarios import SCENARIOS
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 
-from .derive import derive_expected, operation_for, process_from_user_agent
+from .derive import derive_expected, operation_for, process_from_user_agent, socket_owners
 from .labca import INTERCEPT_CA_NAME, LAB_CA_NAME, issue, make_ca
 from .logs import parse_dnsmasq_log, parse_go_x, parse_tinyproxy_log
 from .modules import lab_modules
@@ -182,7 +182,9 @@ def test_manifest_is_derived_from_its_logs(name: str) -> None:
         watch=WatchList.build([*DEFAULT_HOSTS, *m["watch"]]), server_events=m["server_log"],
         dns_queries=m["dns_log"], proxy_requests=m["proxy_log"],
         findings=SCENARIOS[name].findings, socks_requests=m.get("socks_log", []),
-        socks_clients=m.get("socks_clients", []))
+        socks_clients=m.get("socks_clients", []),
+        owners=socket_owners(m["strace"]["processes"], m["strace"]["connections"],
+                             lab["server_ip"]) if "strace" in m else None)
     assert expected == m["expected"]
     assert m["go_x_not_in_server_log"] == []
     assert (CAPTURES / f"{name}.pcapng").stat().st_size < 200_000  # packets + process comments

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.model import Contact
+from analyzer.base.model import Contact
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 from analyzer.pipeline import AnalyzeOptions, analyze_files
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 
 from .scenarios import LAB_WATCH
 

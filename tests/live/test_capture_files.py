@@ -77,7 +77,7 @@ def _annotated(tmp_path: Path) -> Path:
 
 
 def test_annotated_file_reads_back_with_process_and_drops(tmp_path: Path) -> None:
-    from analyzer.attribution.comments import process_from_comments
+    from analyzer.source.process_comments import process_from_comments
 
     out = _annotated(tmp_path)
     assert os.stat(out).st_mode & 0o777 == 0o600
@@ -85,7 +85,12 @@ def test_annotated_file_reads_back_with_process_and_drops(tmp_path: Path) -> Non
     with out.open("rb") as fh:
         frames = list(open_capture(fh, state))
     assert [f.pid for f in frames] == [77, 77, None]
-    assert frames[0].comments[0] == "PID: 77\nCmd: /usr/local/go/bin/go\nArgs: go mod download"
+    # ptcpdump's three lines first; the flow's first packet adds the ancestor chain
+    first = frames[0].comments[0].split("\n")
+    assert first[:3] == ["PID: 77", "Cmd: /usr/local/go/bin/go", "Args: go mod download"]
+    assert first[3:] == ['Ancestors: [{"pid": 1, "comm": "bash", "cmdline": "-bash", '
+                         '"exe": "/usr/bin/bash", "env": null}]']
+    assert frames[1].comments[0] == "PID: 77\nCmd: /usr/local/go/bin/go\nArgs: go mod download"
     assert "ParentPID: 1\nParentCmd: /usr/bin/bash\nParentArgs: -bash" in frames[0].comments
     p = process_from_comments(frames[1].comments, frames[1].pid)
     assert p is not None and (p.pid, p.comm, p.uid, p.ppid) == (77, "go", 1000, 1)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from analyzer.gate import check_denied
-from analyzer.model import Contact, ProcessInfo
+from analyzer.base.model import Contact, ProcessInfo
+from analyzer.commands.gate import check_denied
 
 
 def _c(host: str, layer: str = "tls") -> Contact:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from analyzer.attribution import ebpf
+from analyzer.packets.decode import Decoder
 from analyzer.source.capture_file import ReadState, open_capture
-from analyzer.source.decode import Decoder
 
 pytestmark = pytest.mark.lab
 

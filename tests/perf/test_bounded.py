@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from analyzer import engine as engine_mod
-from analyzer.engine import FLOW_IDLE_TIMEOUT, Engine
-from analyzer.flows import StreamBuffer
-from analyzer.pipeline import read_evidence_builtin
-from analyzer.source.decode import TCP_ACK, TCP_SYN, Segment
+from analyzer.events.builtin import engine as engine_mod
+from analyzer.events.builtin.engine import FLOW_IDLE_TIMEOUT, Engine
+from analyzer.events.builtin.read import read_evidence_builtin
+from analyzer.flows.reassembly import StreamBuffer
+from analyzer.packets.decode import TCP_ACK, TCP_SYN, Segment
 from bench.gen import Generator, dns_message, tls_samples
 
 CLIENT, SERVER = bytes([10, 9, 0, 2]), bytes([10, 9, 0, 80])
@@ -117,7 +117,7 @@ def test_done_flow_buffers_are_freed(tmp_path: Path) -> None:
     packets = _tls_conversation(gen, 1_790_000_000.0, 40001, 10.0)
     eng = Engine("t")
     eng.skip_index = {}
-    from analyzer.source.decode import Decoder
+    from analyzer.packets.decode import Decoder
 
     dec = Decoder()
     for n, (ts, pkt) in enumerate(packets, 1):

@@ -1,4 +1,4 @@
-"""The C record loop (analyzer.source._fastloop) against the pure-Python reference: the same
+"""The C record loop (analyzer.events.builtin._fastloop) against the pure-Python reference: the same
 decisions and the same evidence on hostile bytes, and no crash whatever the buffer holds."""
 
 from __future__ import annotations
@@ -14,14 +14,15 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from analyzer.engine import DNS_PORTS
-from analyzer.pipeline import read_evidence_builtin
-from analyzer.source import fastpath
+from analyzer.events.builtin import fastpath
+from analyzer.events.builtin.engine import DNS_PORTS
+from analyzer.events.builtin.read import read_evidence_builtin
 from analyzer.source.capture_file import MAX_SNAP
 from bench.gen import write_pcap
 
 SCAN = fastpath.SCAN
-needs_ext = pytest.mark.skipif(SCAN is None, reason="analyzer.source._fastloop not built "
+FLOW_INDEX = fastpath.FLOW_INDEX
+needs_ext = pytest.mark.skipif(SCAN is None, reason="analyzer.events.builtin._fastloop not built "
                                                      "(or PROXYTRACE_PURE_PYTHON set)")
 DNS = tuple(sorted(DNS_PORTS))
 
@@ -39,6 +40,14 @@ def _mix() -> tuple[bytes, list[tuple[int, int]]]:
         spans.append((pos, pos + 16 + caplen))
         pos += 16 + caplen
     return data, spans
+
+
+def _fi(items: dict[bytes, Any]) -> Any:
+    """The C loop's index holding ``items`` (the same flow objects)."""
+    index = FLOW_INDEX()  # type: ignore[misc]
+    for key, value in items.items():
+        index[key] = value
+    return index
 
 
 class _Flow:
@@ -133,8 +142,8 @@ def test_scan_matches_skippable(records: list[tuple[int, list[tuple[int, int]], 
         if pos > len(buf):
             break
     next_sweep = float(last_sec + 2 - sweep)  # sweep 0, 1: after every packet
-    got = SCAN(buf, 24, size, big, 1e-6, layout[0], l3, c_index, next_sweep, DNS, MAX_SNAP,
-               c_live)
+    got = SCAN(buf, 24, size, big, 1e-6, layout[0], l3, _fi(c_index), next_sweep, DNS, MAX_SNAP,
+               _fi(c_live))
     want = _py_scan(buf, 24, size, big, 1e-6, layout, py_index, next_sweep, py_live)
     assert got == want
     event(f"skipped {min(got[1], 3)}+, {sum(f.last_ts >= 0 for f in c_index.values()) > 0} flows")
@@ -153,7 +162,8 @@ def test_scan_random_bytes_no_crash(buf: bytes, pos: int, cut: int, big: bool,
     size = max(0, len(buf) - cut)
     index: dict[bytes, Any] = {buf[i:i + 12]: _Flow() for i in range(0, len(buf) - 12, 7)}
     live: dict[bytes, Any] = {buf[i:i + 12]: _Flow() for i in range(3, len(buf) - 12, 11)}
-    got = SCAN(buf, pos, size, big, 1e-9, layout[0], layout[1], index, 1e12, DNS, MAX_SNAP, live)
+    got = SCAN(buf, pos, size, big, 1e-9, layout[0], layout[1], _fi(index), 1e12, DNS, MAX_SNAP,
+               _fi(live))
     want = _py_scan(buf, pos, size, big, 1e-9, layout, dict(index), 1e12, dict(live))
     assert got == want
 
@@ -161,9 +171,13 @@ def test_scan_random_bytes_no_crash(buf: bytes, pos: int, cut: int, big: bool,
 @needs_ext
 def test_scan_rejects_bad_arguments() -> None:
     with pytest.raises(ValueError):
-        SCAN(b"x" * 100, 0, 200, False, 1e-6, 12, 14, {}, 0.0, DNS, MAX_SNAP, {})  # size > buffer
+        SCAN(b"x" * 100, 0, 200, False, 1e-6, 12, 14, _fi({}), 0.0, DNS, MAX_SNAP,
+             _fi({}))  # size > buffer
     with pytest.raises(ValueError):
-        SCAN(b"x" * 100, 0, 100, False, 1e-6, 60, 14, {}, 0.0, DNS, MAX_SNAP, {})  # ethertype past IP
+        SCAN(b"x" * 100, 0, 100, False, 1e-6, 60, 14, _fi({}), 0.0, DNS, MAX_SNAP,
+             _fi({}))  # ethertype past IP
+    with pytest.raises(TypeError):
+        SCAN(b"x" * 100, 0, 100, False, 1e-6, 12, 14, {}, 0.0, DNS, MAX_SNAP, {})  # not indexes
 
 
 @settings(max_examples=40, deadline=None)
@@ -199,4 +213,70 @@ def test_extension_is_built() -> None:
 
     if os.environ.get("PROXYTRACE_PURE_PYTHON", "") not in ("", "0"):
         pytest.skip("PROXYTRACE_PURE_PYTHON set: the C loop is off on purpose")
-    assert fastpath.SCAN is not None, "analyzer.source._fastloop is not built: run make install"
+    assert fastpath.SCAN is not None, "analyzer.events.builtin._fastloop is not built: run make install"
+
+
+_keys = st.binary(min_size=0, max_size=36)
+_ops = st.lists(st.tuples(st.sampled_from(["set", "del", "get", "in"]), _keys,
+                          st.one_of(st.none(), st.integers(0, 5))), max_size=300)
+
+
+@needs_ext
+@settings(max_examples=200, deadline=None)
+@given(ops=_ops, few=st.booleans())
+def test_flow_index_is_a_mapping_like_dict(ops: list[tuple[str, bytes, int | None]],
+                                           few: bool) -> None:
+    """The C loop's index answers get / [] / in / del / len / items as a dict does, through
+    growth and deletions (few distinct keys: many deletes and re-inserts of the same slots)."""
+    index, ref = FLOW_INDEX(), {}  # type: ignore[misc]
+    for op, key, value in ops:
+        if few:
+            key = key[:1]
+        if op == "set":
+            index[key] = ref[key] = value
+        elif op == "del":
+            if key in ref:
+                del index[key]
+                del ref[key]
+            else:
+                with pytest.raises(KeyError):
+                    del index[key]
+        elif op == "get":
+            assert index.get(key) == ref.get(key)
+            assert index.get(key, "absent") == ref.get(key, "absent")
+        else:
+            assert (key in index) == (key in ref)
+        assert len(index) == len(ref)
+    assert sorted(index.items(), key=repr) == sorted(ref.items(), key=repr)
+    for key, value in ref.items():
+        assert index[key] == value
+    index.clear()
+    assert len(index) == 0 and not index
+
+
+@needs_ext
+def test_flow_index_refuses_what_cannot_be_a_key() -> None:
+    index = FLOW_INDEX()  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        index[b"x" * 37] = 1
+    with pytest.raises(TypeError):
+        index["text"] = 1
+    assert index.get("text") is None and "text" not in index and b"x" * 37 not in index
+    with pytest.raises(KeyError):
+        index[b"missing"]  # noqa: B018 - the lookup is the test
+
+
+@needs_ext
+def test_flow_index_many_flows() -> None:
+    """200 000 IPv4 keys and as many IPv6 ones (the engine's flow bound), then half removed."""
+    index = FLOW_INDEX()  # type: ignore[misc]
+    keys = [i.to_bytes(12, "big") for i in range(200_000)] + [
+        i.to_bytes(36, "little") for i in range(200_000)]
+    for i, key in enumerate(keys):
+        index[key] = i
+    assert len(index) == len(keys) and index[keys[123_456]] == 123_456
+    for key in keys[::2]:
+        del index[key]
+    assert len(index) == len(keys) // 2
+    assert all(index.get(k) is None for k in keys[::2][:1000])
+    assert all(index[k] == i for i, k in list(enumerate(keys))[1::2][:1000])

@@ -5,17 +5,19 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 import struct
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from analyzer.engine import Engine
-from analyzer.pipeline import read_evidence_builtin
-from analyzer.source import fastpath
+from analyzer.events.builtin import fastpath
+from analyzer.events.builtin.engine import Engine
+from analyzer.events.builtin.read import read_evidence_builtin
+from analyzer.packets.decode import Decoder
 from analyzer.source.capture_file import RawFrame, ReadState, open_capture
-from analyzer.source.decode import Decoder
-from bench.gen import Generator, write_pcap
+from bench.gen import Generator, write_pcap, write_tiled
 from tests.conftest import CAPTURES, SHARED_CAPTURES
 
 
@@ -25,7 +27,7 @@ def record_loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch)
     if request.param == "python":
         monkeypatch.setattr(fastpath, "SCAN", None)
     elif fastpath.SCAN is None:
-        pytest.skip("analyzer.source._fastloop not built (or PROXYTRACE_PURE_PYTHON set)")
+        pytest.skip("analyzer.events.builtin._fastloop not built (or PROXYTRACE_PURE_PYTHON set)")
     return str(request.param)
 
 
@@ -80,6 +82,23 @@ def test_fast_equals_slow_on_generated_mix(seed: int, tmp_path: Path) -> None:
     path = tmp_path / "mix.pcap"
     write_pcap(path, 25_000, seed)
     _assert_same(path)
+
+
+def test_fast_equals_slow_on_tiled_partly_captured_mix(tmp_path: Path) -> None:
+    """The bench's 20M-packet layout, small: bulk packets captured to 128 bytes (caplen below
+    the wire length), copies shifted past the idle timeout (flows expire, ports come back)."""
+    path = tmp_path / "tiled.pcap"
+    assert write_tiled(path, 12_000, 3, 128) == 36_000
+    _assert_same(path)
+    with path.open("rb") as fh:
+        frames = list(open_capture(fh, ReadState("tiled")))
+    assert len(frames) == 36_000
+    assert sum(f.wire_len > len(f.data) for f in frames) > 20_000
+    assert all(b.ts >= a.ts for a, b in zip(frames, frames[1:], strict=False))
+    if shutil.which("tcpdump"):  # a real pcap: libpcap reads every record
+        out = subprocess.run(["tcpdump", "-r", str(path), "-w", "/dev/null", "-c", "36000"],
+                             capture_output=True, text=True, check=True, timeout=60)
+        assert "truncated" not in out.stderr
 
 
 @pytest.mark.parametrize("window", [4096 * 3, 1 << 17])

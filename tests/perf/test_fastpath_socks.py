@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from scapy.utils import wrpcap
 
-from analyzer.engine import Engine
-from analyzer.pipeline import read_evidence_builtin
-from analyzer.source import fastpath
+from analyzer.events.builtin import fastpath
+from analyzer.events.builtin.engine import Engine
+from analyzer.events.builtin.read import read_evidence_builtin
+from analyzer.packets.decode import Decoder
 from analyzer.source.capture_file import RawFrame, ReadState
-from analyzer.source.decode import Decoder
 from tests.core.test_engine import Conversation
 from tests.protocols.test_socks import CHOICE, GREET, REPLY_OK, SOCKS4_OK
 from tests.protocols.test_tls import data

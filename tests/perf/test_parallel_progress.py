@@ -9,11 +9,11 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from analyzer.base.watchlist import WatchList
 from analyzer.cli import cli
-from analyzer.parallel import expand_paths
+from analyzer.commands.progress import Progress
 from analyzer.pipeline import AnalyzeOptions, analyze_files
-from analyzer.progress import Progress
-from analyzer.watchlist import WatchList
+from analyzer.pipeline.parallel import expand_paths
 from bench.gen import write_pcap
 from tests.conftest import CAPTURES
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from analyzer.errors import UsageError
-from analyzer.expect import load_expectations
+from analyzer.base.errors import UsageError
+from analyzer.base.watchlist import WatchList
+from analyzer.findings.expect import load_expectations
 from analyzer.probe import dnsprobe, httpprobe
 from analyzer.probe.system import (
     go_resolver_choice,
@@ -17,7 +18,6 @@ from analyzer.probe.system import (
     redact_url,
 )
 from analyzer.protocols.dns import parse_dns
-from analyzer.watchlist import WatchList
 
 RESOLV = "# generated\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nnameserver bogus\n" \
          "search corp.example\noptions edns0 trust-ad\n"

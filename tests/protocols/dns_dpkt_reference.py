@@ -11,7 +11,7 @@ from typing import Any
 
 import dpkt
 
-from analyzer.errors import ParseError
+from analyzer.base.errors import ParseError
 from analyzer.protocols.dns import (
     DnsMessage,
     DnsQuestion,

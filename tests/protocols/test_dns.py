@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.errors import ParseError
+from analyzer.base.errors import ParseError
 from analyzer.protocols.dns import (
     MAX_POINTER_CHAIN,
     DnsMessage,

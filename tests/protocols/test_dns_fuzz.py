@@ -7,7 +7,7 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.errors import ParseError
+from analyzer.base.errors import ParseError
 from analyzer.protocols.dns import DnsMessage, parse_dns, split_tcp_dns
 
 from .pcap_payloads import udp_payloads

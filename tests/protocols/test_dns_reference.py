@@ -7,11 +7,11 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.engine import DNS_PORTS
-from analyzer.errors import ParseError
+from analyzer.base.errors import ParseError
+from analyzer.events.builtin.engine import DNS_PORTS
+from analyzer.packets.decode import Decoder
 from analyzer.protocols.dns import DnsMessage, parse_dns
 from analyzer.source.capture_file import ReadState, open_capture
-from analyzer.source.decode import Decoder
 
 from .dns_dpkt_reference import parse_dns_dpkt
 from .test_dns_fuzz import REAL, mutated

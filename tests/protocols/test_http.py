@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.errors import ParseError
+from analyzer.base.errors import ParseError
 from analyzer.protocols.http import (
     HttpRequest,
     HttpResponse,
@@ -250,7 +250,8 @@ def test_header_block_limit() -> None:
 
 @pytest.mark.parametrize("is_client,data", [
     (True, b"GET / HTTP/1.1\r\nbad header line\r\n\r\n"),
-    (True, b"GET /a b HTTP/1.1\r\n\r\n"),
+    (True, b"GET\r\n\r\n"),              # a method alone (Zeek: bad_HTTP_request)
+    (True, b"GET \r\n\r\n"),             # HTTP/0.9 needs a target
     (True, b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"),
     (True, b"\x16\x03\x01\x02\x00"),
     (False, b"HTTP/1.1 2000 OK\r\n\r\n"),

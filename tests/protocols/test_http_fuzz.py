@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from analyzer.errors import ParseError
+from analyzer.base.errors import ParseError
 from analyzer.protocols.http import HttpRequest, HttpResponse, HttpStreamParser
 
 from .test_http import KEEPALIVE_REQUESTS, KEEPALIVE_RESPONSES
@@ -13,7 +13,10 @@ from .test_http import KEEPALIVE_REQUESTS, KEEPALIVE_RESPONSES
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SEEDS = [KEEPALIVE_REQUESTS, KEEPALIVE_RESPONSES,
          b"CONNECT proxy.golang.org:443 HTTP/1.1\r\n\r\n\x16\x03\x01\x00\x10",
-         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n"]
+         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n",
+         # odd but real request lines (tests/protocols/test_http_request_lines.py)
+         b"M-SEARCH * HTTP/1.1\r\nHost: h\r\n\r\nget\t/x\thttp/1.0\r\n\r\nGET /path\r\n",
+         b"GET http://proxy.golang.org/x HTTP/1.1\r\nHost: other\r\n\r\nGET h:80 HTTP/1.1\r\n\r\n"]
 
 
 def run(is_client: bool, data: bytes, cuts: list[int], midstream: bool = False,
@@ -31,7 +34,10 @@ def run(is_client: bool, data: bytes, cuts: list[int], midstream: bool = False,
                 if isinstance(message, HttpRequest):
                     # The properties the engine reads never raise either.
                     assert message.path is not None
-                    _ = (message.host, message.user_agent, message.absolute_form)
+                    _ = (message.host, message.user_agent, message.absolute_form,
+                         message.authority_form)
+                    assert all(n.startswith("http-unusual-request-line: ")
+                               for n in message.unusual)
                 else:
                     _ = message.location
         except ParseError:
@@ -77,13 +83,14 @@ def test_mutated_streams(is_client: bool, data: bytes, cuts: list[int], midstrea
 
 
 @FUZZ
-@given(st.sampled_from(["GET", "CONNECT", "OPTIONS"]), st.text(max_size=60),
+@given(st.sampled_from(["GET", "CONNECT", "OPTIONS", "get", "M-SEARCH"]), st.text(max_size=60),
        st.one_of(st.none(), st.text(max_size=30)))
 def test_request_properties_never_raise(method: str, target: str, host: str | None) -> None:
     headers = (("Host", host),) if host is not None else ()
     request = HttpRequest(method, target, "HTTP/1.1", headers, 0)
     assert isinstance(request.path, str)
     assert request.host is None or isinstance(request.host, str)
+    assert isinstance(request.unusual, tuple)
     for prefix in ("http://", "https://["):
         assert (HttpRequest(method, prefix + target, "HTTP/1.1", headers, 0).path
                 or "").startswith(("/", prefix))

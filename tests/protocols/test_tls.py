@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
-from analyzer.errors import ParseError
+from analyzer.base.errors import ParseError
 from analyzer.protocols.tls import (
     ClientHello,
     is_grease,

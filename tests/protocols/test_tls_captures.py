@@ -14,7 +14,7 @@ from pathlib import Path
 import dpkt
 import pytest
 
-from analyzer.errors import ParseError
+from analyzer.base.errors import ParseError
 from analyzer.protocols.tls import parse_client_hello, parse_server_flight
 
 CAPTURES = Path(__file__).resolve().parents[1] / "data" / "tls" / "captures"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from analyzer.model import (
+from analyzer.base.model import (
     CaptureStats,
     Contact,
     DnsInfo,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from analyzer.model import Contact, ProcessInfo
+from analyzer.base.model import Contact, ProcessInfo
 from analyzer.report.describe import host_sentences, join_words
 
 

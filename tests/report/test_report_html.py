@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.events import Evidence
-from analyzer.model import CaptureStats, Contact, Finding
+from analyzer.base.model import CaptureStats, Contact, Finding
+from analyzer.events.records import Evidence
 from analyzer.pipeline import Report
 from analyzer.report.html import render_html
 from tests.report.chromium_cdp import chromium_binary, open_page
@@ -124,8 +124,8 @@ def test_chromium_hostile_text_stays_text(tmp_path: Path, contacts: list[Contact
 @needs_chromium
 @pytest.mark.skipif(not PUBLIC.is_dir(), reason=f"public test captures not found at {PUBLIC}")
 def test_chromium_real_capture(tmp_path: Path) -> None:
+    from analyzer.base.watchlist import WatchList
     from analyzer.pipeline import AnalyzeOptions, analyze_files
-    from analyzer.watchlist import WatchList
 
     captures = [PUBLIC / "http_proxy.pcap", PUBLIC / "http_connect-with-header.pcap",
                 PUBLIC / "dns_long-connection.pcap"]
@@ -146,8 +146,8 @@ LAB_CAPTURES = Path(__file__).resolve().parents[2] / "captures"
                     reason="lab captures not recorded (make lab)")
 def test_chromium_lab_capture(tmp_path: Path) -> None:
     """go, node and curl at once (captures/mixed.pcapng): a lane per client, a mark per contact."""
+    from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
     from analyzer.pipeline import AnalyzeOptions, analyze_files
-    from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 
     watch = WatchList.build([*DEFAULT_HOSTS, "goproxy.example", "vanity.example"])
     report = analyze_files([LAB_CAPTURES / "mixed.pcapng"], AnalyzeOptions(watch=watch))

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from analyzer.model import Contact
+from analyzer.base.model import Contact
 from analyzer.report import parquet as pqmod
 from analyzer.report.parquet import PARQUET_SCHEMA, write_parquet
 
@@ -22,7 +22,10 @@ EXPECTED = {
     "ts": "double", "time": "timestamp[us, tz=UTC]", "layer": "string", "host": "string",
     "transport": "string", "src": "string", "sport": "int32", "dst": "string", "dport": "int32",
     "process": "struct<pid: int64, comm: string, cmdline: string, ppid: int64, source: string, "
-               "uid: int64, parent_comm: string, parent_cmdline: string>",
+               "uid: int64, parent_comm: string, parent_cmdline: string, exe: string, "
+               "env: list<element: struct<name: string, value: string>>, ancestors: "
+               "list<element: struct<pid: int64, comm: string, cmdline: string, exe: string, "
+               "env: list<element: struct<name: string, value: string>>>>>",
     "client": "string", "client_evidence": "string",
     "dns": "struct<qname: string, qtype: string, answers: list<element: string>, rcode: string, "
            "resolver: string, cnames: list<element: string>>",
@@ -43,7 +46,7 @@ EXPECTED = {
 def test_schema_is_the_published_one() -> None:
     assert {f.name: str(f.type) for f in PARQUET_SCHEMA} == EXPECTED
     meta = PARQUET_SCHEMA.metadata
-    assert meta[b"proxytrace.schema_version"] == pqmod.SCHEMA_VERSION.encode() == b"1.1"
+    assert meta[b"proxytrace.schema_version"] == pqmod.SCHEMA_VERSION.encode() == b"1.2"
 
 
 def test_schema_covers_the_json_contract(contacts: list[Contact]) -> None:

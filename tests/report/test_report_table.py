@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from rich.cells import cell_len
 
-from analyzer.model import CaptureStats, Contact
+from analyzer.base.model import CaptureStats, Contact
 from analyzer.report.table import render_table
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -110,8 +110,8 @@ LAB_CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 
 @pytest.mark.skipif(not any(LAB_CAPTURES.glob("*.pcapng")), reason="lab captures not recorded (make lab)")
 def test_lab_captures_fit_80_columns() -> None:
+    from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
     from analyzer.pipeline import AnalyzeOptions, analyze_files
-    from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 
     watch = WatchList.build([*DEFAULT_HOSTS, "goproxy.example", "vanity.example"])
     for capture in sorted(LAB_CAPTURES.glob("*.pcapng")):

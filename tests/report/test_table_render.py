@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from rich.text import Text
 
-from analyzer.model import CaptureStats, Contact
+from analyzer.base.model import CaptureStats, Contact
 from analyzer.report import table
 from analyzer.report.table import render_table, rich_console
 
@@ -56,8 +56,8 @@ def test_hand_built_contacts(contacts: list[Contact], stats: list[CaptureStats],
 @pytest.mark.skipif(not any(LAB.glob("*.pcapng")), reason="lab captures not recorded (make lab)")
 @pytest.mark.parametrize("color", [False, True])
 def test_lab_captures(color: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
     from analyzer.pipeline import AnalyzeOptions, analyze_files
-    from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 
     watch = WatchList.build([*DEFAULT_HOSTS, "goproxy.example", "vanity.example"])
     for capture in sorted(LAB.glob("*.pcapng")):

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.errors import CaptureError
-from analyzer.pipeline import AnalyzeOptions, analyze_files, read_evidence
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
+from analyzer.base.errors import CaptureError
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
+from analyzer.events.read import read_evidence
+from analyzer.pipeline import AnalyzeOptions, analyze_files
 from tests.conftest import CAPTURES
 
 TSHARK = shutil.which("tshark")
@@ -45,4 +46,4 @@ def test_missing_file_and_directory(tmp_path: Path) -> None:
     with pytest.raises(CaptureError, match="no such file"):
         analyze_files([tmp_path / "absent.pcap"], OPTS)
     with pytest.raises(CaptureError, match="is a directory"):
-        read_evidence(tmp_path, OPTS)
+        read_evidence(tmp_path, engine="tshark")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from analyzer.exitcodes import MISSING_TOOL
+from analyzer.base.exitcodes import MISSING_TOOL
 from tests.conftest import CAPTURES
 
 TSHARK = shutil.which("tshark")

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from analyzer.model import Contact
+from analyzer.base.model import Contact
+from analyzer.base.watchlist import WatchList
 from analyzer.pipeline import AnalyzeOptions, analyze_files
-from analyzer.watchlist import WatchList
 from tests.conftest import CAPTURES, SHARED_CAPTURES
 
 TSHARK = shutil.which("tshark")

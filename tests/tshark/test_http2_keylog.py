@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from analyzer.base.watchlist import WatchList
 from analyzer.pipeline import AnalyzeOptions, analyze_files
-from analyzer.watchlist import WatchList
 
 TOOLS = {name: shutil.which(name) for name in ("ip", "dumpcap", "node", "curl", "tshark")}
 MARKER = b"proxytrace-h2-capture-ready"

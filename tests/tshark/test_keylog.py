@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from analyzer.model import Contact
-from analyzer.operations import operation_for
+from analyzer.base.model import Contact
+from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
+from analyzer.contacts.operations import operation_for
 from analyzer.pipeline import AnalyzeOptions, analyze_files
-from analyzer.watchlist import DEFAULT_HOSTS, WatchList
 from tests.conftest import CAPTURES
 from tests.lab.scenarios import SCENARIOS as LAB_SCENARIOS
 

@@ -1,0 +1,1 @@
+"""What every stage shares: errors, exit codes, the records, the watch list, private files."""

@@ -1,0 +1,1 @@
+"""The built-in engine: the fast path's record loop, the decoder, reassembly and our parsers."""

@@ -1,0 +1,1 @@
+"""The tshark engine: Wireshark's dissectors read into the same records as the built-in engine."""

@@ -1,0 +1,1 @@
+"""Flows: the first bytes of each direction of a TCP connection, reassembled."""

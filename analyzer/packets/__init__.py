@@ -1,0 +1,1 @@
+"""Packets: link-layer and IP headers decoded into segments, IP fragments reassembled."""

@@ -1,0 +1,121 @@
+"""The offline pipeline as one call: captures in, a report out.
+
+source -> packets -> flows -> protocols -> events -> contacts -> attribution -> findings ->
+causes -> report. Each stage is a package of its own (``analyzer.source``, ``analyzer.packets``...);
+this one only wires them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from ..base.model import CaptureStats, Contact, ProcessInfo, replace_contact
+from ..contacts.build import build_contacts
+from ..events.records import Evidence, FlowRef, ProgressFn
+from .options import AnalyzeOptions
+
+
+class Attributor(Protocol):
+    """Something that knows which process owned a connection (a live tracer, or a capture's comments)."""
+
+    def process_for(self, flow: FlowRef, ts: float) -> ProcessInfo | None: ...
+
+
+@dataclass
+class Report:
+    contacts: list[Contact]
+    evidence: Evidence
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def stats(self) -> list[CaptureStats]:
+        return self.evidence.stats
+
+
+def analyze_files(paths: Sequence[str | Path], options: AnalyzeOptions | None = None,
+                  attributor: Attributor | None = None,
+                  progress: ProgressFn | None = None) -> Report:
+    """Analyse captures (paths, directories of captures, or "-" for stdin) into a report.
+
+    With ``options.workers`` > 1 and several captures, each is read in a worker process; the
+    evidence is merged in the order given, so the report equals the serial one."""
+    from .parallel import expand_paths, read_all
+
+    opts = options or AnalyzeOptions()
+    evidence = Evidence()
+    warnings: list[str] = []
+    files = expand_paths(paths)
+    on_file = None
+    if progress is not None and hasattr(progress, "files_total"):
+        def on_file(done: int, total: int) -> None:
+            progress.files_done, progress.files_total = done, total  # type: ignore[attr-defined]
+    for ev in read_all(files, opts, progress, on_file):
+        evidence.extend(ev)
+        for st in ev.stats:
+            warnings.extend(st.warnings)
+    contacts = contacts_from_evidence(evidence, opts, attributor)
+    return Report(contacts, evidence, warnings)
+
+
+def contacts_from_evidence(evidence: Evidence, opts: AnalyzeOptions,
+                           attributor: Attributor | None = None) -> list[Contact]:
+    """Contacts, then attribution, findings and causes."""
+    contacts = build_contacts(evidence, opts.watch, redact=opts.redact)
+    contacts = attribute(contacts, evidence, attributor)
+    if opts.redact:
+        contacts = _redact_processes(contacts)
+    contacts = _apply_findings(contacts, evidence, opts)
+    if opts.config is not None:
+        from ..causes.contact import apply_causes  # the configuration the user named wins
+
+        contacts = apply_causes(contacts, opts.config, redact_values=opts.redact)
+    elif any(c.process is not None and c.process.env is not None for c in contacts):
+        # each contact's own process environment, recorded by a live tracer or read back from
+        # the comments of a capture proxytrace wrote
+        from ..causes.contact import apply_process_causes
+
+        contacts = apply_process_causes(contacts, None, redact_values=opts.redact)
+    return contacts
+
+
+def attribute(contacts: list[Contact], evidence: Evidence,
+              attributor: Attributor | None) -> list[Contact]:
+    """Give each contact its process: a live tracer first, then the capture's own comments."""
+    out = []
+    for c in contacts:
+        proc = None
+        if attributor is not None:
+            flow = FlowRef(c.transport, c.src, c.sport, c.dst, c.dport, c.capture or "")
+            proc = attributor.process_for(flow, c.ts)
+        if proc is None:
+            proc = evidence.flow_processes.get(c.flow_id)
+        out.append(replace_contact(c, process=proc) if proc is not None else c)
+    return out
+
+
+def _redact_processes(contacts: list[Contact]) -> list[Contact]:
+    """Credentials in recorded environments and command lines (a proxy URL's password)."""
+    from ..causes.proxylist import redact_process
+
+    cache: dict[int, ProcessInfo] = {}
+    out = []
+    for c in contacts:
+        if c.process is None:
+            out.append(c)
+            continue
+        key = id(c.process)
+        if key not in cache:
+            cache[key] = redact_process(c.process)
+        out.append(replace_contact(c, process=cache[key]))
+    return out
+
+
+def _apply_findings(contacts: list[Contact], evidence: Evidence,
+                    opts: AnalyzeOptions) -> list[Contact]:
+    from ..findings import apply_findings
+    from ..findings.expect import load_expectations
+
+    return apply_findings(contacts, evidence, load_expectations(opts.expect_path), opts.watch)

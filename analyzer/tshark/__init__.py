@@ -1,1 +1,0 @@
-"""Reading tshark's dissection output into the project's records (see ``analyzer.tshark_engine``)."""

@@ -1,0 +1,108 @@
+"""Process information in pcapng files: ptcpdump's comments, ours, and Apple's blocks."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import pytest
+
+from analyzer.base.errors import ParseError
+from analyzer.base.model import ProcessInfo
+from analyzer.source.capture_file import ReadState, open_capture
+from analyzer.source.process_comments import (
+    ApplePib,
+    comments_for_process,
+    pack_processid_threadid,
+    parse_apple_pib,
+    process_from_apple,
+    process_from_comments,
+    unpack_processid_threadid,
+)
+
+
+def _frames(path: Path) -> list:
+    with path.open("rb") as fh:
+        return list(open_capture(fh, ReadState(str(path))))
+
+
+def test_ptcpdump_curl_user_file(shared_captures: Path) -> None:
+    frames = _frames(shared_captures / "ptcpdump" / "curl-user.pcapng")
+    procs = [process_from_comments(f.comments, f.pid) for f in frames]
+    attributed = [p for p in procs if p is not None]
+    assert attributed, "ptcpdump's file carries process comments"
+    p = attributed[0]
+    assert (p.pid, p.comm, p.cmdline, p.uid) == (99722, "curl", "curl https://kernel.org", 1000)
+    assert (p.ppid, p.parent_comm, p.parent_cmdline) == (18840, "bash", "-bash")
+    assert p.source == "pcapng-comment"
+
+
+@pytest.mark.parametrize(("name", "pid", "comm"), [
+    ("dns.pcapng", 380281, "dig"), ("tcp.pcapng", 345650, "curl"), ("icmp.pcapng", 459141, "ping"),
+    ("curl-thread.pcapng", 122868, "curl"),
+])
+def test_every_ptcpdump_sample(shared_captures: Path, name: str, pid: int, comm: str) -> None:
+    procs = {process_from_comments(f.comments, f.pid) for f in _frames(shared_captures / "ptcpdump" / name)}
+    procs.discard(None)
+    assert {(p.pid, p.comm) for p in procs if p} == {(pid, comm)}
+
+
+def test_arp_has_no_process(shared_captures: Path) -> None:
+    frames = _frames(shared_captures / "ptcpdump" / "arp.pcapng")
+    assert frames and all(process_from_comments(f.comments, f.pid) is None for f in frames)
+
+
+def test_older_command_key_and_epb_pid_only() -> None:
+    old = process_from_comments(["PID: 12\nCommand: /usr/local/go/bin/go\nArgs: go mod download"], None)
+    assert old is not None and (old.pid, old.comm, old.cmdline) == (12, "go", "go mod download")
+    bare = process_from_comments([], 4242)
+    assert bare is not None and bare.pid == 4242 and bare.comm is None
+    assert process_from_comments(["just a note"], None) is None
+    assert process_from_comments(["PID: -3\nCmd: x"], None) is None
+
+
+def test_writer_matches_ptcpdump_format_and_round_trips() -> None:
+    p = ProcessInfo(pid=99722, comm="curl", cmdline="curl https://kernel.org", ppid=18840,
+                    source="ebpf", uid=1000, parent_comm="bash", parent_cmdline="-bash")
+    comments = comments_for_process(p, exe="/usr/bin/curl", parent_exe="/usr/bin/bash")
+    assert comments == [
+        "PID: 99722\nCmd: /usr/bin/curl\nArgs: curl https://kernel.org",
+        "UserId: 1000",
+        "ParentPID: 18840\nParentCmd: /usr/bin/bash\nParentArgs: -bash",
+    ]
+    back = process_from_comments(comments, 99722)
+    assert back is not None
+    assert (back.pid, back.comm, back.cmdline, back.ppid, back.uid, back.parent_comm) == \
+        (99722, "curl", "curl https://kernel.org", 18840, 1000, "bash")
+
+
+def test_processid_threadid_option() -> None:
+    raw = pack_processid_threadid(99722, 99723)
+    assert raw == struct.pack("<II", 99722, 99723)
+    assert unpack_processid_threadid(raw) == (99722, 99723)
+    with pytest.raises(ParseError):
+        unpack_processid_threadid(b"\x01\x02")
+
+
+def _pib(pid: int, name: bytes) -> bytes:
+    opt = struct.pack("<HH", 2, len(name)) + name + b"\0" * (-len(name) % 4)
+    return struct.pack("<I", pid) + opt + b"\0\0\0\0"
+
+
+def test_apple_process_information_block() -> None:
+    pibs = [parse_apple_pib(_pib(501, b"curl")), parse_apple_pib(_pib(77, b"go"))]
+    assert pibs == [ApplePib(501, "curl", None), ApplePib(77, "go", None)]
+    p = process_from_apple(pibs, 1)
+    assert p is not None and (p.pid, p.comm, p.source) == (77, "go", "pcapng-comment")
+    assert process_from_apple(pibs, 9) is None
+    assert process_from_apple(pibs, None, 0) is not None
+
+
+@pytest.mark.parametrize("body", [b"", b"\x01\x00", _pib(1, b"x")[:6] + b"\xff\x00"])
+def test_apple_block_hostile_bytes(body: bytes) -> None:
+    try:
+        parse_apple_pib(body)
+    except ParseError:
+        return
+    # A short but well-formed prefix is fine too; anything else must have raised ParseError.
+    assert len(body) >= 4
