@@ -231,6 +231,7 @@ class Contact:
 
 
 _CONTACT_FIELDS = tuple(Contact.__dataclass_fields__)
+_CONTACT_FIELDS_SET = frozenset(_CONTACT_FIELDS)
 _new, _set = object.__new__, object.__setattr__
 
 
@@ -245,9 +246,6 @@ def replace_contact(contact: Contact, **changes: Any) -> Contact:
     for name in _CONTACT_FIELDS:
         _set(new, name, changes[name] if name in changes else getattr(contact, name))
     return new
-
-
-_CONTACT_FIELDS_SET = frozenset(_CONTACT_FIELDS)
 
 
 def _plain(obj: Any) -> dict[str, Any] | None:

@@ -17,7 +17,8 @@ pcapng files go through the regular block reader and get the same per-packet dec
 
 The pcap record loop runs in C when the extension ``analyzer.events.builtin._fastloop`` is importable
 (built by ``pip install``): it skips records by exactly the rules of ``skippable()`` and hands
-every other record back to the Python loop below. ``skippable()`` and the Python loop stay the
+every other record back to the Python loop below. With it, the engine's two indexes are its
+``FlowIndex`` hash tables (see new_index), which it probes straight from the header bytes. ``skippable()`` and the Python loop stay the
 reference and the fallback when the extension is missing or ``PROXYTRACE_PURE_PYTHON=1`` is set
 (tests/perf runs the exactness tests both ways); there is no other difference in behaviour.
 """
@@ -94,6 +95,7 @@ def new_index() -> Any:
     if SCAN is not None and FLOW_INDEX is not None:
         return FLOW_INDEX()
     return {}
+
 
 SlowFn = Callable[[RawFrame], None]
 PlainFn = Callable[[int, float, int, bytes, int], None]
