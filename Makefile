@@ -8,8 +8,8 @@ DEMO_CAPTURE ?= captures/mixed.pcapng
 # The lab answers every name with private addresses and uses its own CA: tell the analyzer so.
 DEMO_FLAGS ?= --expect captures/lab-expect.toml --watch goproxy.example --watch vanity.example
 # Debian packages the tests and the lab use.
-APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs dante-server openssh-server openssh-client valgrind
-APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node danted sshd ssh valgrind
+APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs dante-server openssh-server openssh-client valgrind time openssl
+APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node danted sshd ssh valgrind /usr/bin/time openssl
 
 # Real Go tools for the lab (gopls, govulncheck), built at pinned versions with the installed Go.
 HOST_GO ?= /usr/local/go/bin/go

@@ -11,14 +11,17 @@ Only tracepoints are used (kprobes are not traceable on every kernel we run on):
   ESTABLISHED transition runs in softirq context, where the current task is not the owner).
 - ``sched:sched_process_exec`` gives each new program, its parent and uid; its argument vector
   and the Go-relevant part of its environment are read from user memory at
-  ``syscalls:sys_enter_execve`` (``A`` and ``V`` lines, joined to the exec by pid and time).
+  ``syscalls:sys_enter_execve`` / ``sys_enter_execveat`` (``A`` and ``V`` lines, joined to the
+  exec by pid and time).
   The environment is read in the kernel program, not from /proc/PID/environ afterwards: a
   program may exit, or exec again (a shell running its last command in place), before a reader
   thread gets to /proc, and the command line would then be the next program's. The kernel keeps
   variables whose first letter can start a recorded name; Python keeps the exact set.
 - ``task:task_newtask`` (a new process, not a thread) and ``sched:sched_process_exit`` (the
-  whole group) give forks and exits, so the tier's process table knows every ancestor as it
-  was when a child connected, even when the parent execs or exits right after.
+  whole group) give forks and exits. The tier's process table keeps every image in time order,
+  so each ancestor is known as it was when a child connected, even when the parent execs or
+  exits right after (the parent pid itself is read at the connect); an exit stops a pid from
+  being named after the ended process when the pid comes back without a fork seen.
 Processes already running when tracing starts are read from /proc once, at start.
 Each line bpftrace prints is parsed by ``parse_line`` (a pure function); ``fold_events`` turns
 the events, in kernel time order, into records.
@@ -124,7 +127,7 @@ SCRIPT = (
     "  }\n"
     "}\n"
     # argv and the environment at execve entry (user memory, readable until the exec succeeds)
-    "tracepoint:syscalls:sys_enter_execve {\n"
+    "tracepoint:syscalls:sys_enter_execve, tracepoint:syscalls:sys_enter_execveat {\n"
     "  $ns = nsecs; $i = 0;\n"
     f"  while ($i < {MAX_ARGS}) {{\n"
     "    $a = *(args->argv + $i); if ($a == 0) { break; }\n"
@@ -305,6 +308,9 @@ class EventFolder:
             elif isinstance(ev, ForkEvent):
                 self.processes.append(ProcessRecord(pid=ev.pid, ppid=ev.ppid,
                                                     ts=ev.ns / 1e9 + self.offset, forked=True))
+            elif isinstance(ev, ExitEvent):
+                self.processes.append(ProcessRecord(pid=ev.pid, ts=ev.ns / 1e9 + self.offset,
+                                                    exited=True))
             elif isinstance(ev, SockEvent):
                 sock, proc = to_records(ev, self.offset)
                 self.sockets.append(sock)
@@ -313,8 +319,8 @@ class EventFolder:
     def _exec(self, ev: ExecEvent) -> ProcessRecord:
         argv = self._args.pop(ev.pid, None)
         env = self._envs.pop(ev.pid, None)
-        cmdline = " ".join(argv[1][i] for i in sorted(argv[1])) if argv else None
-        pairs = [tuple(e.split("=", 1)) for e in env[1] if "=" in e] if env else []
+        cmdline = " ".join(_marked(argv[1][i]) for i in sorted(argv[1])) if argv else None
+        pairs = [tuple(_marked(e).split("=", 1)) for e in env[1] if "=" in e] if env else []
         return ProcessRecord(pid=ev.pid, ppid=ev.ppid, comm=ev.comm or comm_of(ev.filename),
                              exe=ev.filename, uid=ev.uid, cmdline=cmdline or None,
                              ts=ev.ns / 1e9 + self.offset,
@@ -325,6 +331,11 @@ class EventFolder:
         out = self.sockets, self.processes
         self.sockets, self.processes = [], []
         return out
+
+
+def _marked(text: str) -> str:
+    """A string bpftrace cut at STRLEN - 1 bytes ends in "..." (the rest is not known)."""
+    return text + "..." if len(text.encode()) >= STRLEN - 1 else text
 
 
 # Events are folded once they are this much older than the newest one seen: far more than the

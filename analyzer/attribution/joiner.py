@@ -24,11 +24,15 @@ class SocketAttributor:
     def __init__(self, source: AttributionSource, sockets: Iterable[SocketRecord] = (),
                  processes: Iterable[ProcessRecord] = ()) -> None:
         self.source = source
+        self.root_pid: int | None = None  # the traced command's first process, when the tier knows
         self._by_remote: dict[_Key, list[SocketRecord]] = defaultdict(list)
         self._processes: dict[int, ProcessRecord] = {}
         # every program a pid ran, in order: a process that execs (the go command switching to
         # a downloaded toolchain keeps its pid) is named by the program in force at connect time
         self._history: dict[int, list[ProcessRecord]] = defaultdict(list)
+        # when each pid ended: a pid seen ending and reused by a process no event announced (a
+        # lost fork event) must not be named after the process that ended
+        self._exits: dict[int, list[float]] = defaultdict(list)
         self.add_sockets(sockets)
         self.add_processes(processes)
 
@@ -42,6 +46,10 @@ class SocketAttributor:
         """Later records about a pid fill in or replace what earlier ones said; each program
         image (exec, fork, first sight) is also kept in the pid's history, in time order."""
         for rec in records:
+            if rec.exited:
+                if rec.ts is not None:
+                    self._exits[rec.pid].append(rec.ts)
+                continue
             if rec.is_image:
                 history = self._history[rec.pid]
                 history.append(rec)
@@ -100,6 +108,9 @@ class SocketAttributor:
         else:
             before = [r for r in history if r.ts is None or r.ts <= ts]  # same clock: no slack
             chosen = before[-1] if before else history[0]
+        if ts is not None and chosen.ts is not None and \
+                any(chosen.ts <= end < ts for end in self._exits.get(pid, ())):
+            return None
         if chosen.forked and chosen.ppid is not None and _depth < 64:
             parent = self.record_at(chosen.ppid, chosen.ts, _depth + 1)
             if parent is not None:

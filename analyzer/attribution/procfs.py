@@ -88,13 +88,15 @@ def snapshot(now: float) -> list[SocketRecord]:
     """The connected inet sockets of every process, right now."""
     out: list[SocketRecord] = []
     for c in psutil.net_connections(kind="inet"):
-        laddr, raddr = c.laddr, c.raddr
-        if not raddr or not laddr or c.pid is None or isinstance(raddr, tuple) \
-                or isinstance(laddr, tuple):
+        # an unconnected socket has () for an address, a connected one psutil's addr(ip, port)
+        # (a named tuple: "is it a tuple" does not tell them apart)
+        lip, lport = getattr(c.laddr, "ip", None), getattr(c.laddr, "port", None)
+        rip, rport = getattr(c.raddr, "ip", None), getattr(c.raddr, "port", None)
+        if c.pid is None or lip is None or rip is None or lport is None or rport is None:
             continue
         out.append(SocketRecord(ts=now, pid=c.pid, transport="tcp" if c.type == 1 else "udp",
-                                local=laddr.ip, local_port=laddr.port, remote=raddr.ip,
-                                remote_port=raddr.port, source="procfs"))
+                                local=lip, local_port=lport, remote=rip, remote_port=rport,
+                                source="procfs"))
     return out
 
 

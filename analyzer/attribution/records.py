@@ -43,11 +43,12 @@ class ProcessRecord:
     ts: float | None = None
     env: Env | None = None
     forked: bool = False
+    exited: bool = False  # not an image: the process ended at ``ts``
 
     @property
     def is_image(self) -> bool:
         """True when the record says what program the pid ran (not only its parent or uid)."""
-        return bool(self.exe or self.cmdline or self.forked)
+        return bool(self.exe or self.cmdline or self.forked) and not self.exited
 
 
 def comm_of(path: str) -> str:

@@ -212,8 +212,10 @@ def parse_output(lines: Iterable[str], root_ppid: int | None = None) -> StraceSt
     state = StraceState()
     for line in lines:
         feed_line(state, line)
-    if root_ppid is not None and state.processes:
-        first = min(state.processes.values(), key=lambda p: p.ts or 0.0)
+    if root_ppid is not None and state.images:
+        # the earliest image (the root's latest one may be later: a shell exec'ing its last command)
+        first = min(state.images, key=lambda p: p.ts or 0.0)
+        first = state.processes[first.pid]
         if first.ppid is None:
             state.processes[first.pid] = replace(first, ppid=root_ppid)
             state.images = [replace(r, ppid=root_ppid) if r.pid == first.pid and r.ppid is None
@@ -229,4 +231,7 @@ def attributor_from_file(path: str, root_ppid: int | None = None,
         state = parse_output(fh, root_ppid)
     uid = os.getuid()
     procs = [p if p.uid is not None else replace(p, uid=uid) for p in state.images]
-    return SocketAttributor("strace", state.sockets, [*outer, *procs])
+    att = SocketAttributor("strace", state.sockets, [*outer, *procs])
+    if state.images:
+        att.root_pid = min(state.images, key=lambda p: p.ts or 0.0).pid
+    return att

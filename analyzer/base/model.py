@@ -24,6 +24,7 @@ RECORDED_ENV_NAMES = frozenset({*PROXY_ENV_NAMES, *(n.lower() for n in PROXY_ENV
                                 "SSL_CERT_FILE", "SSL_CERT_DIR", "HOME", "XDG_CONFIG_HOME"})
 
 Env = tuple[tuple[str, str], ...]  # (name, value) pairs, sorted by name
+MAX_ANCESTORS = 8  # levels of the parent chain a tier records (init ends it sooner)
 
 
 def is_recorded_env(name: str) -> bool:
@@ -98,15 +99,15 @@ class ProcessInfo:
             "ancestors": [a.to_dict() for a in self.ancestors],
         }
 
-    def chain_text(self, sep: str = " ← ") -> str:
-        """``go ← gopls ← python``: the process and its ancestors by name."""
-        names = [self.comm or "?"] + [a.comm or "?" for a in self.ancestors]
+    def chain_text(self, sep: str = " ← ", limit: int = MAX_ANCESTORS) -> str:
+        """``go ← gopls ← python``: the process and up to ``limit`` ancestors by name."""
+        names = [self.comm or "?"] + [a.comm or "?" for a in self.ancestors[:limit]]
         if not self.ancestors and self.parent_comm:
             names.append(self.parent_comm)
+        if len(self.ancestors) > limit:
+            names.append("…")
         return sep.join(names)
 
-
-MAX_ANCESTORS = 8
 
 
 @dataclass(frozen=True, slots=True)

@@ -253,8 +253,12 @@ def forward_proxy(consumer: str, cfg: GoConfig, redacted: bool = True) -> Conseq
         return None
     shown = redact(https) if redacted else https
     no = cfg.value("NO_PROXY")
+    # net/http takes socks5:// and socks5h:// alike and sends the host name to the proxy
+    socks = https.strip().lower().startswith(("socks5://", "socks5h://"))
+    tunnel, where = (("SOCKS5 tunnels", "SOCKS5 requests (the proxy resolves them: no DNS here)")
+                     if socks else ("CONNECT tunnels", "CONNECT lines"))
     return Consequence(consumer, "forward proxy", (),
-                       f"HTTPS requests above travel in CONNECT tunnels through {shown}"
+                       f"HTTPS requests above travel in {tunnel} through {shown}"
                        + (f" (except NO_PROXY={no})" if no else "")
-                       + "; a capture shows the proxy's address, the names only in CONNECT lines "
+                       + f"; a capture shows the proxy's address, the names only in {where} "
                        "and SNI.", "unset HTTPS_PROXY/https_proxy (or http.proxy in VS Code).")

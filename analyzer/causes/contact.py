@@ -284,12 +284,23 @@ def who_set(name: str, proc: ProcessInfo) -> str:
             break  # that tier did not see this ancestor's environment: say no more than known
         if dict(a.env).get(name) != value:
             if holder is None:
-                return f"{ENVIRONMENT}, set by {_name(a)}"
+                return f"{ENVIRONMENT}, set by {_name(a)}{_why_set(a, name, value)}"
             return f"{ENVIRONMENT}, inherited from {_name(holder)}, which {_name(a)} started with it"
         holder = a
     if holder is not None:
         return f"{ENVIRONMENT}, inherited from {_name(holder)}"
     return ENVIRONMENT
+
+
+def _why_set(setter: Ancestor, name: str, value: str | None) -> str:
+    """What a known setter means by it: gopls adds only GOPROXY=off itself (its no-network go
+    commands); any other variable it adds comes from its ``env`` setting, i.e. the editor's gopls
+    settings (GO_NETWORK_FACTS.md section 5)."""
+    if setter.comm != "gopls" or name == "GO111MODULE":
+        return ""
+    if name == "GOPROXY" and value == "off":
+        return " for a go command it runs without network"
+    return " from its env setting (the editor's gopls settings)"
 
 
 def _name(a: Ancestor) -> str:
@@ -299,13 +310,22 @@ def _name(a: Ancestor) -> str:
 def process_config(proc: ProcessInfo) -> GoConfig | None:
     """What ``proc`` itself ran with: its recorded environment, the GOENV file that environment
     names, and the go.env of the GOROOT its go binary belongs to (files read now; no go command
-    is run). None when the tier did not record the environment."""
+    is run). None when the tier did not record the environment, or when the go binary's GOROOT
+    cannot be read here."""
     if proc.env is None:
         return None
     env = dict(proc.env)
     labels = {name: who_set(name, proc) for name in env}
     go = proc.exe if proc.exe and os.path.basename(proc.exe) == "go" else None
-    return config_from_env(env, None, env_sources=labels, allow_go=False, executable=go)
+    # GOROOT: the environment's, the GOENV file's, or the exec'd go binary's; never a go found
+    # on the machine making the report
+    cfg = config_from_env(env, None, env_sources=labels, allow_go=False, executable=go,
+                          look_for_go=False)
+    if go is not None and cfg.goroot is None:
+        # a go whose GOROOT is not on this machine (a capture from elsewhere): its go.env
+        # defaults are unknown, and guessing them would explain, or flag, contacts wrongly
+        return None
+    return cfg
 
 
 def _trail(proc: ProcessInfo) -> str:

@@ -47,14 +47,15 @@ def _read_text(path: str | None) -> str | None:
 
 
 def find_goroot(env: Mapping[str, str], user: ReadFile | None, allow_go: bool = True,
-                executable: str | None = None) -> str | None:
+                executable: str | None = None, look_for_go: bool = True) -> str | None:
     """GOROOT as cfg.findGOROOT finds it: env, GOENV file, then the go binary's location:
     ``executable`` (the file a traced go process exec'd) or the ``go`` on PATH (asked only when
-    ``allow_go`` and it is a wrapper script rather than a GOROOT's bin/go)."""
+    ``allow_go`` and it is a wrapper script rather than a GOROOT's bin/go; not looked for
+    without ``look_for_go``: a traced process that is not a go binary has no go of its own here)."""
     for cand in (env.get("GOROOT", ""), (user.values.get("GOROOT", "") if user else "")):
         if cand:
             return os.path.normpath(cand)
-    go = executable or find_go_binary(env)
+    go = executable or (find_go_binary(env) if look_for_go else None)
     if go:
         root = Path(os.path.realpath(go)).parent.parent
         if (root / "go.env").is_file() or (root / "VERSION").is_file():
@@ -78,14 +79,15 @@ def find_go_binary(env: Mapping[str, str]) -> str | None:
 def config_from_env(env: Mapping[str, str], go_binary: str | None = None,
                     env_sources: Mapping[str, str] | None = None,
                     platform: str | None = None, allow_go: bool = True,
-                    executable: str | None = None) -> GoConfig:
+                    executable: str | None = None, look_for_go: bool = True) -> GoConfig:
     """What a go command started with ``env`` would use, and where each value comes from.
 
     Files are always read directly (that is how sources are known); when ``go_binary`` is given, its
     ``go env -json`` is the authority on values and ``go env -changed`` marks values equal to the
     defaults. ``env_sources`` names where environment values came from (editor settings).
     ``allow_go=False`` forbids running any go command, even to locate GOROOT. ``executable`` is
-    the go binary a traced process ran: its GOROOT is the one whose go.env it read.
+    the go binary a traced process ran: its GOROOT is the one whose go.env it read;
+    ``look_for_go=False`` does not look for a go on this machine's PATH in its place.
     """
     plat = platform or host_platform()
     notes: list[str] = []
@@ -98,7 +100,8 @@ def config_from_env(env: Mapping[str, str], go_binary: str | None = None,
     if user_path is None:
         notes.append(f"no GOENV file ({why})")
     user = _read_env_file(user_path)
-    goroot = (go_json or {}).get("GOROOT") or find_goroot(env, user, allow_go, executable)
+    goroot = (go_json or {}).get("GOROOT") or find_goroot(env, user, allow_go, executable,
+                                                           look_for_go)
     root_file = _read_env_file(os.path.join(goroot, "go.env")) if goroot else None
     if goroot is None:
         notes.append("GOROOT unknown (no go command found): $GOROOT/go.env defaults not read")

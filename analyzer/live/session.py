@@ -268,8 +268,7 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     root_pid = proc.pid
     if tier == "strace":
         attributor = strace.attributor_from_file(str(strace_out), root_ppid=proc.pid, outer=outer)
-        first = min(attributor.processes.values(), key=lambda p: p.ts or 0.0, default=None)
-        root_pid = first.pid if first else proc.pid
+        root_pid = attributor.root_pid if attributor.root_pid is not None else proc.pid
     result = _finish(raw, opts, tier, backend, counts, attributor, notes)
     result.exit_status = status
     result.root_pid = root_pid

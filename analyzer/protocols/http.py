@@ -308,7 +308,7 @@ class HttpStreamParser:
         self._check_start()
         end = self._head_end()
         if end < 0 and self.is_client:
-            end = self._http09_end(end)
+            end = self._http09_end()
         if end < 0 and len(self._buf) <= self.max_header_bytes:
             return False
         if end < 0 or end > self.max_header_bytes:
@@ -339,14 +339,15 @@ class HttpStreamParser:
         self._seeking = False
         return True
 
-    def _http09_end(self, end: int) -> int:
-        """An HTTP/0.9 request is its request line alone (no headers, no empty line after)."""
-        line_end = self._buf.find(b"\n", 0, end if end >= 0 else self.max_header_bytes)
+    def _http09_end(self) -> int:
+        """Where an unfinished head ends if it is an HTTP/0.9 request, which is its request line
+        alone (no version, no headers, no empty line after), else -1."""
+        line_end = self._buf.find(b"\n", 0, self.max_header_bytes)
         if line_end < 0:
-            return end
+            return -1
         last = bytes(self._buf[:line_end]).rsplit(None, 1)[-1:]
         if last and _VERSION.fullmatch(last[0]):
-            return end
+            return -1
         return line_end + 1
 
     def _check_start(self) -> None:
@@ -479,7 +480,8 @@ class HttpStreamParser:
 
 
 def _loose_request(line: bytes, headers: Headers, offset: int) -> HttpRequest:
-    """A request line the strict form refuses, kept the way Zeek keeps it (see _LOOSE_LINE)."""
+    """A request line the strict form refuses, kept the way Zeek keeps it (see the comment
+    above _METHOD_AND_BLANKS), or ParseError for one Zeek refuses too."""
     match = _METHOD_AND_BLANKS.match(line)
     if match is None:
         raise ParseError(f"malformed HTTP request line {line[:80]!r}")
@@ -496,7 +498,7 @@ def _loose_request(line: bytes, headers: Headers, offset: int) -> HttpRequest:
             notes.append("lower-case HTTP version")
     else:
         # HTTP/0.9: no version; Zeek wants a target and a method of three letters or more
-        target, text = rest, "HTTP/0.9"
+        target, text = rest, _HTTP09
         if not target or len(method) < 3:
             raise ParseError(f"malformed HTTP request line {line[:80]!r}")
     if b"\t" in line or b"  " in line:

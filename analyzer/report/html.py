@@ -205,6 +205,10 @@ def _hosts(contacts: Sequence[Contact]) -> str:
     return f'<section id="hosts"><h2>Hosts</h2>{body}</section>'
 
 
+# recorded to find files (GOENV, the CA bundle), not worth a column's space
+_QUIET_ENV = frozenset({"HOME", "XDG_CONFIG_HOME", "SSL_CERT_FILE", "SSL_CERT_DIR"})
+
+
 def _processes(contacts: Sequence[Contact]) -> str:
     by_proc: dict[str, list[Contact]] = defaultdict(list)
     for c in contacts:
@@ -216,16 +220,24 @@ def _processes(contacts: Sequence[Contact]) -> str:
         proc = items[0].process
         source = proc.source if proc else ("inferred" if items[0].client else "")
         cmdline = proc.cmdline if proc else items[0].client_evidence
-        parent = ""
-        if proc and proc.ppid is not None:
+        parent: object = ""
+        if proc and proc.ancestors:
+            # the chain at connect time (go ← gopls ← python), each ancestor's name titled
+            # with its pid and command line
+            parent = Safe(" ← ".join([esc(proc.comm or "?"), *(
+                f'<span title="{esc(f"pid {a.pid}: {a.cmdline or a.comm or chr(63)}")}">'
+                f'{esc(a.comm or "?")}</span>' for a in proc.ancestors)]))
+        elif proc and proc.ppid is not None:
             parent = f"{proc.parent_comm or '?'} (pid {proc.ppid})"
+        env = " ".join(f"{k}={v}" for k, v in (proc.env or ()) if k not in _QUIET_ENV) if proc else ""
         rows.append([_proc_cell(items[0]), source,
-                     Safe(f'<span class="mono cmd">{esc(cmdline)}</span>'), parent, len(items),
+                     Safe(f'<span class="mono cmd">{esc(cmdline)}</span>'), parent,
+                     Safe(f'<span class="mono cmd">{esc(env)}</span>'), len(items),
                      ", ".join(sorted({c.host for c in items})),
                      " ".join(LAYER_TITLE[x] for x in LAYER_ORDER if any(c.layer == x for c in items)),
                      ", ".join(sorted({op for c in items for op in contact_ops(c)}))])
-    body = table(["process", "attribution", "command line", "parent", "contacts", "hosts", "layers",
-                  "operations"], rows, numeric=[4]) if rows else ""
+    body = table(["process", "attribution", "command line", "parent chain", "Go environment",
+                  "contacts", "hosts", "layers", "operations"], rows, numeric=[5]) if rows else ""
     return f'<section id="processes"><h2>Processes</h2>{body}</section>'
 
 

@@ -44,6 +44,8 @@ MUTED = "dim"
 LineFn = Callable[..., None]
 TIME_W, LAYER_W, HOST_MAX, OP_MAX, PROC_MAX = 12, 5, 24, 19, 24
 FINDING_LINES = 2
+CAUSE_LINES = 3
+CAUSE_STYLE = "cyan"
 
 
 def clean(value: object) -> str:
@@ -92,6 +94,8 @@ def render_table(contacts: Sequence[Contact], stats: Sequence[CaptureStats],
         console.print()
         line(_process_heading(label, items))
         for text in _contact_lines(items, console.width):
+            line(text)
+        for text in _cause_lines(items, console.width):
             line(text)
 
     console.print()
@@ -167,7 +171,11 @@ def _process_heading(label: str, items: Sequence[Contact]) -> Text:
     proc = first.process
     if proc is not None:
         heading.append(f"  [{proc.source}]", style=MUTED)
-        if proc.ppid is not None:
+        if proc.ancestors:
+            # the chain at connect time: go ← gopls ← python
+            # (the nearest few: the command line must still fit the heading)
+            heading.append(f"  ppid {proc.ppid}  {clean(proc.chain_text(limit=3))}", style=MUTED)
+        elif proc.ppid is not None:
             parent = f" ← {clean(proc.parent_comm)}" if proc.parent_comm else ""
             heading.append(f"  ppid {proc.ppid}{parent}", style=MUTED)
         if proc.cmdline:
@@ -213,6 +221,27 @@ def _contact_lines(items: Sequence[Contact], width: int) -> list[Text]:
         for f in c.findings:
             lines.extend(_finding_lines(clean(f.kind), clean(f.detail), width))
     return lines
+
+
+def _cause_lines(items: Sequence[Contact], width: int) -> list[Text]:
+    """Under a process's contacts, why it made them: each distinct cause once, per host in order
+    of first contact, at most CAUSE_LINES lines each (the HTML and jsonl carry them whole)."""
+    seen: dict[tuple[str, str], None] = {}
+    for c in sorted(items, key=lambda c: c.ts):
+        if c.cause:
+            seen.setdefault((c.host, c.cause), None)
+    out: list[Text] = []
+    room = max(width - 4, 10)
+    for host, cause in seen:
+        words = textwrap.wrap(f"why {host}: {cause}", width=room, break_on_hyphens=False,
+                              break_long_words=True)
+        if len(words) > CAUSE_LINES:
+            words = words[:CAUSE_LINES - 1] + [" ".join(words[CAUSE_LINES - 1:])]
+        for i, part in enumerate(words[:CAUSE_LINES]):
+            text = Text(("  " if i == 0 else "    ") + clean(part), style=CAUSE_STYLE)
+            text.truncate(width, overflow="ellipsis")
+            out.append(text)
+    return out
 
 
 def _finding_lines(kind: str, detail: str, width: int) -> list[Text]:

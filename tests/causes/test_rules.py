@@ -135,3 +135,13 @@ def test_goproxy_off_still_reaches_the_checksum_database() -> None:
     off = cfg(GOPROXY="off")
     assert fetch_plan(off, "golang.org/x/text")[0] == ()
     assert sumdb_plan(off, "golang.org/x/text")[0] == ("sum.golang.org",)
+
+
+def test_forward_proxy_consequence_names_the_tunnel() -> None:
+    from analyzer.causes.consequences import forward_proxy
+
+    socks = forward_proxy("go", cfg(HTTPS_PROXY="socks5h://u:secret@10.0.0.9:1080"))
+    assert socks is not None and "SOCKS5 tunnels through" in socks.detail
+    assert "the proxy resolves them" in socks.detail and "secret" not in socks.detail
+    http = forward_proxy("go", cfg(HTTPS_PROXY="http://10.0.0.9:3128"))
+    assert http is not None and "CONNECT tunnels through" in http.detail

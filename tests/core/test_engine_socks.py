@@ -173,3 +173,15 @@ def test_malformed_socks_reply_is_counted(tmp_path: Path) -> None:
     conv.client(GREET).server_data(b"\x05\x00").client(NAME_REQ).server_data(b"\x07\x00\x00\x01")
     report = _analyze(tmp_path, conv.packets, [HOST])
     assert report.stats[0].parse_errors == {"socks": 1}
+
+
+def test_refused_after_an_optimistic_hello_is_only_the_refusal(tmp_path: Path,
+                                                               hello_with_sni: bytes) -> None:
+    """A client that sends its ClientHello before the answer, and the proxy refuses: the hello
+    went no further than the proxy, so the contact is the refused request."""
+    conv = Conversation(dport=1080).handshake()
+    conv.client(GREET + NAME_REQ + hello_with_sni)
+    conv.server_data(CHOICE + b"\x05\x02\x00\x01" + bytes(6))
+    [socks] = _analyze(tmp_path, conv.packets, [HOST]).contacts
+    assert socks.layer == "socks"
+    assert socks.notes[0] == f"socks5h CONNECT {HOST}:443; reply: connection not allowed by ruleset"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.base.errors import ParseError
-from analyzer.base.model import ProcessInfo
+from analyzer.base.model import Ancestor, ProcessInfo
 from analyzer.source.capture_file import ReadState, open_capture
 from analyzer.source.process_comments import (
     ApplePib,
@@ -106,3 +106,62 @@ def test_apple_block_hostile_bytes(body: bytes) -> None:
         return
     # A short but well-formed prefix is fine too; anything else must have raised ParseError.
     assert len(body) >= 4
+
+
+# -- ancestors and environment after ptcpdump's three lines ---------------------------------------
+
+def _ptcpdump_fields(comments: list[str]) -> dict[str, str]:
+    """What ptcpdump's own reader takes from a packet's comments (internal/types: each line is
+    ``Key: value``, split at the first colon, unknown keys skipped)."""
+    out: dict[str, str] = {}
+    for comment in comments:
+        for line in comment.strip().split("\n"):
+            key, sep, value = line.strip().partition(":")
+            if sep and key.strip() in ("PID", "Cmd", "Command", "Args", "ParentPID", "UserId"):
+                out[key.strip()] = value.strip()
+    return out
+
+
+CHAINED = ProcessInfo(
+    pid=30, comm="go", cmdline="go list -m all", ppid=20, source="ebpf", uid=1000,
+    parent_comm="gopls", parent_cmdline="gopls -mode=stdio", exe="/usr/local/go/bin/go",
+    env=(("GOPROXY", "off"), ("HOME", "/home/u")),
+    ancestors=(Ancestor(20, "gopls", "gopls -mode=stdio", "/home/u/go/bin/gopls", (("HOME", "/home/u"),)),
+               Ancestor(10, "python3", "python3 client.py\nwith: a newline", "/usr/bin/python3", None),
+               Ancestor(1, None, None)))
+
+
+def test_chain_and_environment_round_trip_after_ptcpdumps_lines() -> None:
+    comments = comments_for_process(CHAINED)
+    lines = comments[0].split("\n")
+    assert lines[:3] == ["PID: 30", "Cmd: /usr/local/go/bin/go", "Args: go list -m all"]
+    assert [line.split(":", 1)[0] for line in lines[3:]] == ["Env", "Ancestors"]
+    # ptcpdump's reader still finds its fields, and ignores ours
+    assert _ptcpdump_fields(comments) == {"PID": "30", "Cmd": "/usr/local/go/bin/go",
+                                          "Args": "go list -m all", "UserId": "1000",
+                                          "ParentPID": "20"}
+    back = process_from_comments(comments, 30)
+    assert back is not None
+    assert (back.ancestors, back.env, back.exe) == (CHAINED.ancestors, CHAINED.env, CHAINED.exe)
+    assert (back.ppid, back.parent_comm, back.parent_cmdline) == (20, "gopls", "gopls -mode=stdio")
+    assert back.chain_text() == "go ← gopls ← python3 ← ?"
+
+
+def test_malformed_chain_lines_are_ignored_not_fatal() -> None:
+    base = "PID: 30\nCmd: /usr/local/go/bin/go\nArgs: go list"
+    for extra in ("Env: {not json", "Env: [1, 2]", 'Env: {"GOPROXY": 3}', "Ancestors: {}",
+                  'Ancestors: [{"pid": "x"}]', 'Ancestors: [{"pid": true}]'):
+        p = process_from_comments([f"{base}\n{extra}"], None)
+        assert p is not None and p.pid == 30 and p.ancestors == ()
+        assert p.env in (None, ()), extra
+    # an entry without a pid ends the chain; the entries before it stay
+    p = process_from_comments([base + '\nAncestors: [{"pid": 20, "comm": "gopls"}, {"comm": "x"}]'], None)
+    assert p is not None and [(a.pid, a.comm) for a in p.ancestors] == [(20, "gopls")]
+    assert p.ppid == 20 and p.parent_comm == "gopls"
+
+
+def test_ptcpdump_files_have_no_chain_or_environment(shared_captures: Path) -> None:
+    for name in ("curl-user.pcapng", "curl-thread.pcapng", "tcp.pcapng"):
+        procs = {process_from_comments(f.comments, f.pid) for f in _frames(shared_captures / "ptcpdump" / name)}
+        procs.discard(None)
+        assert procs and all(p.ancestors == () and p.env is None for p in procs if p), name

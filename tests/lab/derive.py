@@ -67,6 +67,8 @@ def operation_for(host: str, path: str, process: str | None) -> str | None:
         return "toolchain-download"
     if p.endswith("/sumdb/sum.golang.org/supported"):
         return "sumdb-supported"
+    if p == "/latest" or p.endswith("/sumdb/sum.golang.org/latest"):
+        return "sumdb-latest"
     if "/lookup/" in p:
         return "sumdb-lookup"
     if "/tile/" in p:
@@ -133,6 +135,10 @@ def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
     Go environment come from the trace (the socket's local port), not from the User-Agent; a
     contact the trace does not explain is an error."""
     events = list(server_events)
+    socks_requests = list(socks_requests)
+    # A connection dante opened for a SOCKS client -> that client's port (dante logs both ends).
+    tunnelled_from = {tuple(r["outbound"]): r["client_port"] for r in socks_requests
+                      if r.get("outbound") and r["client_ip"] == client_ip}
     requests = [e for e in events if e.get("event") == "request"]
     handshakes = [e for e in events if e.get("event") == "tls"]
     # Connections the client namespace made: directly, or through the forward proxy (which
@@ -198,7 +204,8 @@ def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
              "via_proxy": h["client_ip"] == proxy_ip and proxy_ip != client_ip,
              # Names the connection in the key log and the capture, tunnelled ones too.
              "client_random": h.get("client_random"),
-             "client_port": h["client_port"] if h["client_ip"] == client_ip else None})
+             "client_port": h["client_port"] if h["client_ip"] == client_ip
+             else tunnelled_from.get((h["client_ip"], h["client_port"]))})
     for r in requests:
         if r["tls"] or r["client_ip"] not in sources or not watch.matches(r["host"]):
             continue
@@ -207,7 +214,8 @@ def derive_expected(*, client_ip: str, proxy_ip: str | None, watch: WatchList,
                  "operation": operation_for(r["host"], r["path"], proc), "method": r["method"],
                  "path": r["path"], "status": r["status"], "client_port": r["client_port"]}
         if r["client_ip"] != client_ip:  # sent through a proxy (a SOCKS tunnel)
-            entry |= {"client_port": None, "via_proxy": True}
+            entry |= {"client_port": tunnelled_from.get((r["client_ip"], r["client_port"])),
+                      "via_proxy": True}
         add(entry)
     for c in proxy_requests:
         if c["method"] != "CONNECT" or not watch.matches(c["host"]):

@@ -83,8 +83,9 @@ _DANTE_ENDPOINT = re.compile(r"\b(\d+\.\d+\.\d+\.\d+)\.(\d+)\b")
 
 def parse_dante_log(lines: list[str]) -> list[dict[str, Any]]:
     """One dict per SOCKS client connection dante saw: client_ip, client_port, ts,
-    ``established`` (a tunnel was opened) and ``dest`` (``ADDRESS.PORT`` dante connected to,
-    as it logs it; dante does not log the name a SOCKS5 request gave)."""
+    ``established`` (a tunnel was opened), ``dest`` (``ADDRESS.PORT`` dante connected to, as it
+    logs it; dante does not log the name a SOCKS5 request gave) and ``outbound`` (dante's own
+    address and port on that connection: what the lab server logs as its client)."""
     by_client: dict[tuple[str, int], dict[str, Any]] = {}
     for line in lines:
         m = _DANTE.search(line)
@@ -97,11 +98,13 @@ def parse_dante_log(lines: list[str]) -> list[dict[str, Any]]:
         key = (ends[0][0], int(ends[0][1]))
         entry = by_client.setdefault(key, {"server": "dante", "client_ip": key[0],
                                            "client_port": key[1], "ts": float(m.group("ts")),
-                                           "established": False, "dest": None, "host": None})
+                                           "established": False, "dest": None, "host": None,
+                                           "outbound": None})
         if m.group("what") == "connect" and m.group("mark") == "[":
             entry["established"] = True
         if m.group("what") == "connect" and len(ends) >= 4 and entry["dest"] is None:
             entry["dest"] = ".".join(ends[3])
+            entry["outbound"] = [ends[2][0], int(ends[2][1])]
     return sorted(by_client.values(), key=lambda e: e["ts"])
 
 

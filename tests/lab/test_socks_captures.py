@@ -78,3 +78,16 @@ def test_curl_through_each_socks_flavour() -> None:
         "/vanity.example/m/@v/list", 200)
     assert http.operation == "module-list"
     assert {c.process.comm for c in contacts if c.process} == {"curl"}
+
+
+@pytest.mark.parametrize("name", ["socks-go", "socks-curl"])
+def test_tunnelled_contacts_are_on_the_client_ports_dante_logged(name: str) -> None:
+    """dante logs both ends of each tunnel, so the manifest knows which SOCKS client connection
+    carried each TLS handshake and request the lab server saw: the analyzer puts them there."""
+    manifest, contacts = _contacts(name)
+    want = sorted((e["layer"], e["host"], e["client_port"]) for e in manifest["expected"]
+                  if e.get("via_proxy") and e["client_port"] is not None)
+    assert want
+    ports = {p for _, _, p in want}
+    got = sorted((c.layer, c.host, c.sport) for c in contacts if c.sport in ports)
+    assert got == want

@@ -108,6 +108,11 @@ def test_tshark_selects_attributed_packets(tmp_path: Path) -> None:
     proc = subprocess.run(argv, capture_output=True, text=True, check=True,  # noqa: S603
                           timeout=60)
     assert proc.stdout.split() == ["1", "2"]
+    # Wireshark shows our extra lines in the same comment; only a flow's first packet has them
+    argv[4] = 'frame.comment contains "Ancestors: [{\\"pid\\": 1"'
+    proc = subprocess.run(argv, capture_output=True, text=True, check=True,  # noqa: S603
+                          timeout=60)
+    assert proc.stdout.split() == ["1"]
 
 
 def test_writer_blocks_are_aligned(tmp_path: Path) -> None:

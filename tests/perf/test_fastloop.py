@@ -280,3 +280,47 @@ def test_flow_index_many_flows() -> None:
     assert len(index) == len(keys) // 2
     assert all(index.get(k) is None for k in keys[::2][:1000])
     assert all(index[k] == i for i, k in list(enumerate(keys))[1::2][:1000])
+
+
+@needs_ext
+@pytest.mark.parametrize("flows", [2, 20, 1000])
+def test_scan_last_ts_of_flows_with_two_keys(flows: int, tmp_path: Path) -> None:
+    """As in the engine, one flow object under both directions' keys. scan() writes last_ts
+    once per flow per call (and mid-call when more than 64 keys wait): every flow must still
+    end with its last packet's time, whichever direction it came in, as skippable() leaves it.
+    Only TCP packets without SYN/FIN/RST of indexed flows: one call skips them all."""
+    path = tmp_path / "mix.pcap"
+    write_pcap(path, 30_000, 22)
+    data = path.read_bytes()
+    c_index: dict[bytes, Any] = {}
+    py_index: dict[bytes, Any] = {}
+    c_flows: dict[frozenset[bytes], _Flow] = {}
+    py_flows: dict[frozenset[bytes], _Flow] = {}
+    out, pos, n = [data[:24]], 24, 0
+    while pos + 16 <= len(data):
+        _sec, _frac, caplen, wire = struct.unpack_from("<IIII", data, pos)
+        frame, pos = data[pos + 16:pos + 16 + caplen], pos + 16 + caplen
+        if frame[12:14] != b"\x08\x00" or frame[23] != 6 or frame[47] & 0x07:
+            continue
+        fwd = frame[26:38]
+        rev = fwd[4:8] + fwd[:4] + fwd[10:12] + fwd[8:10]
+        pair = frozenset((fwd, rev))
+        if pair not in c_flows:
+            if len(c_flows) >= flows:
+                continue
+            c_flows[pair], py_flows[pair] = _Flow(), _Flow()
+        for key in (fwd, rev):
+            c_index[key], py_index[key] = c_flows[pair], py_flows[pair]
+        # distinct, rising times: a stale write would show
+        out.append(struct.pack("<IIII", 1000 + n // 1000, (n % 1000) * 1000, caplen, wire) + frame)
+        n += 1
+    # more than 32 flows: more than 64 keys (the C loop's pending writes) touched in the call
+    assert len(c_flows) == flows if flows < 100 else len(c_flows) > 32
+    buf = b"".join(out)
+    layout = fastpath.LAYOUTS[1]
+    got = SCAN(buf, 24, len(buf), False, 1e-6, layout[0], layout[1], _fi(c_index), 1e12, DNS,
+               MAX_SNAP, _fi({}))
+    assert got == (len(buf), n, False)  # every packet skipped, in one call
+    assert got == _py_scan(buf, 24, len(buf), False, 1e-6, layout, py_index, 1e12)
+    assert [f.last_ts for f in c_flows.values()] == [f.last_ts for f in py_flows.values()]
+    assert all(f.last_ts > 0 for f in c_flows.values())

@@ -16,9 +16,9 @@ in each comment). FoxIO's author confirmed the specification is the rule (FoxIO-
 #178), but FoxIO's own command-line tools do not follow it yet: python/ja4.py and the Rust ja4
 replace a non-ASCII character with ``9`` and keep other characters as they are (issue #326,
 open), reading the value as text from tshark, so they cannot serve as the reference for these
-cases. Wireshark 4.2+ (``tls.handshake.ja4``) keeps a printable non-alphanumeric character such
-as a space as it is (pull request #277, Wireshark issue 20966); s2n-tls follows the
-specification.
+cases. Wireshark 4.2+ (``tls.handshake.ja4``) is reported to keep a printable non-alphanumeric
+character such as a space as it is (pull request #277, Wireshark issue 20966); s2n-tls follows
+the specification.
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scapy.utils import wrpcap
 
 from analyzer.base.watchlist import WatchList
@@ -134,3 +136,16 @@ def test_crafted_hellos_through_the_engine(tmp_path: Path) -> None:
     want = {41000 + i: _expected_ja4(part, value is not None)[0]
             for i, (value, part, _how) in enumerate(CASES)}
     assert got == want
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=12))
+def test_alpn_part_is_always_two_letters_or_digits(value: bytes) -> None:
+    """Whatever the bytes, the part is two ASCII letters or digits, so a JA4 never holds a
+    separator or a byte that needs escaping: the value's own first and last characters when
+    both are letters or digits, else hex digits of its first and last byte."""
+    part = ja4_alpn(value)
+    assert len(part) == 2 and part.isascii() and part.isalnum()
+    if value and not (chr(value[0]).isalnum() and chr(value[-1]).isalnum()
+                      and value[0] < 0x80 and value[-1] < 0x80):
+        assert part == f"{value[0] >> 4:x}{value[-1] & 0xF:x}"

@@ -35,6 +35,7 @@ def test_tshark_engine_reads_odd_alpn_bytes(tmp_path: Path) -> None:
     for engine in ("builtin", "tshark"):
         opts = AnalyzeOptions(watch=WatchList.build(["example.com"]), engine=engine)
         report = analyze_files([path], opts)
+        assert report.warnings == []  # every ClientHello with odd ALPN bytes was read again
         results[engine] = {c.sport: (c.tls.alpn, c.tls.ja4) for c in report.contacts
                            if c.tls is not None}
     want_ja4 = {42000 + i: _expected_ja4(part, value is not None)[0]

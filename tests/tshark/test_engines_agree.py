@@ -31,7 +31,9 @@ NOT_COMPARABLE: dict[str, str] = {}
 def _key(c: Contact) -> tuple[Any, ...]:
     base: tuple[Any, ...] = (c.layer, c.host, c.transport, c.src, c.sport, c.dst, c.dport,
                              c.process.pid if c.process else None,  # from pcapng comments
-                             tuple(sorted(f.kind for f in c.findings)))
+                             tuple(sorted(f.kind for f in c.findings)),
+                             (c.via_proxy.address, c.via_proxy.port, c.via_proxy.kind)
+                             if c.via_proxy else None, c.notes if c.layer == "socks" else ())
     if c.tls is not None:
         base += (c.tls.sni, c.tls.alpn, c.tls.ja4)
     if c.dns is not None:

@@ -589,6 +589,9 @@ class Engine:
         assert request is not None
         hop = ProxyHop(ref.server, ref.server_port, request.kind)
         followed = False
+        if socks.reply is not None and not socks.reply.granted:
+            # bytes a client sent before the answer went no further than the proxy
+            flow.tls = flow.http = None
         if flow.tls is not None and flow.tls.hello is not None:
             self._emit_tls(flow.tls, ref, hop, request.hostname, request.address)
             followed = True

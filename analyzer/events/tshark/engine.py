@@ -8,6 +8,12 @@ engine's bookkeeping so both engines answer "which responses belong to which que
 With a key log (``--keylog``), tshark decrypts TLS; the HTTP/1.1 and HTTP/2 requests read inside
 each connection land on its ``TlsSession.requests``. The key log is only handed to tshark as a
 preference: it is never copied anywhere.
+
+SOCKS: Wireshark's socks dissector follows a tunnel into TLS and HTTP, but it is bound to TCP
+port 1080 and has no heuristic. A first, light pass over the file (the capture reader and packet
+decoder only, no protocol parsing) finds the connections whose first client bytes are a SOCKS
+handshake (``analyzer.protocols.socks.looks_like_socks``) and their server ports are "decoded
+as" socks in tshark's pass, as a user would set "Decode As" in Wireshark.
 """
 
 from __future__ import annotations
@@ -25,12 +31,14 @@ from typing import IO, Any
 from ...base.errors import CaptureError, ParseError
 from ...base.files import open_private
 from ...base.model import CaptureStats, ProcessInfo, ProxyHop
-from ...packets.decode import Segment
+from ...packets.decode import TCP_ACK, TCP_SYN, Decoder, Segment
 from ...protocols.certificate import CertificateInfo
 from ...protocols.http import HttpRequest, HttpResponse
+from ...protocols.socks import SocksReply, SocksRequest, looks_like_socks
 from ...protocols.tls import ClientHello, ServerFlight, ServerHello
+from ...source.capture_file import ReadState, open_capture
 from ..builtin.engine import DNS_PORTS, Engine
-from ..records import Evidence, FlowRef, HttpExchange, TlsSession
+from ..records import Evidence, FlowRef, HttpExchange, SocksExchange, TlsSession
 from . import fields as tf
 from .binary import TsharkMissing, tshark_env, tshark_path
 
@@ -39,9 +47,13 @@ __all__ = ["TsharkMissing", "read_evidence_tshark", "DISPLAY_FILTER"]
 # Only the packets that carry something the evidence needs; tshark still reassembles everything.
 DISPLAY_FILTER = ("dns or mdns or tls.handshake.type == 1 or tls.handshake.type == 2"
                   " or tls.handshake.type == 11 or tls.record.content_type == 21"
-                  " or http.request or http.response or http2.type == 1 or frame.comment")
+                  " or http.request or http.response or http2.type == 1 or frame.comment"
+                  # SOCKS requests and answers (tunnel packets are filed under socks too)
+                  " or socks.results or socks.auth_accepted_method or socks.auth_status"
+                  " or socks.address_type or socks.username")
 # Only these protocols' trees are printed (-J): the rest of each packet is never serialised.
-PROTOCOLS = "frame ip ipv6 tcp udp dns mdns tls http http2 pkt_comment"
+PROTOCOLS = "frame ip ipv6 tcp udp dns mdns tls http http2 socks pkt_comment"
+SOCKS_PORT = 1080  # the port Wireshark's socks dissector is registered on
 
 
 @dataclass
@@ -62,6 +74,12 @@ class _Conn:
     server_note: str | None = None
     tunnel_host: str | None = None
     proxied: bool = False
+    connect: bool = False        # a CONNECT request was seen (else proxied means absolute-form)
+    socks_request: SocksRequest | None = None
+    socks_reply: SocksReply | None = None
+    socks_ts: float = 0.0
+    socks_frames: tuple[int, ...] = ()
+    socks_reply_frames: tuple[int, ...] = ()
     # clear HTTP/1.x on the connection: requests in order, responses in order
     requests: list[tuple[HttpRequest, float, int]] = field(default_factory=list)
     responses: list[tuple[HttpResponse, int]] = field(default_factory=list)
@@ -111,10 +129,11 @@ def read_evidence_tshark(path: str | Path, keylog: Path | None = None) -> Eviden
 def _read(tshark: str, path: str, name: str, keylog: Path | None) -> Evidence:
     reader = _Reader(name)
     problems: list[str] = []
-    for pkt in _packets(tshark, path, keylog, problems):
+    ports = socks_ports(path)
+    for pkt in _packets(tshark, path, keylog, problems, _tshark_argv(tshark, path, keylog, ports)):
         reader.packet(pkt)
     if reader.inexact_alpn:
-        _reread_alpn(tshark, path, keylog, reader)
+        _reread_alpn(tshark, path, keylog, reader, ports)
     if problems:
         problem = problems[0].replace(f'"{path}"', "").replace(path, name).replace("  ", " ")
         problem = problem.removeprefix("tshark: ").strip()
@@ -129,24 +148,27 @@ def _read(tshark: str, path: str, name: str, keylog: Path | None) -> Evidence:
 REREAD_BATCH = 500
 
 
-def _reread_alpn(tshark: str, path: str, keylog: Path | None, reader: _Reader) -> None:
+def _reread_alpn(tshark: str, path: str, keylog: Path | None, reader: _Reader,
+                 socks_ports: tuple[int, ...]) -> None:
     """ClientHellos whose ALPN names tshark's text cannot carry exactly (bytes above 0x7f, a NUL,
     an empty name) are read again from the same frames with their raw bytes (``-x``), which
     triples tshark's output, so only for those frames, which are rare."""
     frames = sorted(reader.inexact_alpn)
     for start in range(0, len(frames), REREAD_BATCH):
         wanted = ",".join(str(f) for f in frames[start:start + REREAD_BATCH])
-        argv = _tshark_argv(tshark, path, keylog, display_filter=f"frame.number in {{{wanted}}}",
-                            raw=True)
+        argv = _tshark_argv(tshark, path, keylog, socks_ports,
+                            display_filter=f"frame.number in {{{wanted}}}", raw=True)
         problems: list[str] = []
         for pkt in _packets(tshark, path, keylog, problems, argv=argv):
             reader.reread_hello(pkt)
-        if problems and not reader.warnings:
-            reader.warnings.append(f"{reader.name}: ALPN names that are not plain ASCII were not "
-                                   f"read again with their raw bytes ({problems[0]})")
+    if reader.inexact_alpn:
+        reader.warnings.append(f"{reader.name}: {len(reader.inexact_alpn)} ClientHello(s) with "
+                               "ALPN names that are not plain ASCII could not be read again with "
+                               "their raw bytes; their ALPN and JA4 may be wrong")
 
 
-def _tshark_argv(tshark: str, name: str, keylog: Path | None, *,
+def _tshark_argv(tshark: str, name: str, keylog: Path | None,
+                 socks_ports: tuple[int, ...] = (), *,
                  display_filter: str = DISPLAY_FILTER, raw: bool = False) -> list[str]:
     # Out-of-order segments (a capture whose packets were written slightly out of time order,
     # as eBPF capturers do) are reassembled instead of being dismissed as retransmissions.
@@ -158,11 +180,37 @@ def _tshark_argv(tshark: str, name: str, keylog: Path | None, *,
         argv.append("-x")
     for key, value in prefs.items():
         argv += ["-o", f"{key}:{value}"]
+    for port in socks_ports:
+        argv += ["-d", f"tcp.port=={port},socks"]
     return argv
 
 
+def socks_ports(name: str) -> tuple[int, ...]:
+    """Server ports, other than 1080, of connections whose first client segment (after a SYN)
+    is a SOCKS handshake. A capture that cannot be read gives none: tshark's pass reports it."""
+    ports: set[int] = set()
+    started: set[tuple[str, int, str, int]] = set()  # SYN seen, no payload yet
+    decoder = Decoder()
+    try:
+        with open(name, "rb") as fh:
+            for frame in open_capture(fh, ReadState(name)):
+                seg = decoder.decode(frame.number, frame.ts, frame.linktype, frame.data)
+                if seg is None or seg.transport != "tcp":
+                    continue
+                key = (seg.src, seg.sport, seg.dst, seg.dport)
+                if seg.flags & TCP_SYN and not seg.flags & TCP_ACK:
+                    started.add(key)
+                elif seg.payload and key in started:
+                    started.discard(key)
+                    if seg.dport != SOCKS_PORT and looks_like_socks(seg.payload):
+                        ports.add(seg.dport)
+    except (OSError, CaptureError):
+        return ()
+    return tuple(sorted(ports))
+
+
 def _packets(tshark: str, name: str, keylog: Path | None, problems: list[str],
-             argv: list[str] | None = None) -> Iterator[_Packet]:
+             argv: list[str]) -> Iterator[_Packet]:
     """Dissected packets; tshark's complaint about the file, if any, goes to ``problems``.
 
     tshark runs here with the arguments pyshark's ``FileCapture(use_json=True)`` would give it,
@@ -178,7 +226,7 @@ def _packets(tshark: str, name: str, keylog: Path | None, problems: list[str],
     with tempfile.TemporaryFile() as errors, \
             tempfile.TemporaryDirectory(prefix="proxytrace-tshark-") as config:
         proc = subprocess.Popen(  # noqa: S603 - argument list; the file name is one argument
-            argv or _tshark_argv(tshark, name, keylog), stdin=subprocess.DEVNULL,
+            argv, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=errors, env=tshark_env(config))
         assert proc.stdout is not None
         try:
@@ -318,6 +366,27 @@ class _Reader:
             self._tls(pkt, conn, tree)
         for tree in pkt.layers.get("http2", []):
             self._http2(pkt, conn, tree)
+        for tree in pkt.layers.get("socks", []):
+            self._socks(pkt, conn, tree)
+
+    # -- SOCKS -----------------------------------------------------------------------------
+    def _socks(self, pkt: _Packet, conn: _Conn, tree: dict[str, Any]) -> None:
+        from_client = conn.ref is None or (pkt.src, pkt.sport) == (conn.ref.client,
+                                                                   conn.ref.client_port)
+        try:
+            msg = tf.socks_message(tree, from_client)
+        except (ParseError, ValueError):
+            self._error("socks", pkt.number)
+            return
+        if isinstance(msg, SocksRequest) and conn.socks_request is None:
+            if conn.ref is None:
+                conn.ref = FlowRef("tcp", pkt.src, pkt.sport, pkt.dst, pkt.dport, self.name)
+            conn.socks_request, conn.socks_ts = msg, pkt.ts
+            conn.socks_frames = _segment_frames(pkt)
+        elif isinstance(msg, SocksReply) and conn.socks_request is not None \
+                and conn.socks_reply is None:
+            conn.socks_reply = msg
+            conn.socks_reply_frames = _segment_frames(pkt)
 
     @staticmethod
     def _after_tls(pkt: _Packet, proto: str) -> bool:
@@ -411,6 +480,7 @@ class _Reader:
                             conn.hello = tf.client_hello(hs)
                         except ParseError:
                             self._error("tls", pkt.number)
+                        del self.inexact_alpn[pkt.number]
                         return
 
     # -- HTTP ------------------------------------------------------------------------------
@@ -431,6 +501,7 @@ class _Reader:
             conn.requests.append((msg, pkt.ts, pkt.number))
             if msg.method == "CONNECT":
                 conn.tunnel_host = msg.host
+                conn.connect = True
             if msg.method == "CONNECT" or msg.absolute_form:
                 conn.proxied = True
         elif inside_tls:
@@ -470,6 +541,7 @@ class _Reader:
         evidence.dns.sort(key=lambda e: (e.ts, e.query_frame or 0))
         evidence.tls.sort(key=lambda e: (e.ts, e.frames[:1]))
         evidence.http.sort(key=lambda e: (e.ts, e.frames[:1]))
+        evidence.socks.sort(key=lambda e: (e.ts, e.frames[:1]))
         warnings = [f"{self.name}: {count} malformed {proto} message(s), first in frame "
                     f"{self.first_error[proto]}" for proto, count in self.errors.items()]
         warnings += self.warnings
@@ -492,7 +564,15 @@ class _Reader:
         ref = conn.ref
         if ref is None:
             return
-        hop = ProxyHop(ref.server, ref.server_port) if conn.proxied else None
+        hop = (ProxyHop(ref.server, ref.server_port, "http-connect" if conn.connect
+                        else "http-forward") if conn.proxied else None)
+        socks = conn.socks_request
+        if socks is not None:
+            hop = ProxyHop(ref.server, ref.server_port, socks.kind)
+            if conn.socks_reply is not None and not conn.socks_reply.granted:
+                # bytes a client sent before the answer went no further than the proxy
+                conn.hello, conn.requests = None, []
+            self._emit_socks(evidence, conn, ref, socks)
         for i, (req, ts, frame) in enumerate(conn.requests):
             resp, resp_frame = conn.responses[i] if i < len(conn.responses) else (None, None)
             evidence.http.append(HttpExchange(ts, ref, req, (frame,), resp,
@@ -506,12 +586,31 @@ class _Reader:
                                   hello_retry=conn.hello_retry,
                                   skipped_certificates=conn.skipped_certificates)
         inner = self._inner_exchanges(conn, ref)
-        tunnel = conn.tunnel_host is not None
+        tunnel_hop = (ProxyHop(ref.server, ref.server_port, "http-connect")
+                      if conn.tunnel_host is not None else None)
+        tunnel_host, tunnel_address = conn.tunnel_host, None
+        if socks is not None:
+            tunnel_hop, tunnel_host, tunnel_address = hop, socks.hostname, socks.address
         evidence.tls.append(TlsSession(
             conn.hello_ts, ref, conn.hello, conn.hello_frames, len(conn.hello_frames), server,
-            tuple(dict.fromkeys(conn.server_frames)),
-            ProxyHop(ref.server, ref.server_port) if tunnel else None,
-            conn.tunnel_host, conn.server_note, requests=inner))
+            tuple(dict.fromkeys(conn.server_frames)), tunnel_hop, tunnel_host, conn.server_note,
+            requests=inner, tunnel_address=tunnel_address))
+
+    @staticmethod
+    def _emit_socks(evidence: Evidence, conn: _Conn, ref: FlowRef, request: SocksRequest) -> None:
+        """The handshake; ``followed`` as the builtin engine decides it."""
+        reply = conn.socks_reply
+        followed = conn.hello is not None or bool(conn.requests)
+        note = None
+        if not followed:
+            if reply is None:
+                note = "no reply from the SOCKS proxy was seen"
+            elif not reply.granted:
+                note = f"the SOCKS proxy refused: {reply.reason}"
+            else:
+                note = "nothing was seen inside the tunnel"
+        evidence.socks.append(SocksExchange(conn.socks_ts, ref, request, conn.socks_frames,
+                                            reply, conn.socks_reply_frames, followed, note))
 
     @staticmethod
     def _inner_exchanges(conn: _Conn, ref: FlowRef) -> tuple[HttpExchange, ...]:

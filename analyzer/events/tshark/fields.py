@@ -16,6 +16,7 @@ from ...base.errors import ParseError
 from ...protocols import dns as dnsp
 from ...protocols.certificate import CertificateInfo
 from ...protocols.http import HttpRequest, HttpResponse
+from ...protocols.socks import METHOD_REFUSED, SOCKS4_GRANTED, SocksReply, SocksRequest
 from ...protocols.tls import ClientHello, ServerHello, alpn_text
 from ...protocols.tls_fingerprint import ja3_hash, ja3_string, ja4_parts
 from ...protocols.x509 import certificate_info
@@ -410,3 +411,46 @@ def http2_streams(layer: Tree) -> list[tuple[int, tuple[tuple[str, str], ...]]]:
                 headers.append((str(name), "" if value is None else str(value)))
         out.append((sid, tuple(headers)))
     return out
+
+
+# ------------------------------------------------------------------------------------ SOCKS
+
+def socks_message(tree: Tree, from_client: bool) -> SocksRequest | SocksReply | None:
+    """The SOCKS request or answer in one ``socks`` layer, or None for other SOCKS packets (the
+    greeting, RFC 1929 credentials, which are never read, and the tunnel's own bytes, which
+    Wireshark also files under ``socks``). Lengths are 0: tshark does not give them."""
+    version = first(tree.get("socks.version"))
+    if version is None:
+        return None
+    if from_client:
+        if first(tree.get("socks.command")) is None or "tcp.payload" in tree:
+            return None
+        command = number(first(tree.get("socks.command")))
+        if version == "4" and "socks.username" in tree:
+            name = first(tree.get("socks.v4a_dns_name"))
+            address = None if name else str(first(tree.get("socks.dst")) or "")
+            return SocksRequest(4, command, number(first(tree.get("socks.dstport"))), address,
+                                str(name).rstrip(".").lower() if name else None, 0,
+                                userid=str(first(tree.get("socks.username")) or ""))
+        if version == "5" and "socks.address_type" in tree:
+            name = first(tree.get("socks.remote_name"))
+            address = first(tree.get("socks.dst")) or first(tree.get("socks.dstV6"))
+            return SocksRequest(5, command, number(first(tree.get("socks.port"))),
+                                None if name else str(ipaddress.ip_address(str(address))),
+                                str(name).rstrip(".").lower() if name else None, 0)
+        return None
+    method = first(tree.get("socks.auth_accepted_method"))
+    if method is not None and number(method) == METHOD_REFUSED:
+        return SocksReply(5, False, "method", METHOD_REFUSED, 0, method=METHOD_REFUSED)
+    status = first(tree.get("socks.auth_status"))
+    if status is not None and number(status) != 0:
+        return SocksReply(5, False, "auth", number(status), 0)
+    results = first(tree.get("socks.results"))
+    if results is None:
+        return None
+    code = number(results)
+    if version == "5":
+        return SocksReply(5, code == 0, "reply", code, 0,
+                          bound_port=number(first(tree.get("socks.port")) or 0))
+    return SocksReply(4, code == SOCKS4_GRANTED, "reply", code, 0,
+                      bound_port=number(first(tree.get("socks.dstport")) or 0))
