@@ -55,13 +55,12 @@ def editor_env(lab: Lab, extra: dict[str, str] | None = None) -> dict[str, str]:
     return lab.client_env({**env, **(extra or {})})
 
 
-def workspace(lab: Lab, gosum: str | None = None) -> Path:
+def workspace(lab: Lab) -> Path:
+    """The editor's module: go.mod requires vanity.example/m v1.0.0, main.go calls m.Hello; no go.sum."""
     ws = lab.tmp / "work" / "editor"
     ws.mkdir(parents=True, exist_ok=True)
     (ws / "go.mod").write_text(EDITOR_GOMOD)
     (ws / "main.go").write_text(EDITOR_MAIN)
-    if gosum is not None:
-        (ws / "go.sum").write_text(gosum)
     return ws
 
 
@@ -92,7 +91,7 @@ def run_editor(lab: Lab, run: Run, name: str, *, settings: dict[str, Any], steps
                env: dict[str, str] | None = None,
                answers: list[tuple[str, str]] | None = None) -> dict[str, Any]:
     """Start the LSP client (under strace) with gopls; returns its transcript."""
-    from .scenarios import Step
+    from .scenarios import Step  # here: scenarios.py imports this module
 
     ws = lab.tmp / "work" / "editor"
     out = lab.tmp / f"{name}-lsp.json"
@@ -120,7 +119,7 @@ def run_editor(lab: Lab, run: Run, name: str, *, settings: dict[str, Any], steps
 def run_traced(lab: Lab, run: Run, name: str, argv: list[str], process: str,
                env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
     """A command of the editor's shell (govulncheck, go), under strace like the editor."""
-    from .scenarios import Step
+    from .scenarios import Step  # here: scenarios.py imports this module
 
     trace = lab.tmp / f"{name}.strace"
     extra = dict(env or {})

@@ -223,6 +223,10 @@ def main(argv: list[str] | None = None) -> int:
                if note.get("tier") else f"no process comments ({note.get('problem')})")
         print(f"{name}: {len(manifest['expected'])} expected contacts {layers}, exit codes {codes}, "
               f"{size} bytes, {how}")
+        for session, summary in manifest.get("editor", {}).items():
+            if not summary["ok"]:
+                print(f"  the LSP session {session} failed: {summary['error']}")
+                failed += 1
         if manifest["go_x_not_in_server_log"]:
             print(f"  go -x fetches missing from the server log: {manifest['go_x_not_in_server_log']}")
             failed += 1
