@@ -135,11 +135,18 @@ class ProcfsPoller:
             if key not in self._seen:
                 self._seen.add(key)
                 fresh.append(r)
-        self.attributor.add_sockets(fresh)
         # the owner and its ancestors as they are at this poll: the nearest the tier gets to
         # the moment of the connect (a parent that execs later is not read again)
+        named: set[int] = set()
         for pid in {r.pid for r in fresh}:
-            self.attributor.add_processes(chain_records(pid, now, self.attributor.processes))
+            known = self.attributor.processes
+            chain = chain_records(pid, now, known)
+            self.attributor.add_processes(chain)
+            if pid in known or any(rec.pid == pid for rec in chain):
+                named.add(pid)
+        # a socket whose owner ended before /proc could be read stays unattributed: a bare pid
+        # names nothing, and the tier never guesses
+        self.attributor.add_sockets(r for r in fresh if r.pid in named)
 
     def stop(self) -> SocketAttributor:
         self._stop.set()

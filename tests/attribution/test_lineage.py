@@ -177,3 +177,16 @@ def test_procfs_reads_this_process_and_its_chain() -> None:
     # already read with the same program: not read again
     again = chain_records(os.getpid(), 6.0, {r.pid: r for r in chain})
     assert again == []
+
+
+def test_folding_in_chunks_joins_an_exec_to_arguments_folded_earlier() -> None:
+    events = [e for e in (ebpf.parse_line(line) for line in [TERMINAL, *BPFTRACE_LINES]) if e]
+    events.sort(key=lambda e: e.ns)
+    whole = ebpf.fold_events(events, 0.0)
+    folder = ebpf.EventFolder(0.0)
+    cut = next(i for i, e in enumerate(events) if isinstance(e, ebpf.ExecEvent) and e.pid == 501)
+    folder.feed(events[:cut])  # curl's argv and environment in one chunk, its exec in the next
+    first = folder.take()
+    folder.feed(events[cut:])
+    second = folder.take()
+    assert (first[0] + second[0], first[1] + second[1]) == whole
