@@ -125,7 +125,8 @@ class _Explainer:
             db = self.cfg.get("GOVULNDB")
             if db is not None and "vuln.go.dev" not in db.value:
                 return None, f"vuln.go.dev contacted but {self.says('GOVULNDB')}"
-            src = self.says("GOVULNDB") if db else "the default vulnerability database https://vuln.go.dev"
+            src = self.says("GOVULNDB") if db else \
+                "GOVULNDB unset, so the default vulnerability database https://vuln.go.dev"
             return f"{src} -> vulnerability check (gopls vulncheck / govulncheck)", None
 
         toolchain = op == "toolchain-download" or module == "golang.org/toolchain" or \
