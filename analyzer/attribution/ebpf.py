@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -196,6 +197,8 @@ def to_records(ev: SockEvent | ExecEvent, clock_offset: float,
 # -- the edge: running bpftrace -----------------------------------------------------------------
 
 TRACEFS = Path("/sys/kernel/tracing")
+SYNC_ADDR = ("127.0.0.1", 9)  # the discard port: a UDP connect to it sends nothing
+DRAIN = 0.25  # without a sync: bpftrace polls its buffers about this often
 BTF = Path("/sys/kernel/btf/vmlinux")
 
 
@@ -240,8 +243,16 @@ class BpftraceTracer:
         # bpftrace's nsecs is CLOCK_MONOTONIC; captures use the wall clock.
         self._offset = time.time() - time.monotonic()
         self._lock = threading.Lock()
+        self._sync_ports: dict[int, threading.Event] = {}  # our own connects (see ``sync``)
+        self._closed = False  # after ``stop``: later events are read and dropped
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
+        """Start bpftrace without waiting: compiling the script is most of its start-up (about
+        0.7 s), and the caller has other things to do meanwhile."""
         _raise_memlock()  # inherited by bpftrace (no preexec_fn: we may be called from a thread)
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argument list
             self._argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -249,13 +260,20 @@ class BpftraceTracer:
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
         threading.Thread(target=self._read_stderr, daemon=True).start()
-        # BEGIN runs once every probe is attached: its line means tracing has started.
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Return once every probe is attached. bpftrace runs BEGIN before it attaches the
+        other probes, but prints BEGIN's line only from its poll loop, which it enters after
+        attaching them all: the line means tracing has started."""
+        if self._proc is None:
+            self.launch()
+        assert self._proc is not None
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            if self._ready.wait(0.02):
+                return
             if self._proc.poll() is not None:
                 raise RuntimeError("bpftrace exited: " + "; ".join(self.errors[-3:]))
-            if self._ready.wait(0.1):
-                return
         raise RuntimeError("bpftrace did not attach its probes in time")
 
     def _read_stderr(self) -> None:
@@ -268,6 +286,8 @@ class BpftraceTracer:
     def _read(self) -> None:
         assert self._proc and self._proc.stdout
         for line in self._proc.stdout:
+            if self._closed:
+                continue  # keep the pipe drained while bpftrace detaches
             if line.startswith("R\t"):
                 self._ready.set()
                 continue
@@ -276,7 +296,7 @@ class BpftraceTracer:
             except ParseError:
                 self.parse_errors += 1
                 continue
-            if ev is None:
+            if ev is None or self._is_sync(ev):
                 continue
             cmdline = read_cmdline(ev.pid) if ev.pid not in self.attributor.processes or \
                 isinstance(ev, ExecEvent) else None
@@ -285,16 +305,58 @@ class BpftraceTracer:
             if proc.ppid and proc.ppid not in self.attributor.processes:
                 parent = process_record(proc.ppid)  # started before tracing: ask /proc
             with self._lock:
+                if self._closed:
+                    continue
                 self.attributor.add_processes([parent, proc] if parent else [proc])
                 if sock:
                     self.attributor.add_sockets([sock])
 
-    def stop(self, drain: float = 0.25) -> SocketAttributor:
+    def _is_sync(self, ev: SockEvent | ExecEvent) -> bool:
+        if not isinstance(ev, SockEvent) or ev.pid != os.getpid() or ev.remote != SYNC_ADDR[0]:
+            return False
+        seen = self._sync_ports.get(ev.local_port)
+        if seen is not None:
+            seen.set()
+        return seen is not None
+
+    def sync(self, timeout: float = 2.0) -> bool:
+        """True once every event that happened before the call has been read.
+
+        A UDP connect of our own (it sends nothing) is traced like any other; bpftrace reads the
+        per-CPU buffers in rounds, so an event on another CPU may come in the same round as
+        ours, just after it: the second connect's line comes only after that round is done.
+        """
+        for _ in range(2):
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    probe.connect(SYNC_ADDR)
+                    seen = self._sync_ports[probe.getsockname()[1]] = threading.Event()
+                    if not seen.wait(timeout):
+                        return False
+            except OSError:
+                return False  # no loopback (a network namespace without it)
+        return True
+
+    def stop(self, wait_exit: bool = True) -> SocketAttributor:
+        """Stop tracing and return what was traced up to the call.
+
+        bpftrace does not print the events still in its buffers when SIGINT ends it, so
+        ``sync`` first shows every event up to now was read (without loopback: a pause for one
+        more of its polls). Detaching a dozen tracepoints then takes the kernel about a second:
+        with ``wait_exit=False`` (after a successful sync) the tracer sends SIGINT and returns
+        at once; bpftrace finishes on its own, its later events dropped, and is reaped by
+        ``wait_exit`` or, once we have exited, by init.
+        """
         if self._proc and self._proc.poll() is None:
-            # bpftrace polls its perf buffers periodically; events of the last moments are
-            # only printed if it polls once more before SIGINT ends it.
-            time.sleep(drain)
+            synced = self.sync()
+            if synced:
+                with self._lock:
+                    self._closed = True
+            else:
+                time.sleep(DRAIN)
             self._proc.send_signal(2)
+            if synced and not wait_exit:
+                return self.attributor
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -303,3 +365,13 @@ class BpftraceTracer:
         if self._thread:
             self._thread.join(timeout=10)
         return self.attributor
+
+    def wait_exit(self, timeout: float) -> bool:
+        """True once bpftrace has exited (after ``stop``)."""
+        if self._proc is None:
+            return True
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True

@@ -43,6 +43,9 @@ def command(tier: str, system: bool, deny: tuple[str, ...], go_trace: bool, back
     contacted; 4 a capture or tracing tool is missing; 5 not enough privileges.
     """
     from ..live.session import LiveOptions, run_command
+    from ..live.timing import stamp
+
+    stamp("command line parsed")
 
     deny_names = [normalize_hostname(d) for d in deny]
     analyze = AnalyzeOptions(watch=build_watch([*watch, *deny_names], watch_file, all_hosts),
@@ -54,6 +57,7 @@ def command(tier: str, system: bool, deny: tuple[str, ...], go_trace: bool, back
     result = run_command(list(command), opts)
     render_report(result.report, fmt, output)
     print_summary(result)
+    stamp("report written")
     violations = check_denied(result.report.contacts, deny_names)
     if violations:
         github = os.environ.get("GITHUB_ACTIONS") == "true"

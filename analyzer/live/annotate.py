@@ -22,11 +22,15 @@ from .pcapng_writer import PcapngWriter
 CommentsFn = Callable[[ProcessInfo], Sequence[str]]
 
 
+SkipFn = Callable[[str, str, int, bytes], bool]  # (transport, dst, dport, frame data)
+
+
 @dataclass(frozen=True, slots=True)
 class AnnotateResult:
     packets: int
     attributed: int
     path: Path
+    skipped: int = 0  # our own marker datagrams (marker.py), left out of the file
 
 
 def comments_with_exe(attributor: Attributor | None) -> CommentsFn:
@@ -56,18 +60,24 @@ def _lookup(attributor: Attributor, transport: str, src: str, sport: int, dst: s
 
 def annotate_capture(raw: Path, out: Path, attributor: Attributor | None,
                      counts: CaptureCounts | None = None, interface: str | None = None,
-                     comments_for: CommentsFn | None = None) -> AnnotateResult:
-    """Copy every packet of ``raw`` (pcap or pcapng) into ``out`` (pcapng, mode 0600)."""
+                     comments_for: CommentsFn | None = None,
+                     skip: SkipFn | None = None) -> AnnotateResult:
+    """Copy every packet of ``raw`` (pcap or pcapng) into ``out`` (pcapng, mode 0600), except
+    those ``skip`` names."""
     if comments_for is None:
         comments_for = comments_with_exe(attributor)
     cache: dict[tuple[str, str, int, str, int], ProcessInfo | None] = {}
     state = ReadState(str(raw))
     decoder = Decoder()
-    packets = attributed = 0
+    packets = attributed = skipped = 0
     last_ts = time.time()
     with open_source(raw) as (fh, _name), open_private(out, "wb") as dst:
         writer = PcapngWriter(dst)  # type: ignore[arg-type]
         for frame, seg in iter_frames_and_segments(fh, state, decoder):
+            if skip is not None and seg is not None and skip(seg.transport, seg.dst, seg.dport,
+                                                              frame.data):
+                skipped += 1
+                continue
             packets += 1
             last_ts = frame.ts
             writer.interface(frame.linktype, interface)
@@ -86,5 +96,6 @@ def annotate_capture(raw: Path, out: Path, attributor: Attributor | None,
         if counts is not None and (counts.received is not None or counts.dropped is not None):
             if packets == 0:
                 writer.interface(276, interface)  # an ISB needs an interface to count for
-            writer.statistics(last_ts, counts.received, counts.dropped)
-    return AnnotateResult(packets, attributed, out)
+            received = None if counts.received is None else max(0, counts.received - skipped)
+            writer.statistics(last_ts, received, counts.dropped)
+    return AnnotateResult(packets, attributed, out, skipped)

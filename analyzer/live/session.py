@@ -35,9 +35,13 @@ from ..pipeline import AnalyzeOptions, Report, analyze_files
 from .annotate import AnnotateResult, annotate_capture
 from .backends import Capture, CaptureCounts
 from .privileges import capture_problem, invoking_user
+from .timing import stamp
 
 TIERS = ("auto", "ebpf", "strace", "procfs")
-GRACE = 0.3  # seconds of capture after the command ends, for its last packets in flight
+# Seconds of capture after the command ends, for its last packets in flight (the peer's side of
+# a connection closed at exit). Everything the command itself sent is already in the capture's
+# ring when it exits; the stop's marker round (marker.py) then gets it into the file.
+GRACE = 0.05
 
 
 class LiveError(ProxytraceError):
@@ -135,23 +139,44 @@ class _Tracer:
         elif tier == "procfs":
             self._impl = ProcfsPoller()
 
-    def start(self) -> None:
-        if self._impl is not None:
+    def launch(self) -> None:
+        """Start the slow part early (bpftrace compiles its script meanwhile)."""
+        if isinstance(self._impl, ebpf.BpftraceTracer):
             try:
-                self._impl.start()
-            except RuntimeError as exc:
+                self._impl.launch()
+            except OSError as exc:
                 raise LiveError(f"{self.tier} tracer: {exc}", MISSING_TOOL) from None
 
+    def start(self) -> None:
+        """Return once tracing has started (after ``launch``, or launching now)."""
+        if self._impl is None:
+            return
+        try:
+            if isinstance(self._impl, ebpf.BpftraceTracer):
+                self._impl.wait_ready()
+            else:
+                self._impl.start()
+        except (RuntimeError, OSError) as exc:
+            raise LiveError(f"{self.tier} tracer: {exc}", MISSING_TOOL) from None
+
     def stop(self) -> SocketAttributor | None:
+        if isinstance(self._impl, ebpf.BpftraceTracer):
+            # Every event is read once the tracer has synced; bpftrace's own exit (detaching
+            # its tracepoints, about a second) is not waited for.
+            return self._impl.stop(wait_exit=False)
         return self._impl.stop() if self._impl is not None else None
 
 
 def _start_both(tracer: _Tracer, capture: Capture) -> None:
     """Start the tracer and the capture side by side (each takes a second or so); both must be
     running before the traced activity begins."""
+    def timed(what: str, fn: Callable[[], None]) -> None:
+        fn()
+        stamp(f"{what} ready")
+
     with ThreadPoolExecutor(max_workers=2) as pool:
-        t = pool.submit(tracer.start)
-        c = pool.submit(capture.start)
+        t = pool.submit(timed, f"tracer ({tracer.tier})", tracer.start)
+        c = pool.submit(timed, f"capture ({capture.backend})", capture.start)
         errors = [f.exception() for f in (t, c)]
     if any(errors):
         _stop_both(tracer, capture)
@@ -228,14 +253,23 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     """Run ``command`` under capture and attribution; the report covers its process tree."""
     if shutil.which(command[0]) is None:
         raise LiveError(f"{command[0]}: command not found", 127)
+    stamp("run: start")
     backend, tier, notes, workdir = _prepare(opts, for_run=True)
+    stamp(f"prepared (backend {backend}, tier {tier})")
     raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
     tracer = _Tracer(tier)
-    child_env = _command_env(opts.go_trace)
-    child_config = _go_config(child_env)  # for the capture filter and, afterwards, the causes
-    bpf = opts.bpf if opts.bpf is not None else default_filter(child_env, child_config)
-    capture = Capture(backend, opts.interface, bpf, raw)
+    tracer.launch()  # compiles while `go env` runs and the capture starts
+    try:
+        child_env = _command_env(opts.go_trace)
+        child_config = _go_config(child_env)  # for the capture filter and, afterwards, the causes
+        bpf = opts.bpf if opts.bpf is not None else default_filter(child_env, child_config)
+        stamp("go env and capture filter")
+        capture = Capture(backend, opts.interface, bpf, raw)
+    except BaseException:
+        tracer.stop()
+        raise
     _start_both(tracer, capture)
+    stamp("tracer and capture started")
     strace_out = workdir / "strace.txt"
     argv = list(command)
     kwargs = _as_user_kwargs()
@@ -247,26 +281,33 @@ def run_command(command: Sequence[str], opts: LiveOptions,
             argv[1:1] = ["-u", user]
             kwargs = {}
     stderr_lines: list[tuple[float, str]] = []
-    proc = subprocess.Popen(argv, env=child_env,  # noqa: S603 - argument list
-                            stderr=subprocess.PIPE if opts.go_trace else None, bufsize=0,
-                            **kwargs)  # type: ignore[call-overload]
+    try:
+        proc = subprocess.Popen(argv, env=child_env,  # noqa: S603 - argument list
+                                stderr=subprocess.PIPE if opts.go_trace else None, bufsize=0,
+                                **kwargs)  # type: ignore[call-overload]
+    except BaseException:
+        _stop_both(tracer, capture)
+        raise
     tee = None
     if opts.go_trace and proc.stderr is not None:
         tee = threading.Thread(target=_tee_stderr, args=(proc.stderr, stderr_lines), daemon=True)
         tee.start()
     if on_started:
         on_started(proc.pid)
+    stamp(f"command started (pid {proc.pid})")
     status = _wait(proc)
+    stamp("command exited")
     if tee:
         tee.join(timeout=5)
     time.sleep(GRACE)
     counts, attributor = _stop_both(tracer, capture)
+    stamp("tracer and capture stopped")
     root_pid = proc.pid
     if tier == "strace":
         attributor = strace.attributor_from_file(str(strace_out), root_ppid=proc.pid)
         first = min(attributor.processes.values(), key=lambda p: p.ts or 0.0, default=None)
         root_pid = first.pid if first else proc.pid
-    result = _finish(raw, opts, tier, backend, counts, attributor, notes)
+    result = _finish(raw, opts, tier, capture, counts, attributor, notes)
     result.exit_status = status
     result.root_pid = root_pid
     contacts = result.report.contacts
@@ -327,7 +368,13 @@ def capture_for(duration: float | None, opts: LiveOptions,
     backend, tier, notes, workdir = _prepare(opts, for_run=False)
     raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
     tracer = _Tracer(tier)
-    capture = Capture(backend, opts.interface, opts.bpf if opts.bpf is not None else default_filter(), raw)
+    tracer.launch()
+    try:
+        bpf = opts.bpf if opts.bpf is not None else default_filter()
+        capture = Capture(backend, opts.interface, bpf, raw)
+    except BaseException:
+        tracer.stop()
+        raise
     _start_both(tracer, capture)
     if on_started:
         on_started(tier)
@@ -344,19 +391,22 @@ def capture_for(duration: float | None, opts: LiveOptions,
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
     counts, attributor = _stop_both(tracer, capture)
-    return _finish(raw, opts, tier, backend, counts, attributor, notes)
+    return _finish(raw, opts, tier, capture, counts, attributor, notes)
 
 
-def _finish(raw: Path, opts: LiveOptions, tier: str, backend: str, counts: CaptureCounts,
+def _finish(raw: Path, opts: LiveOptions, tier: str, capture: Capture, counts: CaptureCounts,
             attributor: SocketAttributor | None, notes: list[str]) -> LiveResult:
     out = opts.write or default_pcapng_name()
+    skip = capture.marker.is_marker if capture.marker is not None else None
     try:
         if not raw.exists():
-            raise LiveError(f"{backend} wrote no capture file", MISSING_TOOL)
-        annotated = annotate_capture(raw, out, attributor, counts, opts.interface)
+            raise LiveError(f"{capture.backend} wrote no capture file", MISSING_TOOL)
+        annotated = annotate_capture(raw, out, attributor, counts, opts.interface, skip=skip)
     finally:
         shutil.rmtree(raw.parent, ignore_errors=True)  # the raw capture and strace log
+    stamp(f"pcapng written ({annotated.packets} packets)")
     report = analyze_files([out], opts.analyze, attributor=attributor)
+    stamp("analysed")
     return LiveResult(report, out, tier, counts, annotated, notes)
 
 
