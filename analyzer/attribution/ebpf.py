@@ -256,7 +256,9 @@ class BpftraceTracer:
         _raise_memlock()  # inherited by bpftrace (no preexec_fn: we may be called from a thread)
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argument list
             self._argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, errors="replace")
+                                      text=True, errors="replace",
+                                      # a terminal's Ctrl-C must not end it before ``stop`` syncs
+                                      start_new_session=True)
         self._thread = threading.Thread(target=self._read, daemon=True)
         self._thread.start()
         threading.Thread(target=self._read_stderr, daemon=True).start()

@@ -9,13 +9,10 @@ from pathlib import Path
 import click
 
 from .. import exitcodes
-from ..gate import check_denied
-from ..pipeline import AnalyzeOptions
-from ..report.contacts import CONTACT_FORMATS, render_report
+from ..report.contacts import CONTACT_FORMATS
 from ..report.output import output_options
-from ..watchlist import normalize_hostname
-from .common import build_watch, watch_options
-from .live_common import live_options, print_summary
+from .common import watch_options
+from .live_common import live_options
 
 
 @click.command("run", context_settings={"ignore_unknown_options": True})
@@ -42,10 +39,31 @@ def command(tier: str, system: bool, deny: tuple[str, ...], go_trace: bool, back
     Exit status: the command's own (127 when it is not found), or 1 when a --deny host was
     contacted; 4 a capture or tracing tool is missing; 5 not enough privileges.
     """
-    from ..live.session import LiveOptions, run_command
+    from ..live import early
     from ..live.timing import stamp
 
     stamp("command line parsed")
+    early.launch(tier)  # bpftrace compiles while the rest is imported and set up
+    try:
+        return _run(tier, system, deny, go_trace, backend, interface, bpf, write, watch,
+                    watch_file, all_hosts, expect_path, no_redact, fmt, output, command)
+    finally:
+        early.discard()
+
+
+def _run(tier: str, system: bool, deny: tuple[str, ...], go_trace: bool, backend: str,
+         interface: str, bpf: str | None, write: Path | None, watch: tuple[str, ...],
+         watch_file: Path | None, all_hosts: bool, expect_path: Path | None, no_redact: bool,
+         fmt: str, output: str | None, command: tuple[str, ...]) -> int:
+    from ..gate import check_denied
+    from ..live.session import LiveOptions, run_command
+    from ..live.timing import stamp
+    from ..pipeline import AnalyzeOptions
+    from ..report.contacts import render_report
+    from ..watchlist import normalize_hostname
+    from .common import build_watch
+    from .live_common import print_summary
+
 
     deny_names = [normalize_hostname(d) for d in deny]
     analyze = AnalyzeOptions(watch=build_watch([*watch, *deny_names], watch_file, all_hosts),

@@ -26,6 +26,7 @@ from pathlib import Path
 MARKER_BYTES = 60_000
 PER_ROUND = 5
 ROUND_WAIT = 0.02  # seconds between rounds while looking for the token
+POLL = 0.002  # seconds between looks at the file
 LOOPBACK = "127.0.0.1"
 
 
@@ -83,9 +84,11 @@ class Marker:
         while True:
             if not self.send_round():
                 return False
-            time.sleep(ROUND_WAIT)
-            if _found(path, offset, self.token):
-                return True
+            round_end = time.monotonic() + ROUND_WAIT
+            while time.monotonic() < round_end:
+                time.sleep(POLL)
+                if _found(path, offset, self.token):
+                    return True
             if time.monotonic() > deadline or (callable(alive) and not alive()):
                 return False
 

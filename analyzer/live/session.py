@@ -32,6 +32,7 @@ from ..errors import ProxytraceError
 from ..exitcodes import MISSING_TOOL, NO_PERMISSION
 from ..model import Contact
 from ..pipeline import AnalyzeOptions, Report, analyze_files
+from . import early
 from .annotate import AnnotateResult, annotate_capture
 from .backends import Capture, CaptureCounts
 from .privileges import capture_problem, invoking_user
@@ -135,7 +136,7 @@ class _Tracer:
         self.tier = tier
         self._impl: ebpf.BpftraceTracer | ProcfsPoller | None = None
         if tier == "ebpf":
-            self._impl = ebpf.BpftraceTracer()
+            self._impl = early.take() or ebpf.BpftraceTracer()
         elif tier == "procfs":
             self._impl = ProcfsPoller()
 
@@ -154,6 +155,7 @@ class _Tracer:
         try:
             if isinstance(self._impl, ebpf.BpftraceTracer):
                 self._impl.wait_ready()
+                self._impl.sync()  # ready means it has seen traffic: a connect of our own
             else:
                 self._impl.start()
         except (RuntimeError, OSError) as exc:
@@ -174,10 +176,14 @@ def _start_both(tracer: _Tracer, capture: Capture) -> None:
         fn()
         stamp(f"{what} ready")
 
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        t = pool.submit(timed, f"tracer ({tracer.tier})", tracer.start)
-        c = pool.submit(timed, f"capture ({capture.backend})", capture.start)
-        errors = [f.exception() for f in (t, c)]
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            t = pool.submit(timed, f"tracer ({tracer.tier})", tracer.start)
+            c = pool.submit(timed, f"capture ({capture.backend})", capture.start)
+            errors = [f.exception() for f in (t, c)]
+    except BaseException:  # Ctrl-C while starting: leave nothing running
+        _stop_both(tracer, capture)
+        raise
     if any(errors):
         _stop_both(tracer, capture)
         err = next(e for e in errors if e is not None)
@@ -275,6 +281,9 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     kwargs = _as_user_kwargs()
     if tier == "strace":
         argv = strace.strace_argv(str(strace_out), command)
+        # Stop the command only at the traced calls (a seccomp filter), not at every system
+        # call: a syscall-heavy build otherwise runs several times slower under strace.
+        argv[1:1] = ["--seccomp-bpf"]
         if kwargs:
             # strace itself stays root so it may trace; it drops to the user for the command.
             user = pwd.getpwuid(int(kwargs["user"])).pw_name  # type: ignore[call-overload]
@@ -375,17 +384,19 @@ def capture_for(duration: float | None, opts: LiveOptions,
     except BaseException:
         tracer.stop()
         raise
-    _start_both(tracer, capture)
-    if on_started:
-        on_started(tier)
     stop = threading.Event()
 
     def stop_now(_signum: int, _frame: object) -> None:
         stop.set()
 
+    # Ctrl-C from the ready line on (or while starting) ends the capture, never the write-up.
     old_int = signal.signal(signal.SIGINT, stop_now)
     old_term = signal.signal(signal.SIGTERM, stop_now)
     try:
+        _start_both(tracer, capture)
+        stamp("tracer and capture started")
+        if on_started:
+            on_started(tier)
         stop.wait(duration)
     finally:
         signal.signal(signal.SIGINT, old_int)
