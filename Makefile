@@ -11,7 +11,7 @@ DEMO_FLAGS ?= --expect captures/lab-expect.toml --watch goproxy.example --watch 
 APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs
 APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node
 
-.PHONY: install sysdeps demo test test-fast lint typecheck bench lab filters clean
+.PHONY: install sysdeps demo test test-fast lint typecheck bench bench-live lab filters clean
 
 $(BIN)/proxytrace: pyproject.toml analyzer/source/_fastloop.c
 	$(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ test-fast: install
 
 bench: sysdeps install
 	$(PY) -m bench.run
+	$(MAKE) --no-print-directory bench-live
+
+# What live attribution costs (needs root: the lab's namespaces, capture, bpftrace).
+bench-live: sysdeps install
+	$(PY) bench/live_overhead.py
 
 lab: sysdeps install
 	$(PY) -m tests.lab.record

@@ -45,6 +45,7 @@ ADDED_TARGET = {"ebpf": 1.0, "strace": 0.5, "procfs": 0.5}  # seconds run may ad
 READY_TARGET = 1.0
 LONG_TARGET = 1.10
 LOOP_CONNECTIONS = 200
+BASELINE: Path | None = None  # --baseline DIR: another checkout measured alongside
 
 
 def _verdict(ok: bool) -> str:
@@ -75,13 +76,17 @@ def _under(tier: str, lab: Any, name: str, command: Sequence[str]) -> list[str]:
 
 def _interleaved(lab: Any, env: dict[str, str], command: Sequence[str], name: str, runs: int,
                  before: Callable[[], None] | None = None) -> dict[str, list[float]]:
-    variants: dict[str, list[str]] = {"alone": list(command)}
+    variants: dict[str, tuple[list[str], dict[str, str]]] = {"alone": (list(command), env)}
     for tier in TIERS:
-        variants[tier] = _under(tier, lab, name, command)
+        variants[tier] = (_under(tier, lab, name, command), env)
+    if BASELINE is not None:  # the same commands from another checkout, for A/B in one run
+        base_env = dict(env, PYTHONPATH=str(BASELINE))
+        for tier in TIERS:
+            variants[f"{tier} (baseline)"] = (_under(tier, lab, name, command), base_env)
     times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(runs):
-        for variant, argv in variants.items():  # interleaved: drift hits every variant alike
-            times[variant].append(_timed(lab, argv, env, f"{name} ({variant})", before))
+        for variant, (argv, run_env) in variants.items():  # interleaved: drift hits all alike
+            times[variant].append(_timed(lab, argv, run_env, f"{name} ({variant})", before))
     return times
 
 
@@ -94,7 +99,8 @@ def _table(title: str, times: dict[str, list[float]], target: Callable[[str, flo
     for variant, values in times.items():
         med = statistics.median(values)
         name = "alone" if variant == "alone" else f"run --attribution {variant}"
-        goal = " | " if variant == "alone" else target(variant, med - base, med / base)
+        tier = variant.split()[0]
+        goal = " | " if variant == "alone" else target(tier, med - base, med / base)
         print(f"| {name} | {med:.3f} s | {med - base:+.3f} s | x{med / base:.2f} | "
               f"{min(values):.3f}-{max(values):.3f} s | {goal} |")
 
@@ -264,9 +270,17 @@ def main() -> None:
     ap.add_argument("--senders", type=int, default=2)
     ap.add_argument("--skip-go", action="store_true", help="only the capture-under-load table")
     ap.add_argument("--quick", action="store_true", help="no long job, 3 runs, 50k datagrams")
+    ap.add_argument("--baseline", type=Path, metavar="DIR",
+                    help="also run proxytrace from this checkout (A/B in the same run)")
+    ap.add_argument("--only", choices=["go", "ready", "long", "drops"], action="append",
+                    help="run only these tables (repeatable)")
     args = ap.parse_args()
-    global SENDERS
+    global SENDERS, BASELINE
     SENDERS = max(1, args.senders)
+    BASELINE = args.baseline.resolve() if args.baseline else None
+    only = set(args.only or ["go", "ready", "long", "drops"])
+    if args.skip_go:
+        only -= {"go", "ready", "long"}
     if os.geteuid() != 0:
         print("\n## Live (bench/live_overhead.py): skipped, it needs root (network namespaces, "
               "capture, bpftrace)")
@@ -274,7 +288,7 @@ def main() -> None:
     if args.quick:
         args.runs, args.packets = min(args.runs, 3), min(args.packets, 50_000)
     print(f"\n## Live (bench/live_overhead.py) on {_machine()}")
-    if not args.skip_go:
+    if only & {"go", "ready", "long"}:
         from tests.lab.netlab import Lab, lab_unavailable_reason
 
         why = lab_unavailable_reason()
@@ -282,11 +296,14 @@ def main() -> None:
             print(f"\nlab tables skipped: {why}")
         else:
             with Lab() as lab:
-                _go_runs(lab, args.runs)
-                _ready_runs(lab, args.runs)
-                if not args.quick:
+                if "go" in only:
+                    _go_runs(lab, args.runs)
+                if "ready" in only:
+                    _ready_runs(lab, args.runs)
+                if "long" in only and not args.quick:
                     _loop_runs(lab, args.long_runs)
-    _drops(min(args.packets, 1_000_000), args.size)
+    if "drops" in only:
+        _drops(min(args.packets, 1_000_000), args.size)
     print(f"\nload average at the end: {_machine()}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -43,7 +44,8 @@ def command(tier: str, system: bool, deny: tuple[str, ...], go_trace: bool, back
     from ..live.timing import stamp
 
     stamp("command line parsed")
-    early.launch(tier)  # bpftrace compiles while the rest is imported and set up
+    if shutil.which(command[0]) is not None:  # else the session says so, with no tracer
+        early.launch(tier)  # bpftrace compiles while the rest is imported and set up
     try:
         return _run(tier, system, deny, go_trace, backend, interface, bpf, write, watch,
                     watch_file, all_hosts, expect_path, no_redact, fmt, output, command)

@@ -10,6 +10,7 @@ no session took (an error before the session started).
 from __future__ import annotations
 
 from ..attribution import ebpf
+from .timing import stamp
 
 _launched: ebpf.BpftraceTracer | None = None
 
@@ -27,6 +28,7 @@ def launch(requested_tier: str) -> None:
     except OSError:
         return  # the session reports it when it starts its own
     _launched = tracer
+    stamp("bpftrace launched")
 
 
 def take() -> ebpf.BpftraceTracer | None:

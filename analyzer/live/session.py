@@ -142,7 +142,7 @@ class _Tracer:
 
     def launch(self) -> None:
         """Start the slow part early (bpftrace compiles its script meanwhile)."""
-        if isinstance(self._impl, ebpf.BpftraceTracer):
+        if isinstance(self._impl, ebpf.BpftraceTracer) and not self._impl.launched:
             try:
                 self._impl.launch()
             except OSError as exc:
