@@ -158,14 +158,19 @@ def _ready_runs(lab: Any, runs: int) -> None:
     print(f"\n### `capture`: seconds to its ready line ({runs} runs each)\n")
     print("| tier | median | min-max | target | |")
     print("|---|---|---|---|---|")
-    times: dict[str, list[float]] = {t: [] for t in ("ebpf", "procfs")}
+    variants = {tier: (tier, env) for tier in ("ebpf", "procfs")}
+    if BASELINE is not None:
+        base_env = dict(env, PYTHONPATH=str(BASELINE))
+        variants.update({f"{tier} (baseline)": (tier, base_env) for tier in ("ebpf", "procfs")})
+    times: dict[str, list[float]] = {v: [] for v in variants}
     for _ in range(runs):
-        for tier in times:
-            times[tier].append(_ready_once(lab, tier, env))
-    for tier, values in times.items():
+        for variant, (tier, run_env) in variants.items():
+            times[variant].append(_ready_once(lab, tier, run_env))
+    for variant, values in times.items():
         med = statistics.median(values)
-        print(f"| capture --attribution {tier} | {med:.3f} s | {min(values):.3f}-{max(values):.3f} s"
-              f" | <= {READY_TARGET:g} s | {_verdict(med <= READY_TARGET)} |")
+        print(f"| capture --attribution {variant} | {med:.3f} s | "
+              f"{min(values):.3f}-{max(values):.3f} s | <= {READY_TARGET:g} s | "
+              f"{_verdict(med <= READY_TARGET)} |")
 
 
 def _udp_burst(port: int, count: int, size: int, senders: int = 1) -> None:
