@@ -247,6 +247,7 @@ class BpftraceTracer:
         self._sync_ports: dict[int, threading.Event] = {}  # our own connects (see ``sync``)
         self._closed = False  # after ``stop``: later events are read and dropped
         self._events: Path | None = None  # the narrowed event list while bpftrace starts
+        self._sync_failed = False
 
     def start(self, timeout: float = 30.0) -> None:
         self.launch()
@@ -354,16 +355,31 @@ class BpftraceTracer:
         per-CPU buffers in rounds, so an event on another CPU may come in the same round as
         ours, just after it: the second connect's line comes only after that round is done.
         """
+        if self._sync_failed:
+            return False  # it did not work before: do not wait for it again
         for _ in range(2):
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
                     probe.connect(SYNC_ADDR)
                     seen = self._sync_ports[probe.getsockname()[1]] = threading.Event()
                     if not seen.wait(timeout):
+                        self._sync_failed = True
                         return False
             except OSError:
+                self._sync_failed = True
                 return False  # no loopback (a network namespace without it)
         return True
+
+    def abort(self) -> None:
+        """Stop bpftrace whatever it is doing (still compiling, say), with no sync."""
+        self._forget_events_file()
+        if self._proc and self._proc.poll() is None:
+            self._proc.send_signal(2)
+            try:
+                self._proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
 
     def stop(self, wait_exit: bool = True) -> SocketAttributor:
         """Stop tracing and return what was traced up to the call.

@@ -40,4 +40,4 @@ def take() -> ebpf.BpftraceTracer | None:
 def discard() -> None:
     tracer = take()
     if tracer is not None:
-        tracer.stop()
+        tracer.abort()
