@@ -112,6 +112,7 @@ class Capture:
         build = tcpdump_argv if backend == "tcpdump" else dumpcap_argv
         self.argv = build(tool, interface, bpf, str(out))
         self.flushed_by_marker = False
+        self._markers_work = self.marker is not None
         self._proc: subprocess.Popen[str] | None = None
         self._stderr: list[str] = []
         self._ready = threading.Event()
@@ -133,7 +134,9 @@ class Capture:
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"{self.backend} did not start capturing in {timeout:.0f}s")
-        if not self._marker_seen():
+        if self.marker is not None and not self._marker_seen():
+            self._markers_work = False  # not waited for again at the stop
+        if not self._markers_work:
             if self.backend == "dumpcap":
                 # dumpcap reports "Capturing on" a moment before packets really reach its file.
                 time.sleep(DUMPCAP_SETTLE)
@@ -144,7 +147,7 @@ class Capture:
 
     def _marker_seen(self) -> bool:
         """True once a marker sent now has reached the file (all captured before it has too)."""
-        if self.marker is None:
+        if self.marker is None or not self._markers_work:
             return False
         return self.marker.wait_in_file(self.out, MARKER_TIMEOUT, self._alive)
 
