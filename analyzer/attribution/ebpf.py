@@ -259,7 +259,8 @@ class BpftraceTracer:
         the tracepoints the script uses (tracefs_view.py), which saves a third of that."""
         _raise_memlock()  # inherited by bpftrace (no preexec_fn: we may be called from a thread)
         argv = self._argv
-        self._events = tracefs_view.prepare(SCRIPT) if narrow else None
+        # the program is the last argument (a script that is not yields no view: a plain start)
+        self._events = tracefs_view.prepare(self._argv[-1]) if narrow else None
         if self._events is not None:
             argv = tracefs_view.wrap(argv, self._events)
         self._ready.clear()
