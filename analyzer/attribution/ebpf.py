@@ -361,8 +361,10 @@ class BpftraceTracer:
         for _ in range(2):
             try:
                 with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                    probe.connect(SYNC_ADDR)
+                    # bound first: its port must be known before the reader can see it
+                    probe.bind((SYNC_ADDR[0], 0))
                     seen = self._sync_ports[probe.getsockname()[1]] = threading.Event()
+                    probe.connect(SYNC_ADDR)
                     if not seen.wait(timeout):
                         self._sync_failed = True
                         return False
