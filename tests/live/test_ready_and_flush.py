@@ -189,3 +189,21 @@ def test_a_connection_right_after_the_ready_line_is_captured_and_attributed(
     assert [c["host"] for c in contacts] == ["proxy.golang.org"]
     process = contacts[0]["process"]
     assert process is not None and process["comm"] == "curl" and process["source"] == "ebpf"
+
+
+@needs_root
+def test_a_tracer_launched_early_and_never_used_is_stopped() -> None:
+    """`run` and `capture` launch bpftrace before anything can fail; when the session never
+    takes it (an error first), it is stopped, even in the middle of compiling."""
+    if ebpf.unavailable_reason():
+        pytest.skip(str(ebpf.unavailable_reason()))
+    from analyzer.live import early
+
+    early.launch("procfs")
+    assert early.take() is None  # another tier: nothing launched
+    early.launch("ebpf")
+    tracer = early._launched  # what a session would take; none does here
+    assert tracer is not None and tracer.launched
+    early.discard()
+    assert early.take() is None
+    assert tracer.wait_exit(0)  # discard waited for it: gone, not left to run
