@@ -283,7 +283,8 @@ def run_command(command: Sequence[str], opts: LiveOptions,
         argv = strace.strace_argv(str(strace_out), command)
         # Stop the command only at the traced calls (a seccomp filter), not at every system
         # call: a syscall-heavy build otherwise runs several times slower under strace.
-        argv[1:1] = ["--seccomp-bpf"]
+        if "--seccomp-bpf" not in argv:
+            argv[1:1] = ["--seccomp-bpf"]
         if kwargs:
             # strace itself stays root so it may trace; it drops to the user for the command.
             user = pwd.getpwuid(int(kwargs["user"])).pw_name  # type: ignore[call-overload]
