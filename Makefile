@@ -21,7 +21,7 @@ LAB_GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.9.0
 # go); every other Go setting is explicit, caches and HOME inside $(LAB_TOOLS).
 LAB_TOOLS_REGISTRY := GOPROXY GOSUMDB GONOSUMDB GOPRIVATE GONOPROXY GOINSECURE
 
-.PHONY: install sysdeps demo test test-fast lint typecheck bench lab lab-tools lab-tools-if-possible filters clean
+.PHONY: install sysdeps demo test test-fast lint typecheck bench bench-live lab lab-tools lab-tools-if-possible filters clean
 
 $(BIN)/proxytrace: pyproject.toml analyzer/events/builtin/_fastloop.c
 	$(PYTHON) -m venv $(VENV)
@@ -92,6 +92,11 @@ test-fast: install
 
 bench: sysdeps install
 	$(PY) -m bench.run
+	$(MAKE) --no-print-directory bench-live
+
+# What live attribution costs (needs root: the lab's namespaces, capture, bpftrace).
+bench-live: sysdeps install
+	$(PY) bench/live_overhead.py
 
 lab: sysdeps install lab-tools
 	$(PY) -m tests.lab.record

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import resource
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -41,6 +42,7 @@ from pathlib import Path
 
 from ..base.errors import ParseError
 from ..base.model import recorded_env
+from . import tracefs_view
 from .joiner import SocketAttributor
 from .procfs import process_record, process_table
 from .records import ProcessRecord, SocketRecord, comm_of
@@ -357,6 +359,8 @@ def to_records(ev: SockEvent, clock_offset: float) -> tuple[SocketRecord, Proces
 # -- the edge: running bpftrace -----------------------------------------------------------------
 
 TRACEFS = Path("/sys/kernel/tracing")
+SYNC_ADDR = ("127.0.0.1", 9)  # the discard port: a UDP connect to it sends nothing
+DRAIN = 0.25  # without a sync: bpftrace polls its buffers about this often
 BTF = Path("/sys/kernel/btf/vmlinux")
 
 
@@ -410,40 +414,87 @@ class BpftraceTracer:
         self._fallback: list[ProcessRecord] = []
         self._table: list[ProcessRecord] = []
         self._table_thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._sync_ports: dict[int, threading.Event] = {}  # our own connects (see ``sync``)
+        self._closed = False  # after ``stop``: later events are read and dropped
+        self._view: Path | None = None  # the narrowed tracepoint list while bpftrace starts
+        self._sync_failed = False
 
     def start(self, timeout: float = 30.0) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self, narrow: bool = True) -> None:
+        """Start bpftrace without waiting: compiling the script is most of its start-up (about
+        0.7 s), and the caller has other things to do meanwhile. ``narrow``: let it see only
+        the tracepoints the script uses (tracefs_view.py), which saves a third of that."""
         _raise_memlock()  # inherited by bpftrace (no preexec_fn: we may be called from a thread)
+        argv = self._argv
+        # the program is the last argument (a script that is not yields no view: a plain start)
+        self._view = tracefs_view.prepare(self._argv[-1]) if narrow else None
+        if self._view is not None:
+            argv = tracefs_view.wrap(argv, self._view)
+        self._ready.clear()
+        self.errors = []
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argument list
-            self._argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True, errors="replace", env=self._env)
-        self._thread = threading.Thread(target=self._read, daemon=True)
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True, errors="replace", env=self._env,
+                                      # a terminal's Ctrl-C must not end it before ``stop`` syncs
+                                      start_new_session=True)
+        self._thread = threading.Thread(target=self._read, args=(self._proc,), daemon=True)
         self._thread.start()
-        threading.Thread(target=self._read_stderr, daemon=True).start()
-        # BEGIN runs once every probe is attached: its line means tracing has started.
+        threading.Thread(target=self._read_stderr, args=(self._proc,), daemon=True).start()
+
+    @property
+    def launched(self) -> bool:
+        return self._proc is not None
+
+    def _forget_events_file(self) -> None:
+        if self._view is not None:
+            self._view.unlink(missing_ok=True)  # the bind mount keeps what bpftrace reads
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Return once every probe is attached. bpftrace runs BEGIN before it attaches the
+        other probes, but prints BEGIN's line only from its poll loop, which it enters after
+        attaching them all: the line means tracing has started."""
+        if self._proc is None:
+            self.launch()
+        assert self._proc is not None
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._proc.poll() is not None:
+        try:
+            while time.monotonic() < deadline:
+                if self._ready.wait(0.02):
+                    # processes already running: read once, now that every later exec is traced
+                    self._table_thread = threading.Thread(target=self._read_table, daemon=True)
+                    self._table_thread.start()
+                    return
+                if self._proc.poll() is None:
+                    continue
+                if self._view is not None:  # the narrowed view failed: run it as usual
+                    self._forget_events_file()
+                    self.launch(narrow=False)
+                    continue
+                time.sleep(0.05)  # its last stderr lines
                 raise RuntimeError("bpftrace exited: " + "; ".join(self.errors[-3:]))
-            if self._ready.wait(0.1):
-                # processes already running: read once, now that every later exec is traced
-                self._table_thread = threading.Thread(target=self._read_table, daemon=True)
-                self._table_thread.start()
-                return
-        raise RuntimeError("bpftrace did not attach its probes in time")
+            raise RuntimeError("bpftrace did not attach its probes in time")
+        finally:
+            self._forget_events_file()
 
     def _read_table(self) -> None:
         self._table = process_table()
 
-    def _read_stderr(self) -> None:
-        assert self._proc and self._proc.stderr
-        for line in self._proc.stderr:
+    def _read_stderr(self, bpftrace: subprocess.Popen[str]) -> None:
+        assert bpftrace.stderr is not None
+        for line in bpftrace.stderr:
             line = line.strip()
             if line and not line.startswith("WARNING") and "RLIMIT_MEMLOCK" not in line:
                 self.errors.append(line)
 
-    def _read(self) -> None:
-        assert self._proc and self._proc.stdout
-        for line in self._proc.stdout:
+    def _read(self, bpftrace: subprocess.Popen[str]) -> None:
+        assert bpftrace.stdout is not None
+        for line in bpftrace.stdout:
+            if self._closed:
+                continue  # keep the pipe drained while bpftrace detaches
             if line.startswith("R\t"):
                 self._ready.set()
                 continue
@@ -452,45 +503,110 @@ class BpftraceTracer:
             except ParseError:
                 self.parse_errors += 1
                 continue
-            if ev is None:
+            if ev is None or self._is_sync(ev):
                 continue
-            self._events.append(ev)
-            if len(self._events) >= self._next_fold:
-                self._fold(final=False)
-                self._next_fold = len(self._events) + FOLD_EVERY
-            if isinstance(ev, ExecEvent | ForkEvent):
-                self._known.add(ev.pid)
-            elif isinstance(ev, SockEvent) and ev.pid not in self._known:
-                # a process neither exec'd nor forked under tracing, and perhaps not in the table
-                # of running processes yet: read it now, while it runs
-                self._known.add(ev.pid)
-                for pid in (ev.pid, ev.ppid):
-                    rec = process_record(pid)
-                    if rec is not None:
-                        self._fallback.append(rec)
+            with self._lock:
+                if self._closed:
+                    continue
+                self._events.append(ev)
+                if len(self._events) >= self._next_fold:
+                    self._fold(final=False)
+                    self._next_fold = len(self._events) + FOLD_EVERY
+                if isinstance(ev, ExecEvent | ForkEvent):
+                    self._known.add(ev.pid)
+                elif isinstance(ev, SockEvent) and ev.pid not in self._known:
+                    # a process neither exec'd nor forked under tracing, and perhaps not in the
+                    # table of running processes yet: read it now, while it runs
+                    self._known.add(ev.pid)
+                    for pid in (ev.pid, ev.ppid):
+                        rec = process_record(pid)
+                        if rec is not None:
+                            self._fallback.append(rec)
 
-    def stop(self, drain: float = 0.25) -> SocketAttributor:
+    def _is_sync(self, ev: Event) -> bool:
+        if not isinstance(ev, SockEvent) or ev.pid != os.getpid() or ev.remote != SYNC_ADDR[0]:
+            return False
+        seen = self._sync_ports.get(ev.local_port)
+        if seen is not None:
+            seen.set()
+        return seen is not None
+
+    def sync(self, timeout: float = 2.0) -> bool:
+        """True once every event that happened before the call has been read.
+
+        A UDP connect of our own (it sends nothing) is traced like any other; bpftrace reads the
+        per-CPU buffers in rounds, so an event on another CPU may come in the same round as
+        ours, just after it: the second connect's line comes only after that round is done.
+        """
+        if self._sync_failed:
+            return False  # it did not work before: do not wait for it again
+        for _ in range(2):
+            try:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                    # bound first: its port must be known before the reader can see it
+                    probe.bind((SYNC_ADDR[0], 0))
+                    seen = self._sync_ports[probe.getsockname()[1]] = threading.Event()
+                    probe.connect(SYNC_ADDR)
+                    if not seen.wait(timeout):
+                        self._sync_failed = True
+                        return False
+            except OSError:
+                self._sync_failed = True
+                return False  # no loopback (a network namespace without it)
+        return True
+
+    def abort(self) -> None:
+        """Stop bpftrace whatever it is doing (still compiling, say), with no sync."""
+        self._forget_events_file()
         if self._proc and self._proc.poll() is None:
-            # bpftrace polls its perf buffers periodically; events of the last moments are
-            # only printed if it polls once more before SIGINT ends it.
-            time.sleep(drain)
             self._proc.send_signal(2)
             try:
                 self._proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 self._proc.kill()
                 self._proc.wait()
-        if self._thread:
+
+    def stop(self, wait_exit: bool = True) -> SocketAttributor:
+        """Stop tracing and return what was traced up to the call.
+
+        bpftrace does not print the events still in its buffers when SIGINT ends it, so
+        ``sync`` first shows every event up to now was read (without loopback: a pause for one
+        more of its polls). Detaching a dozen tracepoints then takes the kernel about a second:
+        with ``wait_exit=False`` (after a successful sync) the tracer sends SIGINT and returns
+        at once; bpftrace finishes on its own, its later events dropped, and is reaped by
+        ``wait_exit`` or, once we have exited, by init.
+        """
+        self._forget_events_file()  # when stopped before it was ready
+        if self._proc and self._proc.poll() is None:
+            synced = self.sync()
+            if synced:
+                with self._lock:
+                    self._closed = True
+            else:
+                time.sleep(DRAIN)
+            self._proc.send_signal(2)
+            if not (synced and not wait_exit):
+                try:
+                    self._proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._proc.kill()
+                    self._proc.wait()
+                if self._thread:
+                    self._thread.join(timeout=10)
+        elif self._thread:
             self._thread.join(timeout=10)
         if self._table_thread:
             self._table_thread.join(timeout=30)
-        self._fold(final=True)
+        with self._lock:  # the reader adds nothing once closed (or once bpftrace has exited)
+            self._closed = True
+            self._fold(final=True)
         # the table of running processes first: what events say about a pid comes later
         self.attributor.add_processes(self._table)
         self.attributor.add_processes(self._fallback)
         self.attributor.add_processes(self._procs)
         self.attributor.add_sockets(self._sockets)
         return self.attributor
+
 
     def _fold(self, final: bool) -> None:
         """Fold the events older than the reorder window (all of them when ``final``), so a long
@@ -505,3 +621,13 @@ class BpftraceTracer:
         sockets, procs = self._folder.take()
         self._sockets.extend(sockets)
         self._procs.extend(procs)
+
+    def wait_exit(self, timeout: float) -> bool:
+        """True once bpftrace has exited (after ``stop``)."""
+        if self._proc is None:
+            return True
+        try:
+            self._proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return False
+        return True

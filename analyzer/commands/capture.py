@@ -6,11 +6,10 @@ from pathlib import Path
 
 import click
 
-from ..pipeline import AnalyzeOptions
-from ..report.contacts import CONTACT_FORMATS, render_report
+from ..report.contacts import CONTACT_FORMATS
 from ..report.output import output_options
-from .common import build_watch, watch_options
-from .live_common import live_options, print_summary
+from .common import watch_options
+from .live_common import live_options
 
 
 @click.command("capture")
@@ -30,7 +29,26 @@ def command(duration: float | None, tier: str, backend: str, interface: str, bpf
     \b
     Exit status: 0; 4 a capture or tracing tool is missing; 5 not enough privileges.
     """
+    from ..live import early
+
+    early.launch(tier)  # bpftrace compiles while the rest is imported and set up
+    try:
+        return _capture(duration, tier, backend, interface, bpf, write, watch, watch_file,
+                        all_hosts, expect_path, no_redact, fmt, output)
+    finally:
+        early.discard()
+
+
+def _capture(duration: float | None, tier: str, backend: str, interface: str, bpf: str | None,
+             write: Path | None, watch: tuple[str, ...], watch_file: Path | None,
+             all_hosts: bool, expect_path: Path | None, no_redact: bool, fmt: str,
+             output: str | None) -> int:
     from ..live.session import LiveOptions, capture_for
+    from ..live.timing import stamp
+    from ..pipeline import AnalyzeOptions
+    from ..report.contacts import render_report
+    from .common import build_watch
+    from .live_common import print_summary
 
     analyze = AnalyzeOptions(watch=build_watch(watch, watch_file, all_hosts),
                              expect_path=expect_path, redact=not no_redact)
@@ -41,6 +59,7 @@ def command(duration: float | None, tier: str, backend: str, interface: str, bpf
     def started(tier: str) -> None:
         until = f"for {duration:g}s" if duration is not None else "until Ctrl-C"
         click.echo(f"proxytrace: capturing on {interface} {until} ({tier} attribution)", err=True)
+        stamp("ready line printed")
 
     result = capture_for(duration, opts, on_started=started)
     render_report(result.report, fmt, output)

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from ..base.watchlist import DEFAULT_HOSTS, WatchList, read_watch_file
-from ..pipeline import AnalyzeOptions
+
+if TYPE_CHECKING:  # imported when used: `run` starts its tracer before the analysis is loaded
+    from ..pipeline import AnalyzeOptions
 
 
 def watch_options(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -53,6 +55,8 @@ def analyze_options(watch: Sequence[str], watch_file: Path | None, all_hosts: bo
                     expect_path: Path | None, no_redact: bool, engine: str, keylog: Path | None,
                     config_from: Path | None, **extra: Any) -> AnalyzeOptions:
     """AnalyzeOptions from the shared options (a key log implies the tshark engine)."""
+    from ..pipeline import AnalyzeOptions
+
     config = None
     if config_from is not None:
         from ..causes import load_config_from

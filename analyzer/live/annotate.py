@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
@@ -29,11 +29,15 @@ class CommentsFn(Protocol):
     def __call__(self, p: ProcessInfo, full: bool = True) -> Sequence[str]: ...
 
 
+SkipFn = Callable[[str, str, int, bytes], bool]  # (transport, dst, dport, frame data)
+
+
 @dataclass(frozen=True, slots=True)
 class AnnotateResult:
     packets: int
     attributed: int
     path: Path
+    skipped: int = 0  # our own marker datagrams (marker.py), left out of the file
 
 
 def comments_with_exe(attributor: Attributor | None, redact: bool = True) -> CommentsFn:
@@ -68,8 +72,10 @@ def _lookup(attributor: Attributor, transport: str, src: str, sport: int, dst: s
 
 def annotate_capture(raw: Path, out: Path, attributor: Attributor | None,
                      counts: CaptureCounts | None = None, interface: str | None = None,
-                     comments_for: CommentsFn | None = None, redact: bool = True) -> AnnotateResult:
-    """Copy every packet of ``raw`` (pcap or pcapng) into ``out`` (pcapng, mode 0600)."""
+                     comments_for: CommentsFn | None = None, redact: bool = True,
+                     skip: SkipFn | None = None) -> AnnotateResult:
+    """Copy every packet of ``raw`` (pcap or pcapng) into ``out`` (pcapng, mode 0600), except
+    those ``skip`` names."""
     if comments_for is None:
         comments_for = comments_with_exe(attributor, redact)
     cache: dict[tuple[str, str, int, str, int], ProcessInfo | None] = {}
@@ -78,11 +84,15 @@ def annotate_capture(raw: Path, out: Path, attributor: Attributor | None,
     described: set[frozenset[tuple[str, int]]] = set()
     state = ReadState(str(raw))
     decoder = Decoder()
-    packets = attributed = 0
+    packets = attributed = skipped = 0
     last_ts = time.time()
     with open_source(raw) as (fh, _name), open_private(out, "wb") as dst:
         writer = PcapngWriter(dst)  # type: ignore[arg-type]
         for frame, seg in iter_frames_and_segments(fh, state, decoder):
+            if skip is not None and seg is not None and skip(seg.transport, seg.dst, seg.dport,
+                                                              frame.data):
+                skipped += 1
+                continue
             packets += 1
             last_ts = frame.ts
             writer.interface(frame.linktype, interface)
@@ -105,5 +115,6 @@ def annotate_capture(raw: Path, out: Path, attributor: Attributor | None,
         if counts is not None and (counts.received is not None or counts.dropped is not None):
             if packets == 0:
                 writer.interface(276, interface)  # an ISB needs an interface to count for
-            writer.statistics(last_ts, counts.received, counts.dropped)
-    return AnnotateResult(packets, attributed, out)
+            received = None if counts.received is None else max(0, counts.received - skipped)
+            writer.statistics(last_ts, received, counts.dropped)
+    return AnnotateResult(packets, attributed, out, skipped)

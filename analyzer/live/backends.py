@@ -17,11 +17,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .marker import Marker, filter_with_marker, sees_loopback
+
 BACKENDS = ("tcpdump", "dumpcap")
 SNAPLEN = 65535
 BUFFER_MB = 32
 DUMPCAP_SETTLE = 0.5
 TCPDUMP_BLOCK_TIMEOUT = 1.1  # libpcap's default 1000 ms packet-buffer timeout, and a margin
+MARKER_TIMEOUT = 3.0  # seconds to wait for a marker before falling back to the timed waits
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,8 +61,8 @@ def parse_dumpcap_stats(stderr: str) -> CaptureCounts:
 def tcpdump_argv(tool: str, interface: str, bpf: str, out: str) -> list[str]:
     # No --immediate-mode: with it libpcap retires a TPACKET_V3 ring block per packet, and under
     # load most packets are dropped (bench/live_overhead.py measured 90%). Without it, packets of
-    # a block not yet full reach tcpdump only when the block times out (1 s), so ``stop`` waits
-    # that long before SIGINT to keep the last packets.
+    # a block not yet full reach tcpdump only when the block times out (1 s): ``stop`` sends
+    # marker datagrams that fill the block (marker.py), or waits that long, before SIGINT.
     argv = [tool, "-i", interface, "-n", "-s", str(SNAPLEN), "-B", str(BUFFER_MB * 1024), "-U",
             "-w", out]
     if os.geteuid() == 0:
@@ -79,9 +82,15 @@ def dumpcap_argv(tool: str, interface: str, bpf: str, out: str) -> list[str]:
 
 
 class Capture:
-    """One running capture; ``stop()`` returns the counts the tool printed."""
+    """One running capture; ``stop()`` returns the counts the tool printed.
 
-    def __init__(self, backend: str, interface: str, bpf: str, out: Path) -> None:
+    With ``markers`` (the default when the interface sees loopback) ``start()`` returns once a
+    marker has reached the file, and ``stop()`` sends markers until the file holds everything
+    captured before the call, then stops the tool with SIGINT and waits for it to exit.
+    """
+
+    def __init__(self, backend: str, interface: str, bpf: str, out: Path,
+                 markers: bool | None = None) -> None:
         if backend not in BACKENDS:
             raise ValueError(f"unknown capture backend {backend!r}")
         tool = shutil.which(backend)
@@ -90,8 +99,20 @@ class Capture:
         self.backend = backend
         self.tool = tool
         self.out = out
+        if markers is None:
+            markers = sees_loopback(interface)
+        self.marker: Marker | None = None
+        if markers:
+            try:
+                self.marker = Marker()
+            except OSError:
+                pass  # no usable loopback: the timed waits below
+        if self.marker is not None:
+            bpf = filter_with_marker(bpf, self.marker.port)
         build = tcpdump_argv if backend == "tcpdump" else dumpcap_argv
         self.argv = build(tool, interface, bpf, str(out))
+        self.flushed_by_marker = False
+        self._markers_work = self.marker is not None
         self._proc: subprocess.Popen[str] | None = None
         self._stderr: list[str] = []
         self._ready = threading.Event()
@@ -113,10 +134,22 @@ class Capture:
             if time.monotonic() > deadline:
                 self.stop()
                 raise RuntimeError(f"{self.backend} did not start capturing in {timeout:.0f}s")
-        if self.backend == "dumpcap":
-            # dumpcap reports "Capturing on" a moment before packets really reach its file.
-            time.sleep(DUMPCAP_SETTLE)
+        if self.marker is not None and not self._marker_seen():
+            self._markers_work = False  # not waited for again at the stop
+        if not self._markers_work:
+            if self.backend == "dumpcap":
+                # dumpcap reports "Capturing on" a moment before packets really reach its file.
+                time.sleep(DUMPCAP_SETTLE)
         self.started_at = time.time()
+
+    def _alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def _marker_seen(self) -> bool:
+        """True once a marker sent now has reached the file (all captured before it has too)."""
+        if self.marker is None or not self._markers_work:
+            return False
+        return self.marker.wait_in_file(self.out, MARKER_TIMEOUT, self._alive)
 
     def _read_stderr(self) -> None:
         assert self._proc and self._proc.stderr
@@ -134,7 +167,8 @@ class Capture:
         if self._proc is None:
             return CaptureCounts()
         if self._proc.poll() is None:
-            if self.backend == "tcpdump":
+            self.flushed_by_marker = self._marker_seen()
+            if not self.flushed_by_marker and self.backend == "tcpdump":
                 time.sleep(TCPDUMP_BLOCK_TIMEOUT)
             # Both tools flush, close the file and print their statistics on SIGINT.
             self._proc.send_signal(signal.SIGINT)
@@ -145,5 +179,7 @@ class Capture:
                 self._proc.wait()
         if self._reader:
             self._reader.join(timeout=5)  # the statistics are the last lines it reads
+        if self.marker is not None:
+            self.marker.close()
         text = "".join(self._stderr)
         return parse_tcpdump_stats(text) if self.backend == "tcpdump" else parse_dumpcap_stats(text)

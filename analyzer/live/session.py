@@ -32,12 +32,17 @@ from ..base.exitcodes import MISSING_TOOL, NO_PERMISSION
 from ..base.model import Contact
 from ..causes import GoConfig
 from ..pipeline import AnalyzeOptions, Report, analyze_files
+from . import early
 from .annotate import AnnotateResult, annotate_capture
 from .backends import Capture, CaptureCounts
 from .privileges import capture_problem, invoking_user
+from .timing import stamp
 
 TIERS = ("auto", "ebpf", "strace", "procfs")
-GRACE = 0.3  # seconds of capture after the command ends, for its last packets in flight
+# Seconds of capture after the command ends, for its last packets in flight (the peer's side of
+# a connection closed at exit). Everything the command itself sent is already in the capture's
+# ring when it exits; the stop's marker round (marker.py) then gets it into the file.
+GRACE = 0.05
 
 
 class LiveError(ProxytraceError):
@@ -132,28 +137,54 @@ class _Tracer:
         self.tier = tier
         self._impl: ebpf.BpftraceTracer | ProcfsPoller | None = None
         if tier == "ebpf":
-            self._impl = ebpf.BpftraceTracer()
+            self._impl = early.take() or ebpf.BpftraceTracer()
         elif tier == "procfs":
             self._impl = ProcfsPoller()
 
-    def start(self) -> None:
-        if self._impl is not None:
+    def launch(self) -> None:
+        """Start the slow part early (bpftrace compiles its script meanwhile)."""
+        if isinstance(self._impl, ebpf.BpftraceTracer) and not self._impl.launched:
             try:
-                self._impl.start()
-            except RuntimeError as exc:
+                self._impl.launch()
+            except OSError as exc:
                 raise LiveError(f"{self.tier} tracer: {exc}", MISSING_TOOL) from None
 
+    def start(self) -> None:
+        """Return once tracing has started (after ``launch``, or launching now)."""
+        if self._impl is None:
+            return
+        try:
+            if isinstance(self._impl, ebpf.BpftraceTracer):
+                self._impl.wait_ready()
+                self._impl.sync()  # ready means it has seen traffic: a connect of our own
+            else:
+                self._impl.start()
+        except (RuntimeError, OSError) as exc:
+            raise LiveError(f"{self.tier} tracer: {exc}", MISSING_TOOL) from None
+
     def stop(self) -> SocketAttributor | None:
+        if isinstance(self._impl, ebpf.BpftraceTracer):
+            # Every event is read once the tracer has synced; bpftrace's own exit (detaching
+            # its tracepoints, about a second) is not waited for.
+            return self._impl.stop(wait_exit=False)
         return self._impl.stop() if self._impl is not None else None
 
 
 def _start_both(tracer: _Tracer, capture: Capture) -> None:
     """Start the tracer and the capture side by side (each takes a second or so); both must be
     running before the traced activity begins."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        t = pool.submit(tracer.start)
-        c = pool.submit(capture.start)
-        errors = [f.exception() for f in (t, c)]
+    def timed(what: str, fn: Callable[[], None]) -> None:
+        fn()
+        stamp(f"{what} ready")
+
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            t = pool.submit(timed, f"tracer ({tracer.tier})", tracer.start)
+            c = pool.submit(timed, f"capture ({capture.backend})", capture.start)
+            errors = [f.exception() for f in (t, c)]
+    except BaseException:  # Ctrl-C while starting: leave nothing running
+        _stop_both(tracer, capture)
+        raise
     if any(errors):
         _stop_both(tracer, capture)
         err = next(e for e in errors if e is not None)
@@ -229,28 +260,45 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     """Run ``command`` under capture and attribution; the report covers its process tree."""
     if shutil.which(command[0]) is None:
         raise LiveError(f"{command[0]}: command not found", 127)
+    stamp("run: start")
     backend, tier, notes, workdir = _prepare(opts, for_run=True)
+    stamp(f"prepared (backend {backend}, tier {tier})")
     raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
     tracer = _Tracer(tier)
-    child_env = _command_env(opts.go_trace)
-    child_config = _go_config(child_env)  # for the capture filter and, afterwards, the causes
-    bpf = opts.bpf if opts.bpf is not None else default_filter(child_env, child_config)
-    capture = Capture(backend, opts.interface, bpf, raw)
+    tracer.launch()  # compiles while `go env` runs and the capture starts
+    try:
+        child_env = _command_env(opts.go_trace)
+        child_config = _go_config(child_env)  # for the capture filter and, afterwards, the causes
+        bpf = opts.bpf if opts.bpf is not None else default_filter(child_env, child_config)
+        stamp("go env and capture filter")
+        capture = Capture(backend, opts.interface, bpf, raw)
+    except BaseException:
+        tracer.stop()
+        raise
     _start_both(tracer, capture)
+    stamp("tracer and capture started")
     strace_out = workdir / "strace.txt"
     argv = list(command)
     kwargs = _as_user_kwargs()
     if tier == "strace":
         argv = strace.strace_argv(str(strace_out), command)
+        # Stop the command only at the traced calls (a seccomp filter), not at every system
+        # call: a syscall-heavy build otherwise runs several times slower under strace.
+        if "--seccomp-bpf" not in argv:
+            argv[1:1] = ["--seccomp-bpf"]
         if kwargs:
             # strace itself stays root so it may trace; it drops to the user for the command.
             user = pwd.getpwuid(int(kwargs["user"])).pw_name  # type: ignore[call-overload]
             argv[1:1] = ["-u", user]
             kwargs = {}
     stderr_lines: list[tuple[float, str]] = []
-    proc = subprocess.Popen(argv, env=child_env,  # noqa: S603 - argument list
-                            stderr=subprocess.PIPE if opts.go_trace else None, bufsize=0,
-                            **kwargs)  # type: ignore[call-overload]
+    try:
+        proc = subprocess.Popen(argv, env=child_env,  # noqa: S603 - argument list
+                                stderr=subprocess.PIPE if opts.go_trace else None, bufsize=0,
+                                **kwargs)  # type: ignore[call-overload]
+    except BaseException:
+        _stop_both(tracer, capture)
+        raise
     tee = None
     if opts.go_trace and proc.stderr is not None:
         tee = threading.Thread(target=_tee_stderr, args=(proc.stderr, stderr_lines), daemon=True)
@@ -260,16 +308,19 @@ def run_command(command: Sequence[str], opts: LiveOptions,
     outer = chain_records(proc.pid, time.time(), {}) if tier == "strace" else []
     if on_started:
         on_started(proc.pid)
+    stamp(f"command started (pid {proc.pid})")
     status = _wait(proc)
+    stamp("command exited")
     if tee:
         tee.join(timeout=5)
     time.sleep(GRACE)
     counts, attributor = _stop_both(tracer, capture)
+    stamp("tracer and capture stopped")
     root_pid = proc.pid
     if tier == "strace":
         attributor = strace.attributor_from_file(str(strace_out), root_ppid=proc.pid, outer=outer)
         root_pid = attributor.root_pid if attributor.root_pid is not None else proc.pid
-    result = _finish(raw, opts, tier, backend, counts, attributor, notes)
+    result = _finish(raw, opts, tier, capture, counts, attributor, notes)
     result.exit_status = status
     result.root_pid = root_pid
     contacts = result.report.contacts
@@ -331,37 +382,48 @@ def capture_for(duration: float | None, opts: LiveOptions,
     backend, tier, notes, workdir = _prepare(opts, for_run=False)
     raw = workdir / ("raw.pcapng" if backend == "dumpcap" else "raw.pcap")
     tracer = _Tracer(tier)
-    capture = Capture(backend, opts.interface, opts.bpf if opts.bpf is not None else default_filter(), raw)
-    _start_both(tracer, capture)
-    if on_started:
-        on_started(tier)
+    tracer.launch()
+    try:
+        bpf = opts.bpf if opts.bpf is not None else default_filter()
+        capture = Capture(backend, opts.interface, bpf, raw)
+    except BaseException:
+        tracer.stop()
+        raise
     stop = threading.Event()
 
     def stop_now(_signum: int, _frame: object) -> None:
         stop.set()
 
+    # Ctrl-C from the ready line on (or while starting) ends the capture, never the write-up.
     old_int = signal.signal(signal.SIGINT, stop_now)
     old_term = signal.signal(signal.SIGTERM, stop_now)
     try:
+        _start_both(tracer, capture)
+        stamp("tracer and capture started")
+        if on_started:
+            on_started(tier)
         stop.wait(duration)
     finally:
         signal.signal(signal.SIGINT, old_int)
         signal.signal(signal.SIGTERM, old_term)
     counts, attributor = _stop_both(tracer, capture)
-    return _finish(raw, opts, tier, backend, counts, attributor, notes)
+    return _finish(raw, opts, tier, capture, counts, attributor, notes)
 
 
-def _finish(raw: Path, opts: LiveOptions, tier: str, backend: str, counts: CaptureCounts,
+def _finish(raw: Path, opts: LiveOptions, tier: str, capture: Capture, counts: CaptureCounts,
             attributor: SocketAttributor | None, notes: list[str]) -> LiveResult:
     out = opts.write or default_pcapng_name()
+    skip = capture.marker.is_marker if capture.marker is not None else None
     try:
         if not raw.exists():
-            raise LiveError(f"{backend} wrote no capture file", MISSING_TOOL)
+            raise LiveError(f"{capture.backend} wrote no capture file", MISSING_TOOL)
         annotated = annotate_capture(raw, out, attributor, counts, opts.interface,
-                                     redact=opts.analyze.redact)
+                                     redact=opts.analyze.redact, skip=skip)
     finally:
         shutil.rmtree(raw.parent, ignore_errors=True)  # the raw capture and strace log
+    stamp(f"pcapng written ({annotated.packets} packets)")
     report = analyze_files([out], opts.analyze, attributor=attributor)
+    stamp("analysed")
     return LiveResult(report, out, tier, counts, annotated, notes)
 
 
