@@ -10,10 +10,8 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analyzer.attribution import ebpf
+from tests.live.loopback_http import serve_ok
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from analyzer.cli import main; main()"]
@@ -34,26 +33,11 @@ pytestmark = [
 ]
 
 
-class _Slow(BaseHTTPRequestHandler):
-    """Answers after a moment, so a connection outlives its parent shell (and a 20 ms poll)."""
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        time.sleep(0.6)
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def port() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+    # answers after a moment, so a connection outlives its parent shell (and a 20 ms poll)
+    with serve_ok(delay=0.6) as port:
+        yield port
 
 
 def _curl(port: int, path: str) -> str:

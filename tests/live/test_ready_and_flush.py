@@ -14,9 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -27,6 +25,7 @@ from analyzer.live.backends import Capture
 from analyzer.live.marker import LOOPBACK, Marker, filter_with_marker, sees_loopback
 from analyzer.packets.decode import Decoder
 from analyzer.source.capture_file import ReadState, open_capture
+from tests.live.loopback_http import serve_ok
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from analyzer.cli import main; main()"]
@@ -136,23 +135,10 @@ def test_the_tracer_has_read_a_connect_made_just_before_stop() -> None:
         assert tracer.wait_exit(30)
 
 
-class _Ok(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def http_port() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+    with serve_ok() as port:
+        yield port
 
 
 @needs_root

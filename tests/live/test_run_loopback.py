@@ -8,16 +8,15 @@ import shutil
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from analyzer.attribution import ebpf
 from analyzer.source.capture_file import ReadState, open_capture
+from tests.live.loopback_http import serve_ok
 
 REPO = Path(__file__).resolve().parents[2]
 CLI = [sys.executable, "-c", "from analyzer.cli import main; main()"]
@@ -27,23 +26,10 @@ needs_tools = pytest.mark.skipif(not (shutil.which("tcpdump") and shutil.which("
                                  reason="tcpdump and curl are needed")
 
 
-class _Ok(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        self.send_response(200)
-        self.send_header("Content-Length", "2")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def http_port() -> Iterator[int]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Ok)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server.server_address[1]
-    server.shutdown()
+    with serve_ok() as port:
+        yield port
 
 
 def _proxytrace(args: list[str], cwd: Path, env: dict[str, str] | None = None,
