@@ -132,10 +132,11 @@ def skippable(buf: bytes | mmap.mmap, p: int, caplen: int, layout: tuple[int, in
             return False  # a fragment: the decoder reassembles it
         proto = buf[d + 9]
         if proto == 6:
+            if caplen < l3 + 40:
+                return False  # the TCP header is cut short: the decoder says what is left
             total = (buf[d + 2] << 8) | buf[d + 3]
             flags = buf[d + 33]
-            if (caplen < l3 + 40 or total < 40
-                    or buf[d + 32] < 0x50 or flags & _SYN or ts >= engine.next_sweep):
+            if total < 40 or buf[d + 32] < 0x50 or flags & _SYN or ts >= engine.next_sweep:
                 return False
             return _tcp_skippable(engine, index, buf[d + 12:d + 24], ts, flags,
                                   total == 20 + (buf[d + 32] >> 4) * 4)
@@ -146,10 +147,11 @@ def skippable(buf: bytes | mmap.mmap, p: int, caplen: int, layout: tuple[int, in
     if buf[d + 6] not in _IPV6_KEEP:
         return True  # ICMPv6 and other protocols: the decoder drops them
     if buf[d + 6] == 6:
+        if caplen < l3 + 60:
+            return False  # the TCP header is cut short: the decoder says what is left
         plen = (buf[d + 4] << 8) | buf[d + 5]
         flags = buf[d + 53]
-        if (caplen < l3 + 60 or 0 < plen < 20 or buf[d + 52] < 0x50 or flags & _SYN
-                or ts >= engine.next_sweep):
+        if 0 < plen < 20 or buf[d + 52] < 0x50 or flags & _SYN or ts >= engine.next_sweep:
             return False
         return _tcp_skippable(engine, index, buf[d + 8:d + 44], ts, flags,
                               plen == (buf[d + 52] >> 4) * 4)
