@@ -25,6 +25,7 @@ from ...protocols import http as httpp
 from ...protocols import socks as socksp
 from ...protocols import tls as tlsp
 from ..records import DnsExchange, Evidence, FlowRef, HttpExchange, SocksExchange, TlsSession
+from .intern import Interner
 
 DNS_PORTS = frozenset({53, 5353})
 CLIENT_HELLO_LIMIT = 64 * 1024     # a ClientHello never needs more
@@ -147,6 +148,7 @@ class Engine:
         # notes its time on the flow it belongs to, if any.
         self.live_index: dict[bytes, _TcpFlow | None] = {}
         self.next_sweep = float("-inf")  # capture time of the next idle-flow scan
+        self.intern = Interner()  # one object per distinct name, record, ClientHello, flight
 
     @property
     def open_flows(self) -> int:
@@ -206,7 +208,8 @@ class Engine:
             old = self._dns.pop(key, None)
             if old is not None:
                 self._emit_dns(old)
-            self._dns[key] = _DnsPending(flow, msg.txid, q.name, q.qtype, seg.ts, seg.frame)
+            self._dns[key] = _DnsPending(flow, msg.txid, self.intern(q.name), q.qtype, seg.ts,
+                                         seg.frame)
             if len(self._dns) > MAX_DNS_PENDING:
                 self._emit_dns(self._dns.popitem(last=False)[1])
             return
@@ -218,10 +221,21 @@ class Engine:
             pending = _DnsPending(flow, msg.txid, first.name if first else "",
                                   first.qtype if first else "", seg.ts, None)
             self._dns[key] = pending
-        pending.responses.append(msg)
+        pending.responses.append(self._shared_parts(msg))
         pending.frames.append(seg.frame)
         pending.sources.append(seg.src)
         pending.times.append(seg.ts)
+
+    def _shared_parts(self, msg: dnsp.DnsMessage) -> dnsp.DnsMessage:
+        """``msg`` with its sections replaced by the equal ones already kept (see intern.py)."""
+        intern = self.intern
+        # The message is this engine's alone until it is stored, so its frozen fields may be set
+        # once more, as a dataclass's own __post_init__ would (a copy would cost a second object).
+        for name in ("questions", "answers", "authority", "additional"):
+            section = getattr(msg, name)
+            if section:
+                object.__setattr__(msg, name, intern(tuple([intern(r) for r in section])))
+        return msg
 
     def _expire_dns(self, now: float) -> None:
         while self._dns:
@@ -617,9 +631,10 @@ class Engine:
                   tunnel_host: str | None, tunnel_address: str | None = None) -> None:
         if state.hello is None:
             return
+        intern = self.intern
         self.evidence.tls.append(TlsSession(
-            state.hello_ts, ref, state.hello, state.hello_frames, len(state.hello_frames),
-            state.server, state.server_frames, hop, tunnel_host, state.server_note,
+            state.hello_ts, ref, intern(state.hello), state.hello_frames, len(state.hello_frames),
+            intern(state.server), state.server_frames, hop, tunnel_host, state.server_note,
             tunnel_address=tunnel_address))
 
     def finish(self) -> Evidence:
