@@ -29,6 +29,8 @@ class Report:
     contacts: list[Contact]
     evidence: Evidence
     warnings: list[str] = field(default_factory=list)
+    # each contact's line as AnalyzeOptions.render made it (contacts built per capture), or None
+    rendered: list[str] | None = None
 
     @property
     def stats(self) -> list[CaptureStats]:
@@ -52,12 +54,38 @@ def analyze_files(paths: Sequence[str | Path], options: AnalyzeOptions | None = 
     if progress is not None and hasattr(progress, "files_total"):
         def on_file(done: int, total: int) -> None:
             progress.files_done, progress.files_total = done, total  # type: ignore[attr-defined]
+    if _per_file_possible(files, opts, attributor):
+        from .perfile import file_contacts, independent, merge_order
+
+        parts = read_all(files, opts, progress, on_file, per_file=file_contacts)
+        if independent([part.links for part in parts]):
+            for part in parts:
+                evidence.extend(part.evidence)
+                for st in part.evidence.stats:
+                    warnings.extend(st.warnings)
+            order = merge_order([part.contacts for part in parts])
+            contacts = [parts[f].contacts[i] for f, i in order]
+            rendered = None
+            if all(part.rendered is not None for part in parts):
+                rendered = [parts[f].rendered[i] for f, i in order]  # type: ignore[index]
+            return Report(contacts, evidence, warnings, rendered)
+        # a link crosses captures (see perfile): every capture's evidence again, in one place
     for ev in read_all(files, opts, progress, on_file):
         evidence.extend(ev)
         for st in ev.stats:
             warnings.extend(st.warnings)
     contacts = contacts_from_evidence(evidence, opts, attributor)
     return Report(contacts, evidence, warnings)
+
+
+def _per_file_possible(files: Sequence[str | Path], opts: AnalyzeOptions,
+                       attributor: Attributor | None) -> bool:
+    """Contacts may be built per capture in the workers: several captures and workers, no
+    evidence asked for, and nothing that reads every contact at once (a tracer's attribution,
+    a configuration's causes)."""
+    return (not opts.keep_evidence and opts.workers > 1 and len(files) > 1
+            and attributor is None and opts.config is None
+            and not any(str(p) == "-" for p in files))
 
 
 def contacts_from_evidence(evidence: Evidence, opts: AnalyzeOptions,

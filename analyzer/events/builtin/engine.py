@@ -54,10 +54,11 @@ class _DnsPending:
     sources: list[str] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
 
-    def freeze(self) -> DnsExchange:
+    def freeze(self, intern: Interner | None = None) -> DnsExchange:
+        sources = tuple(self.sources)
         return DnsExchange(self.ts, self.flow, self.txid, self.qname, self.qtype, self.query_frame,
-                           tuple(self.responses), tuple(self.frames), tuple(self.sources),
-                           tuple(self.times))
+                           tuple(self.responses), tuple(self.frames),
+                           intern(sources) if intern is not None else sources, tuple(self.times))
 
 
 @dataclass(slots=True)
@@ -246,7 +247,7 @@ class Engine:
             self._emit_dns(pending)
 
     def _emit_dns(self, pending: _DnsPending) -> None:
-        self.evidence.dns.append(pending.freeze())
+        self.evidence.dns.append(pending.freeze(self.intern))
 
     # -- TCP -----------------------------------------------------------------------------------
     def _tcp(self, seg: Segment) -> None:
