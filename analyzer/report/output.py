@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import sys
@@ -53,6 +52,8 @@ def render_machine(records: Sequence[dict[str, Any]], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(list(records), default=str, indent=2) + "\n"
     if fmt == "csv":
+        import csv  # here: most runs write JSON lines or a table
+
         rows = [_flatten(r) for r in records]
         columns: list[str] = []
         for row in rows:
