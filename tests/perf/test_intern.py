@@ -60,3 +60,19 @@ def test_output_is_the_one_without_sharing(tmp_path: Path, monkeypatch: pytest.M
     shared = _jsonl(paths)
     monkeypatch.setattr(Interner, "__call__", lambda self, value: value)  # every value its own
     assert _jsonl(paths) == shared and shared.count("\n") > 300
+
+
+def test_remembered_dns_parse_equals_the_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    from analyzer.events.builtin import engine as engine_mod
+    from analyzer.protocols.dns import parse_dns
+    from bench.gen import dns_message
+
+    monkeypatch.setattr(engine_mod, "DNS_BODIES", 2)
+    eng = engine_mod.Engine("t")
+    messages = [dns_message(txid, name, response)
+                for txid in (1, 2, 1, 0xBEEF) for name in ("proxy.golang.org", "sum.golang.org")
+                for response in (False, True)]
+    for data in messages:
+        got = eng._parse_dns(data)
+        assert got == parse_dns(data) and got.txid == int.from_bytes(data[:2], "big")
+    assert len(eng._dns_bodies) <= 2

@@ -41,6 +41,20 @@ FLOW_IDLE_TIMEOUT = 900.0
 SWEEP_INTERVAL = 60.0              # capture seconds between scans for idle flows
 
 
+DNS_BODIES = 4096                  # DNS message bodies remembered (at most ~2 MB of bytes)
+_DNS_FIELDS = tuple(dnsp.DnsMessage.__dataclass_fields__)
+
+
+def _with_txid(msg: dnsp.DnsMessage, txid: int) -> dnsp.DnsMessage:
+    """``dataclasses.replace(msg, txid=txid)`` at a fraction of its cost (no keyword dict, no
+    frozen ``__init__``; DnsMessage has no ``__post_init__``)."""
+    new = object.__new__(dnsp.DnsMessage)
+    for name in _DNS_FIELDS:
+        object.__setattr__(new, name, getattr(msg, name))
+    object.__setattr__(new, "txid", txid)
+    return new
+
+
 @dataclass(slots=True)
 class _DnsPending:
     flow: FlowRef
@@ -150,6 +164,7 @@ class Engine:
         self.live_index: dict[bytes, _TcpFlow | None] = {}
         self.next_sweep = float("-inf")  # capture time of the next idle-flow scan
         self.intern = Interner()  # one object per distinct name, record, ClientHello, flight
+        self._dns_bodies: dict[bytes, dnsp.DnsMessage] = {}  # see _parse_dns
 
     @property
     def open_flows(self) -> int:
@@ -192,7 +207,7 @@ class Engine:
     # -- DNS -----------------------------------------------------------------------------------
     def _udp_dns(self, seg: Segment) -> None:
         try:
-            msg = dnsp.parse_dns(seg.payload)
+            msg = self._parse_dns(seg.payload)
         except ParseError:
             self._error("dns", seg.frame)
             return
@@ -222,10 +237,26 @@ class Engine:
             pending = _DnsPending(flow, msg.txid, first.name if first else "",
                                   first.qtype if first else "", seg.ts, None)
             self._dns[key] = pending
-        pending.responses.append(self._shared_parts(msg))
+        pending.responses.append(msg)  # its sections shared by _parse_dns
         pending.frames.append(seg.frame)
         pending.sources.append(seg.src)
         pending.times.append(seg.ts)
+
+    def _parse_dns(self, payload: bytes) -> dnsp.DnsMessage:
+        """``parse_dns(payload)``, remembered per message body (everything after the ID): a
+        client asks the same question every time (only the ID differs), and a resolver often
+        gives the same answer within a TTL second, so most DNS messages of a capture were parsed
+        before. The parser is pure, so the remembered message with this ID is the same value."""
+        body = bytes(payload[2:])
+        known = self._dns_bodies.get(body)
+        if known is not None:
+            txid = (payload[0] << 8) | payload[1]
+            return known if known.txid == txid else _with_txid(known, txid)
+        msg = self._shared_parts(dnsp.parse_dns(payload))
+        if len(self._dns_bodies) >= DNS_BODIES:
+            self._dns_bodies.clear()
+        self._dns_bodies[body] = msg
+        return msg
 
     def _shared_parts(self, msg: dnsp.DnsMessage) -> dnsp.DnsMessage:
         """``msg`` with its sections replaced by the equal ones already kept (see intern.py)."""
@@ -518,7 +549,7 @@ class Engine:
         ref = flow.ref
         for raw in messages:
             try:
-                msg = dnsp.parse_dns(raw)
+                msg = self._parse_dns(raw)
             except ParseError:
                 self._error("dns", chunk.frame)
                 continue
