@@ -169,3 +169,21 @@ def test_one_capture_given_twice_shares_its_flow_ids(tmp_path: Path) -> None:
 ])
 def test_independent(links: list[Links], expected: bool) -> None:
     assert independent(links) is expected
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv"])
+def test_cli_output_with_workers_is_the_serial_one(tmp_path: Path, fmt: str) -> None:
+    from click.testing import CliRunner
+
+    from analyzer.cli import cli
+
+    paths = []
+    for seed in (1, 2):
+        gen = tmp_path / f"gen{seed}.pcap"
+        write_pcap(gen, 20_000, seed)
+        paths.append(str(gen))
+    runner = CliRunner()
+    one = runner.invoke(cli, ["analyze", "-q", "--all", "-f", fmt, "-j", "1", *paths])
+    two = runner.invoke(cli, ["analyze", "-q", "--all", "-f", fmt, "-j", "2", *paths])
+    assert one.exit_code == 0 and two.exit_code == 0, two.output
+    assert two.output == one.output and one.output.count("\n") > 200
