@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..base.model import CaptureStats, Contact, ProcessInfo, replace_contact
 from ..contacts.build import build_contacts
 from ..events.records import Evidence, FlowRef, ProgressFn
 from .options import AnalyzeOptions
+
+if TYPE_CHECKING:
+    from .perfile import FileContacts
 
 
 class Attributor(Protocol):
@@ -55,7 +58,7 @@ def analyze_files(paths: Sequence[str | Path], options: AnalyzeOptions | None = 
         def on_file(done: int, total: int) -> None:
             progress.files_done, progress.files_total = done, total  # type: ignore[attr-defined]
     if _per_file_possible(files, opts, attributor):
-        from .perfile import file_contacts, independent, merge_order
+        from .perfile import independent, merge_order
 
         parts = read_all(files, opts, progress, on_file, per_file=file_contacts)
         if independent([part.links for part in parts]):
@@ -76,6 +79,17 @@ def analyze_files(paths: Sequence[str | Path], options: AnalyzeOptions | None = 
             warnings.extend(st.warnings)
     contacts = contacts_from_evidence(evidence, opts, attributor)
     return Report(contacts, evidence, warnings)
+
+
+def file_contacts(evidence: Evidence, opts: AnalyzeOptions) -> FileContacts:
+    """A capture's contacts as if it were the only one, with its links to other captures and,
+    with ``opts.render``, its lines (run in the worker that read it; see pipeline.perfile)."""
+    from .perfile import FileContacts, links_of
+
+    contacts = contacts_from_evidence(evidence, opts)
+    kept = Evidence(stats=evidence.stats, flow_processes=evidence.flow_processes)
+    rendered = [opts.render(c) for c in contacts] if opts.render is not None else None
+    return FileContacts(contacts, links_of(evidence, contacts), kept, rendered)
 
 
 def _per_file_possible(files: Sequence[str | Path], opts: AnalyzeOptions,

@@ -15,7 +15,7 @@ links, all of which a worker can summarise in a few small sets (``Links``):
   for every contact.
 
 ``independent()`` says when none of these links crosses a capture; then each capture's contacts
-equal the ones the whole set would give, and ``merge()`` orders them exactly as the whole set's
+equal the ones the whole set would give, and ``merge_order()`` orders them exactly as the whole set's
 sort would. Otherwise the caller builds the contacts from the merged evidence, as before.
 """
 
@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from ..base.model import Contact
 from ..events.records import Evidence
 from ..findings.access import dns_addresses
-from .options import AnalyzeOptions
 
 # What the findings stage lists a flagged answer's addresses for (see analyzer.findings).
 FLAGGED_KINDS = frozenset({"dns-private-answer", "dns-unexpected-answer", "dns-duplicate-response"})
@@ -115,16 +114,6 @@ def independent(all_links: Sequence[Links]) -> bool:
             seen[key] = seen.get(key, frozenset()) | found
             counts[key] = counts.get(key, 0) + 1
     return not any(counts[key] > 1 and len(found) > 1 for key, found in seen.items())
-
-
-def file_contacts(evidence: Evidence, opts: AnalyzeOptions) -> FileContacts:
-    """A capture's contacts as if it were the only one, and its links (run in the worker)."""
-    from .offline import contacts_from_evidence
-
-    contacts = contacts_from_evidence(evidence, opts)
-    kept = Evidence(stats=evidence.stats, flow_processes=evidence.flow_processes)
-    rendered = [opts.render(c) for c in contacts] if opts.render is not None else None
-    return FileContacts(contacts, links_of(evidence, contacts), kept, rendered)
 
 
 def merge_order(parts: Sequence[Sequence[Contact]]) -> list[tuple[int, int]]:
