@@ -14,11 +14,12 @@
    tool failed or found different contacts: timings depend on the machine and its load, so
    unmet targets are reported, not fatal.
 
-``python -m bench.run [--runs N] [--quick]``; --quick (about 25 s) measures proxytrace against
+``python -m bench.run [--runs N] [--quick]``; --quick (about 30 s) measures proxytrace against
 tcpdump and the two-file run only.
-The whole run took 6.5-7 minutes on the shared 2-core machine (load average 3-12; an estimated
-4-5 minutes when it is quiet), plus about 30 s to generate the cached captures the first time;
-the 20M-packet capture (2.9 GB) is made in a temporary folder every run and removed after.
+The whole run took 6.5-7 minutes on the shared 2-core machine at a load average of 3-12, and
+3.5 minutes at 1.5 (tshark at 2M packets is most of it), plus about 30 s to generate the
+cached captures the first time; the 20M-packet capture (2.9 GB) is made in a temporary folder
+every run and removed after.
 """
 
 from __future__ import annotations
