@@ -11,7 +11,7 @@ from ..base import exitcodes
 from ..pipeline import analyze_files
 from ..pipeline.parallel import default_workers
 from ..report.contacts import CONTACT_FORMATS, render_report
-from ..report.output import output_options
+from ..report.output import contact_line, emit_lines, output_options
 from .common import analyze_options, source_options, watch_options
 from .progress import Progress
 
@@ -43,10 +43,15 @@ def command(captures: tuple[str, ...], watch: tuple[str, ...], watch_file: Path 
     gc.disable()
     opts = analyze_options(watch, watch_file, all_hosts, expect_path, no_redact, engine, keylog,
                            config_from, quiet=quiet,
-                           workers=workers if workers is not None else default_workers())
+                           workers=workers if workers is not None else default_workers(),
+                           keep_evidence=False,  # the report needs contacts and stats only
+                           render=contact_line if fmt == "jsonl" else None)
     progress = Progress.for_terminal(quiet)
     report = analyze_files(captures, opts, progress=progress)  # type: ignore[arg-type]
-    render_report(report, fmt, output)
+    if report.rendered is not None and fmt == "jsonl":
+        emit_lines(report.rendered, output)  # lines the workers rendered, in report order
+    else:
+        render_report(report, fmt, output)
     if fmt != "table" or output:  # the table itself lists the warnings
         for warning in report.warnings:
             click.echo(f"proxytrace: warning: {warning}", err=True)

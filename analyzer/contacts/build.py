@@ -17,6 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..base.model import Contact, DnsInfo, HttpInfo, ProxyHop, TlsInfo
 from ..base.watchlist import WatchList
+from ..events.builtin.intern import Interner
 from ..events.records import DnsExchange, Evidence, HttpExchange, SocksExchange, TlsSession
 from ..protocols.tls import version_name
 from .clients import infer_client
@@ -81,19 +82,21 @@ def _watched_name(watch: WatchList, ex: DnsExchange) -> str | None:
     return None
 
 
-def dns_contacts(evidence: Evidence, watch: WatchList) -> list[Contact]:
+def dns_contacts(evidence: Evidence, watch: WatchList,
+                 intern: Interner | None = None) -> list[Contact]:
+    intern = intern or Interner()  # one DnsInfo per distinct answer (see events.builtin.intern)
     out = []
     for ex in evidence.dns:
         host = _watched_name(watch, ex)
         if host is None:
             continue
         resp = ex.first_response
-        info = DnsInfo(
+        info = intern(DnsInfo(
             qname=ex.qname, qtype=ex.qtype,
             answers=tuple(r.value for r in resp.answers) if resp else (),
             rcode=resp.rcode if resp else None, resolver=ex.flow.server,
             cnames=resp.cname_chain(ex.qname) if resp else (),
-        )
+        ))
         frames = ((ex.query_frame,) if ex.query_frame else ()) + ex.response_frames
         notes = () if resp else ("no response seen",)
         out.append(Contact(
@@ -105,7 +108,8 @@ def dns_contacts(evidence: Evidence, watch: WatchList) -> list[Contact]:
 
 
 def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap,
-                 redact: bool = True) -> list[Contact]:
+                 redact: bool = True, intern: Interner | None = None) -> list[Contact]:
+    intern = intern or Interner()
     out = []
     for s in evidence.tls:
         hello = s.client_hello
@@ -141,9 +145,10 @@ def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap,
         if server is not None and server.certificates:
             leaf = server.certificates[0]
             issuer, subject, sans = leaf.issuer, leaf.subject, leaf.sans
-        info = TlsInfo(sni=hello.sni, alpn=hello.alpn, version=version, ja4=hello.ja4,
-                       ja3=hello.ja3, cert_issuer=issuer, cert_subject=subject, cert_sans=sans,
-                       offered_version=hello.max_version_name, name_from_dns=from_dns)
+        info = intern(TlsInfo(sni=hello.sni, alpn=hello.alpn, version=version, ja4=hello.ja4,
+                              ja3=hello.ja3, cert_issuer=issuer, cert_subject=subject,
+                              cert_sans=sans, offered_version=hello.max_version_name,
+                              name_from_dns=from_dns))
         http_info, operations, url = _decrypted(s, host, redact)
         ua = http_info.user_agent if http_info else None
         client, evidence_text = infer_client(hello.ja4, ua, host, operations)
@@ -152,7 +157,7 @@ def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap,
             sport=s.flow.client_port, dst=s.flow.server, dport=s.flow.server_port,
             flow_id=s.flow.flow_id, frames=s.frames + s.server_frames, capture=s.flow.capture,
             client=client, client_evidence=evidence_text,
-            tls=info, via_proxy=s.via_proxy, notes=tuple(notes), http=http_info,
+            tls=info, via_proxy=s.via_proxy, notes=intern(tuple(notes)), http=http_info,
             operation=operations[0] if operations else None, operations=operations, url=url))
     return out
 
@@ -280,7 +285,9 @@ def _socks_summary(s: SocksExchange) -> str:
 
 def build_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> list[Contact]:
     amap = AddressMap.from_dns(evidence.dns)
-    contacts = (dns_contacts(evidence, watch) + tls_contacts(evidence, watch, amap, redact)
+    intern = Interner()
+    contacts = (dns_contacts(evidence, watch, intern)
+                + tls_contacts(evidence, watch, amap, redact, intern)
                 + http_contacts(evidence, watch, redact) + socks_contacts(evidence, watch, amap))
     contacts.sort(key=lambda c: (c.ts, c.frames[:1]))
     return contacts

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..base.model import CaptureStats, Contact, ProcessInfo, replace_contact
 from ..contacts.build import build_contacts
 from ..events.records import Evidence, FlowRef, ProgressFn
 from .options import AnalyzeOptions
+
+if TYPE_CHECKING:
+    from .perfile import FileContacts
 
 
 class Attributor(Protocol):
@@ -29,6 +32,8 @@ class Report:
     contacts: list[Contact]
     evidence: Evidence
     warnings: list[str] = field(default_factory=list)
+    # each contact's line as AnalyzeOptions.render made it (contacts built per capture), or None
+    rendered: list[str] | None = None
 
     @property
     def stats(self) -> list[CaptureStats]:
@@ -52,12 +57,49 @@ def analyze_files(paths: Sequence[str | Path], options: AnalyzeOptions | None = 
     if progress is not None and hasattr(progress, "files_total"):
         def on_file(done: int, total: int) -> None:
             progress.files_done, progress.files_total = done, total  # type: ignore[attr-defined]
+    if _per_file_possible(files, opts, attributor):
+        from .perfile import independent, merge_order
+
+        parts = read_all(files, opts, progress, on_file, per_file=file_contacts)
+        if independent([part.links for part in parts]):
+            for part in parts:
+                evidence.extend(part.evidence)
+                for st in part.evidence.stats:
+                    warnings.extend(st.warnings)
+            order = merge_order([part.contacts for part in parts])
+            contacts = [parts[f].contacts[i] for f, i in order]
+            rendered = None
+            if all(part.rendered is not None for part in parts):
+                rendered = [parts[f].rendered[i] for f, i in order]  # type: ignore[index]
+            return Report(contacts, evidence, warnings, rendered)
+        # a link crosses captures (see perfile): every capture's evidence again, in one place
     for ev in read_all(files, opts, progress, on_file):
         evidence.extend(ev)
         for st in ev.stats:
             warnings.extend(st.warnings)
     contacts = contacts_from_evidence(evidence, opts, attributor)
     return Report(contacts, evidence, warnings)
+
+
+def file_contacts(evidence: Evidence, opts: AnalyzeOptions) -> FileContacts:
+    """A capture's contacts as if it were the only one, with its links to other captures and,
+    with ``opts.render``, its lines (run in the worker that read it; see pipeline.perfile)."""
+    from .perfile import FileContacts, links_of
+
+    contacts = contacts_from_evidence(evidence, opts)
+    kept = Evidence(stats=evidence.stats, flow_processes=evidence.flow_processes)
+    rendered = [opts.render(c) for c in contacts] if opts.render is not None else None
+    return FileContacts(contacts, links_of(evidence, contacts), kept, rendered)
+
+
+def _per_file_possible(files: Sequence[str | Path], opts: AnalyzeOptions,
+                       attributor: Attributor | None) -> bool:
+    """Contacts may be built per capture in the workers: several captures and workers, no
+    evidence asked for, and nothing that reads every contact at once (a tracer's attribution,
+    a configuration's causes)."""
+    return (not opts.keep_evidence and opts.workers > 1 and len(files) > 1
+            and attributor is None and opts.config is None
+            and not any(str(p) == "-" for p in files))
 
 
 def contacts_from_evidence(evidence: Evidence, opts: AnalyzeOptions,
@@ -98,6 +140,8 @@ def attribute(contacts: list[Contact], evidence: Evidence,
 
 def _redact_processes(contacts: list[Contact]) -> list[Contact]:
     """Credentials in recorded environments and command lines (a proxy URL's password)."""
+    if all(c.process is None for c in contacts):
+        return contacts  # most captures: nothing to redact, and no 10 ms import of the causes
     from ..causes.proxylist import redact_process
 
     cache: dict[int, ProcessInfo] = {}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,3 +20,10 @@ class AnalyzeOptions:
     keylog: Path | None = None
     quiet: bool = True                   # no progress on stderr
     workers: int = 1                     # worker processes for several captures (1: serial)
+    # False: the report needs only its contacts and the captures' stats, so with several workers
+    # each builds its capture's contacts when no other capture can change them (pipeline.perfile)
+    # and Report.evidence then holds only the stats and flow processes
+    keep_evidence: bool = True
+    # with contacts built per capture (above): each contact's output line, made in the worker
+    # too (a module-level function, so it reaches the worker); the report keeps them in order
+    render: Callable[[Any], str] | None = None

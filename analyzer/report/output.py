@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import sys
@@ -53,6 +52,8 @@ def render_machine(records: Sequence[dict[str, Any]], fmt: str) -> str:
     if fmt == "json":
         return json.dumps(list(records), default=str, indent=2) + "\n"
     if fmt == "csv":
+        import csv  # here: most runs write JSON lines or a table
+
         rows = [_flatten(r) for r in records]
         columns: list[str] = []
         for row in rows:
@@ -77,16 +78,27 @@ def emit_text(text: str, output: str | None) -> None:
         sys.stdout.flush()
 
 
+def contact_line(contact: Any) -> str:
+    """A contact's JSON line without its newline, as ``emit_jsonl`` writes it (a module-level
+    function: worker processes render their own captures' lines with it)."""
+    return _JSONL_ENCODER.encode(contact.to_dict())
+
+
 def emit_jsonl(records: Iterable[dict[str, Any]], output: str | None) -> None:
     """JSON lines of ``records`` to ``output`` (private file) or stdout, written as they are
     encoded, a few hundred lines at a time: the same bytes as ``render_machine(..., "jsonl")``
     without the whole text (and every record) in memory at once."""
     encode = _JSONL_ENCODER.encode
+    emit_lines((encode(record) for record in records), output)
+
+
+def emit_lines(lines: Iterable[str], output: str | None) -> None:
+    """Lines (each without its newline) to ``output`` (private file) or stdout."""
     fh = open_private(output, "w", encoding="utf-8") if output else sys.stdout
     try:
         batch: list[str] = []
-        for record in records:
-            batch.append(encode(record))
+        for line in lines:
+            batch.append(line)
             if len(batch) >= 512:
                 batch.append("")
                 fh.write("\n".join(batch))

@@ -25,6 +25,7 @@ from ...protocols import http as httpp
 from ...protocols import socks as socksp
 from ...protocols import tls as tlsp
 from ..records import DnsExchange, Evidence, FlowRef, HttpExchange, SocksExchange, TlsSession
+from .intern import Interner
 
 DNS_PORTS = frozenset({53, 5353})
 CLIENT_HELLO_LIMIT = 64 * 1024     # a ClientHello never needs more
@@ -40,6 +41,20 @@ FLOW_IDLE_TIMEOUT = 900.0
 SWEEP_INTERVAL = 60.0              # capture seconds between scans for idle flows
 
 
+DNS_BODIES = 4096                  # DNS message bodies remembered (at most ~2 MB of bytes)
+_DNS_FIELDS = tuple(dnsp.DnsMessage.__dataclass_fields__)
+
+
+def _with_txid(msg: dnsp.DnsMessage, txid: int) -> dnsp.DnsMessage:
+    """``dataclasses.replace(msg, txid=txid)`` at a fraction of its cost (no keyword dict, no
+    frozen ``__init__``; DnsMessage has no ``__post_init__``)."""
+    new = object.__new__(dnsp.DnsMessage)
+    for name in _DNS_FIELDS:
+        object.__setattr__(new, name, getattr(msg, name))
+    object.__setattr__(new, "txid", txid)
+    return new
+
+
 @dataclass(slots=True)
 class _DnsPending:
     flow: FlowRef
@@ -53,10 +68,11 @@ class _DnsPending:
     sources: list[str] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
 
-    def freeze(self) -> DnsExchange:
+    def freeze(self, intern: Interner | None = None) -> DnsExchange:
+        sources = tuple(self.sources)
         return DnsExchange(self.ts, self.flow, self.txid, self.qname, self.qtype, self.query_frame,
-                           tuple(self.responses), tuple(self.frames), tuple(self.sources),
-                           tuple(self.times))
+                           tuple(self.responses), tuple(self.frames),
+                           intern(sources) if intern is not None else sources, tuple(self.times))
 
 
 @dataclass(slots=True)
@@ -147,6 +163,8 @@ class Engine:
         # notes its time on the flow it belongs to, if any.
         self.live_index: dict[bytes, _TcpFlow | None] = {}
         self.next_sweep = float("-inf")  # capture time of the next idle-flow scan
+        self.intern = Interner()  # one object per distinct name, record, ClientHello, flight
+        self._dns_bodies: dict[bytes, dnsp.DnsMessage] = {}  # see _parse_dns
 
     @property
     def open_flows(self) -> int:
@@ -189,7 +207,7 @@ class Engine:
     # -- DNS -----------------------------------------------------------------------------------
     def _udp_dns(self, seg: Segment) -> None:
         try:
-            msg = dnsp.parse_dns(seg.payload)
+            msg = self._parse_dns(seg.payload)
         except ParseError:
             self._error("dns", seg.frame)
             return
@@ -206,7 +224,8 @@ class Engine:
             old = self._dns.pop(key, None)
             if old is not None:
                 self._emit_dns(old)
-            self._dns[key] = _DnsPending(flow, msg.txid, q.name, q.qtype, seg.ts, seg.frame)
+            self._dns[key] = _DnsPending(flow, msg.txid, self.intern(q.name), q.qtype, seg.ts,
+                                         seg.frame)
             if len(self._dns) > MAX_DNS_PENDING:
                 self._emit_dns(self._dns.popitem(last=False)[1])
             return
@@ -218,10 +237,37 @@ class Engine:
             pending = _DnsPending(flow, msg.txid, first.name if first else "",
                                   first.qtype if first else "", seg.ts, None)
             self._dns[key] = pending
-        pending.responses.append(msg)
+        pending.responses.append(msg)  # its sections shared by _parse_dns
         pending.frames.append(seg.frame)
         pending.sources.append(seg.src)
         pending.times.append(seg.ts)
+
+    def _parse_dns(self, payload: bytes) -> dnsp.DnsMessage:
+        """``parse_dns(payload)``, remembered per message body (everything after the ID): a
+        client asks the same question every time (only the ID differs), and a resolver often
+        gives the same answer within a TTL second, so most DNS messages of a capture were parsed
+        before. The parser is pure, so the remembered message with this ID is the same value."""
+        body = bytes(payload[2:])
+        known = self._dns_bodies.get(body)
+        if known is not None:
+            txid = (payload[0] << 8) | payload[1]
+            return known if known.txid == txid else _with_txid(known, txid)
+        msg = self._shared_parts(dnsp.parse_dns(payload))
+        if len(self._dns_bodies) >= DNS_BODIES:
+            self._dns_bodies.clear()
+        self._dns_bodies[body] = msg
+        return msg
+
+    def _shared_parts(self, msg: dnsp.DnsMessage) -> dnsp.DnsMessage:
+        """``msg`` with its sections replaced by the equal ones already kept (see intern.py)."""
+        intern = self.intern
+        # The message is this engine's alone until it is stored, so its frozen fields may be set
+        # once more, as a dataclass's own __post_init__ would (a copy would cost a second object).
+        for name in ("questions", "answers", "authority", "additional"):
+            section = getattr(msg, name)
+            if section:
+                object.__setattr__(msg, name, intern(tuple([intern(r) for r in section])))
+        return msg
 
     def _expire_dns(self, now: float) -> None:
         while self._dns:
@@ -232,7 +278,7 @@ class Engine:
             self._emit_dns(pending)
 
     def _emit_dns(self, pending: _DnsPending) -> None:
-        self.evidence.dns.append(pending.freeze())
+        self.evidence.dns.append(pending.freeze(self.intern))
 
     # -- TCP -----------------------------------------------------------------------------------
     def _tcp(self, seg: Segment) -> None:
@@ -503,7 +549,7 @@ class Engine:
         ref = flow.ref
         for raw in messages:
             try:
-                msg = dnsp.parse_dns(raw)
+                msg = self._parse_dns(raw)
             except ParseError:
                 self._error("dns", chunk.frame)
                 continue
@@ -617,9 +663,10 @@ class Engine:
                   tunnel_host: str | None, tunnel_address: str | None = None) -> None:
         if state.hello is None:
             return
+        intern = self.intern
         self.evidence.tls.append(TlsSession(
-            state.hello_ts, ref, state.hello, state.hello_frames, len(state.hello_frames),
-            state.server, state.server_frames, hop, tunnel_host, state.server_note,
+            state.hello_ts, ref, intern(state.hello), state.hello_frames, len(state.hello_frames),
+            intern(state.server), state.server_frames, hop, tunnel_host, state.server_note,
             tunnel_address=tunnel_address))
 
     def finish(self) -> Evidence:

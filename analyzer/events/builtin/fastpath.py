@@ -51,7 +51,7 @@ from ...source.capture_file import MAX_SNAP, PCAP_MAGICS, RawFrame, ReadState, o
 from .engine import DNS_PORTS, Engine
 
 CHUNK = 4 << 20    # bytes per read() from a pipe
-WINDOW = 32 << 20  # bytes per mmap window of a regular file: RSS stays flat however big the file
+WINDOW = 8 << 20   # bytes per mmap window of a regular file: its pages count in RSS while mapped
 
 # link type -> (offset of the 16-bit ethertype or -1 when there is none, offset of the IP header)
 LAYOUTS: dict[int, tuple[int, int]] = {
