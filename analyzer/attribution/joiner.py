@@ -93,7 +93,9 @@ class SocketAttributor:
         rec = self.socket_for(flow, ts)
         if rec is None:
             return None
-        return self.process_info(rec.pid, rec.comm, at=rec.ts)
+        info = self.process_info(rec.pid, rec.comm, at=rec.ts)
+        # a pid whose program no tier saw (it ended before /proc could be read) names nothing
+        return info if info.comm is not None or info.cmdline is not None else None
 
     def record_at(self, pid: int, ts: float | None, _depth: int = 0) -> ProcessRecord | None:
         """What ``pid`` was running at ``ts``: its last image before then (merged with what is
