@@ -72,12 +72,14 @@ def _host_go(lab: Lab, args: list[str], env: dict[str, str], cwd: Path) -> subpr
 
 
 # -- preparation (before the capture starts) -----------------------------------------------------
-def cache_without_sumdb(lab: Lab) -> None:
+def cache_without_sumdb(lab: Lab, env: dict[str, str] | None = None) -> None:
     """The module cache holds vanity.example/m v1.0.0, but nothing of the checksum database: as a
-    module cache filled with GOSUMDB=off, or copied from another machine, leaves it."""
+    module cache filled with GOSUMDB=off, or copied from another machine, leaves it. ``env`` can
+    name another module cache (GOMODCACHE) than the lab's."""
     workspace(lab)
     # Outside the workspace: inside it, go mod download would also write go.sum.
-    _host_go(lab, ["mod", "download", "vanity.example/m@v1.0.0"], {"GOSUMDB": "off"}, lab.tmp / "work")
+    _host_go(lab, ["mod", "download", "vanity.example/m@v1.0.0"], {**(env or {}), "GOSUMDB": "off"},
+             lab.tmp / "work")
 
 
 def complete_workspace(lab: Lab) -> None:
@@ -87,12 +89,10 @@ def complete_workspace(lab: Lab) -> None:
 
 
 # -- running the editor --------------------------------------------------------------------------
-def run_editor(lab: Lab, run: Run, name: str, *, settings: dict[str, Any], steps: list[dict[str, Any]],
-               env: dict[str, str] | None = None,
-               answers: list[tuple[str, str]] | None = None) -> dict[str, Any]:
-    """Start the LSP client (under strace) with gopls; returns its transcript."""
-    from .scenarios import Step  # here: scenarios.py imports this module
-
+def _lsp_client(lab: Lab, name: str, settings: dict[str, Any], steps: list[dict[str, Any]],
+                answers: list[tuple[str, str]] | None = None
+                ) -> tuple[dict[str, Any], list[str], Path]:
+    """The LSP client's spec (written to the lab's temp dir), its argv and its transcript path."""
     ws = lab.tmp / "work" / "editor"
     out = lab.tmp / f"{name}-lsp.json"
     spec = {"gopls": [str(LAB_TOOLS_BIN / "gopls"), "-rpc.trace", "-logfile",
@@ -101,8 +101,26 @@ def run_editor(lab: Lab, run: Run, name: str, *, settings: dict[str, Any], steps
             "answers": [list(a) for a in answers or []]}
     spec_path = lab.tmp / f"{name}-spec.json"
     spec_path.write_text(json.dumps(spec))
+    return spec, [str(REPO / ".venv/bin/python"), "-m", "tests.lab.lsp", str(spec_path), str(out)], out
+
+
+def start_editor(lab: Lab, name: str, *, settings: dict[str, Any], steps: list[dict[str, Any]],
+                 env: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], Path]:
+    """Start the LSP client with gopls without waiting and without strace (for a run where
+    proxytrace's own tier is the one watching); returns the client and its transcript's path.
+    The client stops gopls by pid when its steps end; the caller stops the client."""
+    _, argv, out = _lsp_client(lab, name, settings, steps)
+    return lab.spawn_client(argv, env=editor_env(lab, env), cwd=REPO), out
+
+
+def run_editor(lab: Lab, run: Run, name: str, *, settings: dict[str, Any], steps: list[dict[str, Any]],
+               env: dict[str, str] | None = None,
+               answers: list[tuple[str, str]] | None = None) -> dict[str, Any]:
+    """Start the LSP client (under strace) with gopls; returns its transcript."""
+    from .scenarios import Step  # here: scenarios.py imports this module
+
+    spec, argv, out = _lsp_client(lab, name, settings, steps, answers)
     trace = lab.tmp / f"{name}.strace"
-    argv = [str(REPO / ".venv/bin/python"), "-m", "tests.lab.lsp", str(spec_path), str(out)]
     extra = dict(env or {})
     res = lab.run_client([*strace_argv(str(trace)), *argv], env=editor_env(lab, extra), cwd=REPO,
                          timeout=300)
