@@ -104,9 +104,12 @@ def _go_files(value: str | None) -> GoFiles | None:
     if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
         return None
     goroot = data.get("goroot")
-    files = tuple(sorted((str(k), v if isinstance(v, str) else None)
-                         for k, v in data["files"].items()))
-    return GoFiles(goroot if isinstance(goroot, str) and goroot else None, files)
+    files = data["files"]
+    # a damaged line is not taken for the capturing machine's files: read them here instead
+    if not (goroot is None or isinstance(goroot, str)) or \
+            not all(v is None or isinstance(v, str) for v in files.values()):
+        return None
+    return GoFiles(goroot or None, tuple(sorted((str(k), v) for k, v in files.items())))
 
 
 def go_files_line(files: GoFiles) -> str:
