@@ -4,6 +4,7 @@ machine had them, read back by both engines, and preferred over the analysing ma
 from __future__ import annotations
 
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,32 @@ def test_the_files_go_where_the_environment_goes(tmp_path: Path, goroot: Path) -
     data = _annotated(tmp_path, goroot, tmp_path / "home").read_bytes()
     assert data.count(b"GoFiles: ") == data.count(b"\nEnv: ") > 0
     assert data.count(b"PID: 30") > data.count(b"GoFiles: ")
+
+
+def test_editor_capture_explained_where_its_goroot_is_unreadable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """captures/editor-vulncheck-prompt.pcapng (the lab's go was /usr/local/go/bin/go), analysed
+    as on a machine without that GOROOT: the capture's copy of go.env still gives the cause."""
+    real_read, real_is_file = Path.read_text, Path.is_file
+    hidden = ("/usr/local/go", "/root/.config/go")
+
+    def read_text(self: Path, *args: object, **kw: object) -> str:
+        if str(self).startswith(hidden):
+            raise FileNotFoundError(str(self))
+        return real_read(self, *args, **kw)  # type: ignore[arg-type]
+
+    def is_file(self: Path) -> bool:
+        return False if str(self).startswith(hidden) else real_is_file(self)
+
+    monkeypatch.setattr(Path, "read_text", read_text)
+    monkeypatch.setattr(Path, "is_file", is_file)
+    report = analyze_files([CAPTURES / "editor-vulncheck-prompt.pcapng"], AnalyzeOptions())
+    proxy = [c for c in report.contacts if c.host == "proxy.golang.org" and c.layer == "tls"]
+    assert proxy and all(c.process is not None and c.process.exe == "/usr/local/go/bin/go"
+                         for c in proxy)
+    assert all((c.cause or "").startswith(
+        "GOPROXY=https://proxy.golang.org,direct from $GOROOT/go.env (default, recorded with "
+        "the capture) -> module download") for c in proxy), [c.cause for c in proxy]
+    # the same process without the capture's copy: this machine's GOROOT is hidden, no cause
+    assert all(process_config(replace(c.process, go_files=None)) is None  # type: ignore[arg-type]
+               for c in proxy)
