@@ -4,7 +4,9 @@ ancestor chain and its cause, from that process's own environment, with who set 
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,10 @@ from typing import Any
 import pytest
 
 from analyzer.attribution import ebpf
+from analyzer.causes.chain import parse_env_file
+from analyzer.source.capture_file import ReadState, open_capture
+from analyzer.source.process_comments import process_from_comments
+from tests.lab.netlab import GOROOT
 from tests.lab.scenarios import _node_argv
 
 pytestmark = pytest.mark.lab
@@ -31,6 +37,11 @@ def test_capture_gives_every_contact_its_chain_and_cause(lab: Any) -> None:
     work.mkdir(exist_ok=True)
     (work / "go.mod").write_text(GO_MOD)
     out = lab.tmp / "capture.pcapng"
+    # a GOENV file written as users write it, for the capture to carry (no network: -w only)
+    wrote = subprocess.run([str(GOROOT / "bin" / "go"), "env", "-w", "GONOSUMDB=corp.example"],
+                           env=lab.client_env(), capture_output=True, text=True, timeout=60,
+                           check=False, cwd=work)
+    assert wrote.returncode == 0, wrote.stderr
     capture = lab.spawn_client([*PROXYTRACE, "capture", "--attribution", "ebpf", "-f", "jsonl",
                                 "-w", str(out)], env=lab.client_env({"PYTHONPATH": str(REPO)}))
     banner = ""
@@ -79,6 +90,20 @@ def test_capture_gives_every_contact_its_chain_and_cause(lab: Any) -> None:
     # the checksum database named by the lab's GOSUMDB, from the go command's environment
     sumdb = [c for c in by_comm["go"] if c["host"] == "sum.golang.org" and c["layer"] == "tls"]
     assert sumdb and all(c["cause"].startswith("GOSUMDB=sum.golang.org+") for c in sumdb)
+
+    # the Go configuration files the go process read, carried by the pcapng written
+    goenv = str(lab.tmp / "home" / ".config" / "go" / "env")
+    with out.open("rb") as fh:
+        carried = {p.go_files for f in open_capture(fh, ReadState(str(out)))
+                   if (p := process_from_comments(f.comments, f.pid)) is not None
+                   and p.comm == "go" and p.go_files is not None}
+    assert carried, "no GoFiles: line on the go process's packets"
+    root_lines = "".join(f"{k}={v}\n" for k, v in
+                         parse_env_file((GOROOT / "go.env").read_text()).items())
+    for files in carried:
+        assert files.goroot == os.path.realpath(GOROOT)
+        assert dict(files.files) == {goenv: "GONOSUMDB=corp.example\n",
+                                     os.path.join(files.goroot, "go.env"): root_lines}
 
     for c in by_comm["node"]:
         assert c["process"]["pid"] == pids["node"]
