@@ -49,6 +49,23 @@ def env_from_block(block: bytes | str) -> Env:
 
 
 @dataclass(frozen=True, slots=True)
+class GoFiles:
+    """The Go configuration files a process's go reads, as they were on the capturing machine:
+    ``goroot`` the GOROOT found for its go binary (None: none found), ``files`` each file's
+    path and its Go variable lines (``GOPROXY=...``), None for a file that did not exist."""
+
+    goroot: str | None
+    files: tuple[tuple[str, str | None], ...] = ()
+
+    def text_of(self, path: str) -> tuple[bool, str | None]:
+        """(recorded, content) for ``path``: content None when it was recorded as missing."""
+        for p, text in self.files:
+            if p == path:
+                return True, text
+        return False, None
+
+
+@dataclass(frozen=True, slots=True)
 class Ancestor:
     """One process up the chain of a contact's process, as it was when the contact was made."""
 
@@ -69,7 +86,8 @@ class ProcessInfo:
 
     ``ancestors`` is the parent chain at connect time, nearest first (up to init or
     MAX_ANCESTORS); ``env`` the recorded variables of the process at its exec (None when the
-    tier did not see them); ``exe`` the exec'd file.
+    tier did not see them); ``exe`` the exec'd file; ``go_files`` the Go configuration files
+    its go read, when the capture carries them.
     """
 
     pid: int
@@ -83,6 +101,7 @@ class ProcessInfo:
     ancestors: tuple[Ancestor, ...] = ()
     env: Env | None = None
     exe: str | None = None
+    go_files: GoFiles | None = None  # recorded with the capture (None: read them here, if at all)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -13,7 +13,16 @@ import posixpath
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .goconfig import BUILTIN, CHAIN_VARS, ENVIRONMENT, GOROOT_ENV, Setting, goenv_source
+from .goconfig import (
+    BUILTIN,
+    CHAIN_VARS,
+    ENVIRONMENT,
+    GOROOT_ENV,
+    GOROOT_ENV_RECORDED,
+    RECORDED,
+    Setting,
+    goenv_source,
+)
 
 # Built-in defaults of go1.21+ (cfg.go: GOPROXY/GOSUMDB/GOTOOLCHAIN are empty in the binary).
 BUILTIN_DEFAULTS: Mapping[str, str] = {"GOAUTH": "netrc"}
@@ -83,6 +92,7 @@ class ReadFile:
     path: str
     values: Mapping[str, str]
     exists: bool = True
+    recorded: bool = False  # read from the capture (the capturing machine's file), not from here
 
 
 def resolve_chain(env: Mapping[str, str], user: ReadFile | None, goroot: ReadFile | None,
@@ -100,9 +110,11 @@ def resolve_chain(env: Mapping[str, str], user: ReadFile | None, goroot: ReadFil
         if val:  # an empty environment value falls through to the files, like os.Getenv != ""
             return Setting(name, val, labels.get(name, ENVIRONMENT))
         if user is not None and name in user.values:
-            return Setting(name, user.values[name], goenv_source(user.path), user.path)
+            label = goenv_source(user.path) + (RECORDED if user.recorded else "")
+            return Setting(name, user.values[name], label, user.path)
         if goroot is not None and name in goroot.values:
-            return Setting(name, goroot.values[name], GOROOT_ENV, goroot.path)
+            label = GOROOT_ENV_RECORDED if goroot.recorded else GOROOT_ENV
+            return Setting(name, goroot.values[name], label, goroot.path)
         return None
 
     for name in CHAIN_VARS:

@@ -1,7 +1,7 @@
 """Which setting made each contact happen (``Contact.cause``), and contacts no setting explains.
 
 Pure: contacts and a GoConfig in, new contacts out (``process_config`` reads the files a
-traced process's go would read). A cause reads
+traced process's go would read, or takes the copies the capture carries). A cause reads
 ``GOSUMDB=sum.golang.org from $GOROOT/go.env (default) -> checksum lookup``; a contact the
 configuration cannot explain (proxy.golang.org while GOPROXY excludes it...) gets a
 ``config-unexplained`` finding, since something else (another environment, a hard-coded client,
@@ -310,9 +310,10 @@ def _name(a: Ancestor) -> str:
 
 def process_config(proc: ProcessInfo) -> GoConfig | None:
     """What ``proc`` itself ran with: its recorded environment, the GOENV file that environment
-    names, and the go.env of the GOROOT its go binary belongs to (files read now; no go command
-    is run). None when the tier did not record the environment, or when the go binary's GOROOT
-    cannot be read here."""
+    names, and the go.env of the GOROOT its go binary belongs to: the copies the capture
+    carries (``GoFiles:``) when it has them, else the files as they are now on this machine (no
+    go command is run). None when the tier did not record the environment, or when the go
+    binary's GOROOT cannot be found (recorded or here)."""
     if proc.env is None:
         return None
     env = dict(proc.env)
@@ -321,7 +322,7 @@ def process_config(proc: ProcessInfo) -> GoConfig | None:
     # GOROOT: the environment's, the GOENV file's, or the exec'd go binary's; never a go found
     # on the machine making the report
     cfg = config_from_env(env, None, env_sources=labels, allow_go=False, executable=go,
-                          look_for_go=False)
+                          look_for_go=False, recorded=proc.go_files)
     if go is not None and cfg.goroot is None:
         # a go whose GOROOT is not on this machine (a capture from elsewhere): its go.env
         # defaults are unknown, and guessing them would explain, or flag, contacts wrongly
@@ -349,7 +350,7 @@ def apply_process_causes(contacts: list[Contact], fallback: GoConfig | None = No
         proc = c.process
         key: object = None
         if proc is not None and proc.env is not None:
-            key = (proc.pid, proc.exe, proc.env, proc.cmdline,
+            key = (proc.pid, proc.exe, proc.env, proc.cmdline, proc.go_files,
                    tuple((a.pid, a.comm, a.env) for a in proc.ancestors))
             if key not in configs:
                 configs[key] = (process_config(proc), _trail(proc))

@@ -19,6 +19,9 @@ CHAIN_VARS: tuple[str, ...] = (
 ENVIRONMENT = "environment"
 BUILTIN = "built-in default"
 GOROOT_ENV = "$GOROOT/go.env (default)"
+# a file's content carried by the capture (GoFiles: line), not read on the analysing machine
+RECORDED = " (recorded with the capture)"
+GOROOT_ENV_RECORDED = "$GOROOT/go.env (default, recorded with the capture)"
 
 
 def goenv_source(path: str) -> str:

@@ -8,6 +8,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from ..base.model import Env, GoFiles
 from . import gocmd
 from .chain import (
     ReadFile,
@@ -19,6 +20,7 @@ from .chain import (
     telemetry_mode_file,
 )
 from .goconfig import CHAIN_VARS, ENVIRONMENT, GOROOT_ENV, GoConfig, Setting, goenv_source
+from .proxylist import redact
 
 
 def host_platform() -> str:
@@ -27,9 +29,16 @@ def host_platform() -> str:
     return "darwin" if sys.platform == "darwin" else "linux"
 
 
-def _read_env_file(path: str | None) -> ReadFile | None:
+def _read_env_file(path: str | None, recorded: GoFiles | None = None) -> ReadFile | None:
+    """``path`` as the go command reads it; from ``recorded`` (the capture's copy) when it
+    carries that file, from this machine otherwise."""
     if not path:
         return None
+    if recorded is not None:
+        found, text = recorded.text_of(path)
+        if found:
+            return ReadFile(path, parse_env_file(text) if text is not None else {},
+                            exists=text is not None, recorded=True)
     try:
         text = Path(path).read_text(encoding="utf-8", errors="replace")
     except OSError:
@@ -47,7 +56,8 @@ def _read_text(path: str | None) -> str | None:
 
 
 def find_goroot(env: Mapping[str, str], user: ReadFile | None, allow_go: bool = True,
-                executable: str | None = None, look_for_go: bool = True) -> str | None:
+                executable: str | None = None, look_for_go: bool = True,
+                recorded: GoFiles | None = None) -> str | None:
     """GOROOT as cfg.findGOROOT finds it: env, GOENV file, then the go binary's location:
     ``executable`` (the file a traced go process exec'd) or the ``go`` on PATH (asked only when
     ``allow_go`` and it is a wrapper script rather than a GOROOT's bin/go; not looked for
@@ -55,6 +65,8 @@ def find_goroot(env: Mapping[str, str], user: ReadFile | None, allow_go: bool = 
     for cand in (env.get("GOROOT", ""), (user.values.get("GOROOT", "") if user else "")):
         if cand:
             return os.path.normpath(cand)
+    if recorded is not None:  # the capturing machine located the go binary's GOROOT
+        return recorded.goroot
     go = executable or (find_go_binary(env) if look_for_go else None)
     if go:
         root = Path(os.path.realpath(go)).parent.parent
@@ -76,10 +88,37 @@ def find_go_binary(env: Mapping[str, str]) -> str | None:
         shutil.which("go", path=str(Path(sys.executable).parent))
 
 
+def record_go_files(env: Env, executable: str | None, platform: str | None = None,
+                    redact_values: bool = True) -> GoFiles:
+    """The files a go command started with ``env`` (``executable``: the go binary exec'd, or
+    None for another program) reads here, for a capture to carry: the GOENV file and its
+    GOROOT's go.env, found exactly as ``config_from_env`` finds them for a traced process.
+    Only ``GO*`` lines are kept, with credentials in their values hidden unless
+    ``redact_values`` is False; nothing else is read."""
+    envmap = dict(env)
+    user_path, _why = goenv_file(envmap, platform or host_platform())
+    user = _read_env_file(user_path)
+    goroot = find_goroot(envmap, user, allow_go=False, executable=executable, look_for_go=False)
+    files: dict[str, str | None] = {}
+    for path in (user_path, os.path.join(goroot, "go.env") if goroot else None):
+        if path:
+            files[path] = _go_lines(_read_text(path), redact_values)
+    return GoFiles(goroot, tuple(sorted(files.items())))
+
+
+def _go_lines(text: str | None, redact_values: bool) -> str | None:
+    if text is None:
+        return None
+    return "".join(f"{k}={redact(v) if redact_values else v}\n"
+                   for k, v in parse_env_file(text).items()
+                   if k.startswith("GO"))
+
+
 def config_from_env(env: Mapping[str, str], go_binary: str | None = None,
                     env_sources: Mapping[str, str] | None = None,
                     platform: str | None = None, allow_go: bool = True,
-                    executable: str | None = None, look_for_go: bool = True) -> GoConfig:
+                    executable: str | None = None, look_for_go: bool = True,
+                    recorded: GoFiles | None = None) -> GoConfig:
     """What a go command started with ``env`` would use, and where each value comes from.
 
     Files are always read directly (that is how sources are known); when ``go_binary`` is given, its
@@ -88,6 +127,8 @@ def config_from_env(env: Mapping[str, str], go_binary: str | None = None,
     ``allow_go=False`` forbids running any go command, even to locate GOROOT. ``executable`` is
     the go binary a traced process ran: its GOROOT is the one whose go.env it read;
     ``look_for_go=False`` does not look for a go on this machine's PATH in its place.
+    ``recorded`` (a capture's ``GoFiles:``) supplies the GOENV file, GOROOT and go.env as they
+    were on the capturing machine, in place of this machine's.
     """
     plat = platform or host_platform()
     notes: list[str] = []
@@ -99,10 +140,10 @@ def config_from_env(env: Mapping[str, str], go_binary: str | None = None,
         user_path = go_json["GOENV"] or None
     if user_path is None:
         notes.append(f"no GOENV file ({why})")
-    user = _read_env_file(user_path)
+    user = _read_env_file(user_path, recorded)
     goroot = (go_json or {}).get("GOROOT") or find_goroot(env, user, allow_go, executable,
-                                                           look_for_go)
-    root_file = _read_env_file(os.path.join(goroot, "go.env")) if goroot else None
+                                                           look_for_go, recorded)
+    root_file = _read_env_file(os.path.join(goroot, "go.env"), recorded) if goroot else None
     if goroot is None:
         notes.append("GOROOT unknown (no go command found): $GOROOT/go.env defaults not read")
     elif root_file is not None and not root_file.exists:
@@ -161,4 +202,4 @@ def _reconcile(settings: dict[str, Setting], go_json: Mapping[str, str], changed
     return out
 
 
-__all__ = ["GOROOT_ENV", "config_from_env", "find_go_binary", "goenv_source"]
+__all__ = ["GOROOT_ENV", "config_from_env", "find_go_binary", "goenv_source", "record_go_files"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -10,8 +11,9 @@ from typing import Protocol
 
 from ..attribution.joiner import SocketAttributor
 from ..base.files import open_private
-from ..base.model import ProcessInfo, Transport
+from ..base.model import Env, GoFiles, ProcessInfo, Transport
 from ..causes.proxylist import redact_process
+from ..causes.sources import record_go_files
 from ..events.records import FlowRef
 from ..packets.decode import Decoder
 from ..packets.frames import iter_frames_and_segments
@@ -42,22 +44,37 @@ class AnnotateResult:
 
 def comments_with_exe(attributor: Attributor | None, redact: bool = True) -> CommentsFn:
     """ptcpdump-style comments naming the executable's path when the tracer recorded it, plus
-    the environment and ancestor lines; credentials hidden unless ``redact`` is False."""
+    the environment and ancestor lines, and the Go configuration files the process's go reads
+    (``GoFiles:``, read once per distinct go binary and environment); credentials hidden
+    unless ``redact`` is False."""
     joiner = attributor if isinstance(attributor, SocketAttributor) else None
+    files: dict[tuple[Env, str | None], GoFiles] = {}
 
     def comments(p: ProcessInfo, full: bool = True) -> list[str]:
         if redact:
             p = redact_process(p)
         if not full:  # ptcpdump's lines only: the flow's first packet carried the rest
-            p = replace(p, env=None, ancestors=())
+            p = replace(p, env=None, ancestors=(), go_files=None)
+        # the program the pid ran under this comm (it may have exec'd something else since)
+        exe = joiner.exe_for(p.pid, p.comm) if joiner is not None else None
+        if p.env is not None and p.go_files is None:
+            p = replace(p, go_files=_go_files(files, p.env, exe or p.exe, redact))
         if joiner is None:
             return comments_for_process(p)
-        # the program the pid ran under this comm (it may have exec'd something else since)
-        exe = joiner.exe_for(p.pid, p.comm)
         parent_exe = joiner.exe_for(p.ppid, p.parent_comm) if p.ppid is not None else None
         return comments_for_process(p, exe=exe, parent_exe=parent_exe)
 
     return comments
+
+
+def _go_files(cache: dict[tuple[Env, str | None], GoFiles], env: Env, exe: str | None,
+              redact: bool) -> GoFiles:
+    # the go binary is what the process exec'd, as process_config takes it from the Cmd line
+    go = exe if exe and exe.startswith("/") and os.path.basename(exe) == "go" else None
+    key = (env, go)
+    if key not in cache:
+        cache[key] = record_go_files(env, go, redact_values=redact)
+    return cache[key]
 
 
 def _lookup(attributor: Attributor, transport: str, src: str, sport: int, dst: str, dport: int,

@@ -12,11 +12,15 @@ Two producers are understood:
   0x8001 (process) and 0x8003 (effective process) as an index among the section's PIBs.
 These are small key/value and TLV layouts no maintained library decodes, so they are parsed here.
 
-proxytrace adds two lines after ptcpdump's three in the first comment, each one JSON value on one
+proxytrace adds lines after ptcpdump's three in the first comment, each one JSON value on one
 line so that line-based readers (ptcpdump's own, Wireshark's ``frame.comment``) are unaffected:
 ``Env: {"GOPROXY": "off"}`` (the process's recorded variables at exec) and
 ``Ancestors: [{"pid": 1, "comm": "gopls", "cmdline": "...", "exe": "...", "env": {...}}, ...]``
-(the parent chain at connect time, nearest first).
+(the parent chain at connect time, nearest first), and when the process's go configuration
+files were read at capture time a third, ``GoFiles: {"goroot": "/usr/local/go", "files":
+{"/usr/local/go/go.env": "GOPROXY=https://proxy.golang.org,direct\\n...", "/root/.config/go/env":
+null}}`` (each file's Go variable lines, null for a file that did not exist), so that a capture
+analysed on another machine is explained by the files of the machine that made it.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..base.errors import ParseError
-from ..base.model import MAX_ANCESTORS, Ancestor, Env, ProcessInfo, recorded_env
+from ..base.model import MAX_ANCESTORS, Ancestor, Env, GoFiles, ProcessInfo, recorded_env
 
 EPB_PROCESSID_THREADID = 8
 APPLE_PIB_BLOCK = 0x80000001
@@ -85,7 +89,33 @@ def process_from_comments(comments: Sequence[str], epb_pid: int | None) -> Proce
         ancestors=ancestors,
         env=_env(merged.get("Env")),
         exe=exe if exe and exe.startswith("/") else None,
+        go_files=_go_files(merged.get("GoFiles")),
     )
+
+
+def _go_files(value: str | None) -> GoFiles | None:
+    """A ``GoFiles:`` line's JSON object; None when absent or malformed."""
+    if value is None:
+        return None
+    try:
+        data = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+        return None
+    goroot = data.get("goroot")
+    files = data["files"]
+    # a damaged line is not taken for the capturing machine's files: read them here instead
+    if not (goroot is None or isinstance(goroot, str)) or \
+            not all(v is None or isinstance(v, str) for v in files.values()):
+        return None
+    return GoFiles(goroot or None, tuple(sorted((str(k), v) for k, v in files.items())))
+
+
+def go_files_line(files: GoFiles) -> str:
+    """The ``GoFiles:`` line for ``files`` (one JSON value, on one line)."""
+    return "GoFiles: " + json.dumps({"goroot": files.goroot, "files": dict(files.files)},
+                                    ensure_ascii=False)
 
 
 def _env(value: str | None) -> Env | None:
@@ -149,6 +179,8 @@ def comments_for_process(p: ProcessInfo, exe: str | None = None,
     if p.ancestors:
         main += "\nAncestors: " + json.dumps([a.to_dict() for a in p.ancestors],
                                              ensure_ascii=False)
+    if p.go_files is not None:
+        main += "\n" + go_files_line(p.go_files)
     out = [main]
     if p.uid is not None:
         out.append(f"UserId: {p.uid}")

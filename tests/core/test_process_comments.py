@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from analyzer.base.errors import ParseError
-from analyzer.base.model import Ancestor, ProcessInfo
+from analyzer.base.model import Ancestor, GoFiles, ProcessInfo
 from analyzer.source.capture_file import ReadState, open_capture
 from analyzer.source.process_comments import (
     ApplePib,
@@ -145,6 +146,27 @@ def test_chain_and_environment_round_trip_after_ptcpdumps_lines() -> None:
     assert (back.ancestors, back.env, back.exe) == (CHAINED.ancestors, CHAINED.env, CHAINED.exe)
     assert (back.ppid, back.parent_comm, back.parent_cmdline) == (20, "gopls", "gopls -mode=stdio")
     assert back.chain_text() == "go ← gopls ← python3 ← ?"
+
+
+def test_go_files_round_trip_as_one_line_after_the_chain() -> None:
+    files = GoFiles("/usr/local/go", (("/home/u/.config/go/env", None),
+                                      ("/usr/local/go/go.env", "GOPROXY=https://proxy.golang.org,direct\n"
+                                                               "GOSUMDB=sum.golang.org\n")))
+    comments = comments_for_process(replace(CHAINED, go_files=files))
+    lines = comments[0].split("\n")
+    assert [line.split(":", 1)[0] for line in lines[3:]] == ["Env", "Ancestors", "GoFiles"]
+    assert _ptcpdump_fields(comments)["Args"] == "go list -m all"
+    back = process_from_comments(comments, 30)
+    assert back is not None and back.go_files == files
+    assert process_from_comments(comments_for_process(CHAINED), 30).go_files is None  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("line", ["GoFiles: {", "GoFiles: []", 'GoFiles: {"goroot": "/g"}',
+                                  'GoFiles: {"goroot": 3, "files": {"/g/go.env": 5}}'])
+def test_malformed_go_files_lines_are_ignored(line: str) -> None:
+    p = process_from_comments([f"PID: 30\nCmd: /g/bin/go\nArgs: go\n{line}"], None)
+    assert p is not None and p.pid == 30 and p.exe == "/g/bin/go"
+    assert p.go_files is None  # read as if the capture had none
 
 
 def test_malformed_chain_lines_are_ignored_not_fatal() -> None:

@@ -5,7 +5,9 @@ environment, with who set the variable."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,8 +15,12 @@ from typing import Any
 import pytest
 
 from analyzer.attribution import ebpf
+from analyzer.causes.chain import parse_env_file
+from analyzer.source.capture_file import ReadState, open_capture
+from analyzer.source.process_comments import process_from_comments
 from tests.lab import editor as lab_editor
 from tests.lab.lsp import kill_tree
+from tests.lab.netlab import GOROOT
 from tests.lab.scenarios import _node_argv
 
 pytestmark = pytest.mark.lab
@@ -51,6 +57,11 @@ def test_capture_gives_every_contact_its_chain_and_cause(lab: Any) -> None:
     work = lab.tmp / "work"
     (work / "go.mod").write_text(GO_MOD)
     out = lab.tmp / "capture.pcapng"
+    # a GOENV file written as users write it, for the capture to carry (no network: -w only)
+    wrote = subprocess.run([str(GOROOT / "bin" / "go"), "env", "-w", "GONOSUMDB=corp.example"],
+                           env=lab.client_env(), capture_output=True, text=True, timeout=60,
+                           check=False, cwd=work)
+    assert wrote.returncode == 0, wrote.stderr
     capture = lab.spawn_client([*PROXYTRACE, "capture", "--attribution", "ebpf", "-f", "jsonl",
                                 "-w", str(out)], env=lab.client_env({"PYTHONPATH": str(REPO)}))
     banner = ""
@@ -132,6 +143,21 @@ def test_capture_gives_every_contact_its_chain_and_cause(lab: Any) -> None:
     # the checksum database named by the lab's GOSUMDB, from the go command's environment
     sumdb = [c for c in by_comm["go"] if c["host"] == "sum.golang.org" and c["layer"] == "tls"]
     assert sumdb and all(c["cause"].startswith("GOSUMDB=sum.golang.org+") for c in sumdb)
+
+    # the Go configuration files the go process read, carried by the pcapng written
+    goenv = str(lab.tmp / "home" / ".config" / "go" / "env")
+    with out.open("rb") as fh:
+        carried = {p.go_files for f in open_capture(fh, ReadState(str(out)))
+                   if (p := process_from_comments(f.comments, f.pid)) is not None
+                   and p.comm == "go" and p.go_files is not None}
+    assert carried, "no GoFiles: line on the go process's packets"
+    # the lab's go (the "editor"'s child) and the installed go that gopls runs
+    assert os.path.realpath(GOROOT) in {files.goroot for files in carried}
+    for files in carried:
+        root_env = os.path.join(files.goroot, "go.env")
+        root_lines = "".join(f"{k}={v}\n" for k, v in
+                             parse_env_file(Path(root_env).read_text()).items())
+        assert dict(files.files) == {goenv: "GONOSUMDB=corp.example\n", root_env: root_lines}
 
     for c in by_comm["node"]:
         assert c["process"]["pid"] == pids["node"]
