@@ -30,6 +30,7 @@ import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from ..base.errors import ParseError
 from ..base.model import MAX_ANCESTORS, Ancestor, Env, GoFiles, ProcessInfo, recorded_env
@@ -93,14 +94,19 @@ def process_from_comments(comments: Sequence[str], epb_pid: int | None) -> Proce
     )
 
 
-def _go_files(value: str | None) -> GoFiles | None:
-    """A ``GoFiles:`` line's JSON object; None when absent or malformed."""
+def _json_value(value: str | None) -> Any:
+    """The JSON value of one of our comment lines; None when the line is absent or malformed."""
     if value is None:
         return None
     try:
-        data = json.loads(value)
+        return json.loads(value)
     except ValueError:
         return None
+
+
+def _go_files(value: str | None) -> GoFiles | None:
+    """A ``GoFiles:`` line's JSON object; None when absent or malformed."""
+    data = _json_value(value)
     if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
         return None
     goroot = data.get("goroot")
@@ -120,12 +126,7 @@ def go_files_line(files: GoFiles) -> str:
 
 def _env(value: str | None) -> Env | None:
     """An ``Env:`` line's JSON object; None when absent or not an object of strings."""
-    if value is None:
-        return None
-    try:
-        data = json.loads(value)
-    except ValueError:
-        return None
+    data = _json_value(value)
     return _env_of(data)
 
 
@@ -137,11 +138,8 @@ def _env_of(data: object) -> Env | None:
 
 def _ancestors(value: str | None) -> tuple[Ancestor, ...]:
     """An ``Ancestors:`` line's JSON list; entries without an integer pid end it."""
-    if value is None:
-        return ()
-    try:
-        data = json.loads(value)
-    except ValueError:
+    data = _json_value(value)
+    if data is None:
         return ()
     out: list[Ancestor] = []
     for item in data if isinstance(data, list) else ():
