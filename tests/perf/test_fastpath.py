@@ -148,11 +148,10 @@ def test_generated_mix_has_the_awkward_cases(tmp_path: Path) -> None:
     assert any(not flags & 0x02 for flags in first_flags.values()), "no mid-stream connection"
 
 
-def test_fast_path_skips_most_packets(tmp_path: Path) -> None:
-    path = tmp_path / "mix.pcap"
-    write_pcap(path, 25_000, 4)
+def run_counting_slow(path: Path, name: str) -> tuple[int, Engine, list[int]]:
+    """The fast path over ``path``: packets read, the engine, and the frames it sent the slow way."""
     slow_calls: list[int] = []
-    engine = Engine("mix")
+    engine = Engine(name)
     dec = Decoder()
 
     def slow(frame: RawFrame) -> None:
@@ -162,7 +161,14 @@ def test_fast_path_skips_most_packets(tmp_path: Path) -> None:
             engine.feed(seg)
 
     with path.open("rb") as fh:
-        packets = fastpath.run(fh, ReadState("mix"), engine, slow)
+        packets = fastpath.run(fh, ReadState(name), engine, slow)
+    return packets, engine, slow_calls
+
+
+def test_fast_path_skips_most_packets(tmp_path: Path) -> None:
+    path = tmp_path / "mix.pcap"
+    write_pcap(path, 25_000, 4)
+    packets, _engine, slow_calls = run_counting_slow(path, "mix")
     assert packets == 25_000 or packets > 25_000 - 10
     assert len(slow_calls) < packets // 5
 

@@ -9,11 +9,9 @@ import pytest
 from scapy.utils import wrpcap
 
 from analyzer.events.builtin import fastpath
-from analyzer.events.builtin.engine import Engine
 from analyzer.events.builtin.read import read_evidence_builtin
-from analyzer.packets.decode import Decoder
-from analyzer.source.capture_file import RawFrame, ReadState
 from tests.core.test_engine import Conversation
+from tests.perf.test_fastpath import run_counting_slow
 from tests.protocols.test_socks import CHOICE, GREET, REPLY_OK, SOCKS4_OK
 from tests.protocols.test_tls import data
 
@@ -67,15 +65,7 @@ def test_fast_equals_slow_on_socks_tunnels(record_loop: str, tunnels: tuple[Path
 def test_bulk_inside_tunnels_takes_the_fast_path(record_loop: str,
                                                  tunnels: tuple[Path, int]) -> None:
     path, total = tunnels
-    engine, dec, slow_calls = Engine("socks"), Decoder(), []
-
-    def slow(frame: RawFrame) -> None:
-        slow_calls.append(frame.number)
-        seg = dec.decode(frame.number, frame.ts, frame.linktype, frame.data)
-        if seg is not None:
-            engine.feed(seg)
-
-    with path.open("rb") as fh:
-        assert fastpath.run(fh, ReadState("socks"), engine, slow) == total
+    packets, engine, slow_calls = run_counting_slow(path, "socks")
+    assert packets == total
     assert len(engine.finish().tls) == 12
     assert len(slow_calls) < total // 5
