@@ -15,8 +15,8 @@ from analyzer.causes.contact import apply_process_causes, process_config, who_se
 from analyzer.causes.proxylist import redact_process
 from analyzer.live.annotate import annotate_capture
 from analyzer.pipeline import AnalyzeOptions, analyze_files
+from tests.conftest import CAPTURES
 
-CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 GO_LIST = "go list -m -json example.com/hello@v1.0.0"
 
 

@@ -17,8 +17,8 @@ from analyzer.causes.goconfig import GOROOT_ENV, GOROOT_ENV_RECORDED
 from analyzer.causes.sources import record_go_files
 from analyzer.live.annotate import annotate_capture
 from analyzer.pipeline import AnalyzeOptions, analyze_files
+from tests.conftest import CAPTURES
 
-CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 DEFAULTS = "GOPROXY=https://proxy.golang.org,direct\nGOSUMDB=sum.golang.org\nGOTOOLCHAIN=auto\n"
 
 

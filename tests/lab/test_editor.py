@@ -20,6 +20,7 @@ import pytest
 from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 from analyzer.contacts.operations import operation_for
 from analyzer.pipeline import AnalyzeOptions, analyze_files
+from tests.conftest import CAPTURES
 
 from .editor import (
     GOPLS_PIN,
@@ -34,7 +35,6 @@ from .netlab import lab_unavailable_reason
 from .straced import go_relevant, parse_strace, unquote
 from .vulndb import LAB_VULN_ID, database_files
 
-CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 DATA = Path(__file__).resolve().parent / "data"
 EXPECT = CAPTURES / "lab-expect.toml"
 GO126_JA4 = "t13d1312h2_f57a46bbacb6_ab7e3b40a677"

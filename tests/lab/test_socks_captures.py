@@ -4,17 +4,15 @@ without the tunnel, each with the proxy as ``via_proxy``; refusals are ``socks``
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from analyzer.base.model import Contact
 from analyzer.base.watchlist import DEFAULT_HOSTS, WatchList
 from analyzer.pipeline import AnalyzeOptions, analyze_files
+from tests.conftest import CAPTURES
 
 from .scenarios import LAB_WATCH
-
-CAPTURES = Path(__file__).resolve().parents[2] / "captures"
 
 
 def _contacts(name: str) -> tuple[dict, list[Contact]]:
