@@ -4,6 +4,7 @@ the order the captures were given, so the report equals the serial one."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,14 @@ def default_workers() -> int:
 PerFile = Callable[[Evidence, AnalyzeOptions], Any]
 
 
+def _worker_start() -> None:
+    """A forked worker inherits the parent's signal handlers. A handler the caller installed for
+    SIGTERM (a test harness, a service) would keep ``Pool.terminate`` from ending the worker and
+    hang the run; and Ctrl-C belongs to the parent, which stops the workers itself."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def _read_one(job: tuple[str | Path, AnalyzeOptions, PerFile | None]) -> Any:
     path, opts, per_file = job
     evidence = read_evidence(path, opts.engine, opts.keylog)
@@ -78,7 +87,7 @@ def read_all(paths: Sequence[str | Path], opts: AnalyzeOptions,
     # (about 0.3 s of 1.0 s for a 1M-packet capture).
     first = 1 if len(paths) <= workers else 0
     results = []
-    with ctx.Pool(workers - first) as pool:
+    with ctx.Pool(workers - first, initializer=_worker_start) as pool:
         pending = pool.imap(_read_one, [(p, opts, per_file) for p in paths[first:]])
         if first:
             results.append(own(paths[0]))
@@ -93,4 +102,8 @@ def read_all(paths: Sequence[str | Path], opts: AnalyzeOptions,
                     if on_file is not None:
                         on_file(i + 1, len(paths))
                     progress(st.capture, st.bytes, st.packets, -1)
+        # Every result is in: let the workers finish on their own rather than be killed by the
+        # terminate that leaving the block does.
+        pool.close()
+        pool.join()
     return results

@@ -177,7 +177,15 @@ def _install_signal_handlers() -> None:
         return
     atexit.register(_close_all)
 
+    owner = os.getpid()
+
     def on_signal(signum: int, _frame: Any) -> None:
+        if os.getpid() != owner:
+            # A forked child (a worker of the code under test) inherited this handler: the labs
+            # are the parent's to tear down, and the child must die of the signal as it would.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         _close_all()
         raise SystemExit(128 + signum)
 
