@@ -205,7 +205,7 @@ def display_command(watch: tuple[str, ...], watch_file: Path | None, no_default_
                     addresses: tuple[str, ...],
                     captures: tuple[str, ...], pid: int | None, comm: str | None,
                     no_check: bool, fmt: str, output: str | None) -> None:
-    """List Wireshark display filters per layer (dns, tls, http, process, findings) and
+    """List Wireshark display filters per layer (dns, tls, http, socks, process, findings) and
     combined, each compiled by tshark before it is printed."""
     proxies = _proxies(goproxy, no_go_env, forward_proxies)
     wl = _watch(watch, watch_file, no_default_hosts, proxies)

@@ -33,7 +33,7 @@ _COMM = re.compile(r"^[A-Za-z0-9._+-]{1,64}$")
 
 @dataclass(frozen=True, slots=True)
 class DisplayFilter:
-    """A named display filter; ``layer`` is dns, tls, http, process, findings or all."""
+    """A named display filter; ``layer`` is dns, tls, http, socks, process, findings or all."""
 
     name: str
     layer: str
@@ -120,6 +120,14 @@ def http_filter(watch: WatchList) -> str:
             f" || (http.response && http.response_for.uri matches {_quote(response)})")
 
 
+def socks_filter(watch: WatchList) -> str:
+    """SOCKS requests that name a watched host for the proxy to resolve (SOCKS4a, SOCKS5 with a
+    domain name: socks5h:// in Go and curl); a request by address names no host. Wireshark
+    decodes SOCKS on TCP port 1080 only, unless told otherwise (Decode As)."""
+    anchored = _quote("^" + _require(watch) + "$")
+    return f"socks.remote_name matches {anchored} || socks.v4a_dns_name matches {anchored}"
+
+
 def process_filter(pid: int | None = None, comm: str | None = None) -> str:
     """Frames whose pcapng comment names a process (ours and ptcpdump's ``PID: n`` / ``Cmd:``)."""
     terms = []
@@ -160,8 +168,9 @@ def standard_filters(watch: WatchList, no_sni_addresses: Iterable[str] = (),
                      pid: int | None = None, comm: str | None = None) -> list[DisplayFilter]:
     """The filters ``proxytrace filters display`` prints and the profile saves, in a fixed order."""
     dns, tls, http = dns_filter(watch), tls_filter(watch), http_filter(watch)
+    socks = socks_filter(watch)
     addresses = sorted(set(no_sni_addresses))
-    layers = [f"({dns})", f"({tls})", f"({http})"]
+    layers = [f"({dns})", f"({tls})", f"({http})", f"({socks})"]
     out = [
         DisplayFilter(f"{PREFIX} dns", "dns", dns, "DNS queries and answers for watched names"),
         DisplayFilter(f"{PREFIX} tls", "tls", tls, "TLS ClientHellos whose SNI is watched"),
@@ -175,6 +184,8 @@ def standard_filters(watch: WatchList, no_sni_addresses: Iterable[str] = (),
     out += [
         DisplayFilter(f"{PREFIX} http", "http", http,
                       "Plaintext HTTP requests to watched hosts, CONNECT tunnels, and responses"),
+        DisplayFilter(f"{PREFIX} socks", "socks", socks,
+                      "SOCKS4a/5 requests naming a watched host (Wireshark: port 1080)"),
         DisplayFilter(f"{PREFIX} process", "process", process_filter(pid, comm),
                       "Frames whose capture comment names the process"),
         DisplayFilter(f"{PREFIX} findings", "findings", findings_filter(watch),

@@ -45,6 +45,7 @@ _COLOURS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
     "tls": (_BLACK, (52942, 63222, 53199)),
     "tls-no-sni": (_BLACK, (64764, 59110, 40092)),
     "http": (_BLACK, (65535, 55512, 45746)),
+    "socks": (_BLACK, (60395, 52685, 65535)),
     "process": (_BLACK, (59367, 56540, 65535)),
 }
 

@@ -95,7 +95,8 @@ def test_display_formats() -> None:
     done = run("display", "--no-go-env", "--format", "jsonl")
     assert done.returncode == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
-    assert [r["layer"] for r in records] == ["dns", "tls", "http", "process", "findings", "all"]
+    assert [r["layer"] for r in records] == ["dns", "tls", "http", "socks", "process", "findings",
+                                            "all"]
     assert all(set(r) == {"name", "layer", "filter", "description"} for r in records)
     csv = run("display", "--no-go-env", "--no-check", "--format", "csv")
     assert csv.stdout.splitlines()[0] == "name,layer,filter,description"

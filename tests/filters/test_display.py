@@ -23,12 +23,14 @@ from analyzer.filters.display import (
     host_pattern,
     http_filter,
     process_filter,
+    socks_filter,
     standard_filters,
     tls_no_sni_filter,
 )
 from analyzer.filters.export import default_spec
 from analyzer.filters.profile import render_profile, write_profile
 from analyzer.pipeline import AnalyzeOptions, Report, analyze_files
+from tests.conftest import CAPTURES
 
 from .conftest import (
     capture_id,
@@ -101,10 +103,13 @@ def test_process_filter_selects_ptcpdump_comments() -> None:
 
 # Per-layer selection against the analyzer.
 
-def _expected(report: Report) -> dict[str, set[int]]:
+WIRESHARK_SOCKS_PORT = 1080
+
+def _expected(report: Report, watch: WatchList) -> dict[str, set[int]]:
     watch_sessions = {(s.flow.flow_id, s.ts): s for s in report.evidence.tls}
     http = {(h.flow.flow_id, h.ts): h for h in report.evidence.http}
-    out: dict[str, set[int]] = {"dns": set(), "tls": set(), "http": set(), "http-response": set()}
+    out: dict[str, set[int]] = {"dns": set(), "tls": set(), "http": set(), "http-response": set(),
+                                "socks": set()}
     for c in report.contacts:
         if c.layer == "dns" and c.dns is not None and c.dns.qname.lower() == c.host:
             out["dns"].update(c.frames)
@@ -115,15 +120,22 @@ def _expected(report: Report) -> dict[str, set[int]]:
             out["http"].add(max(ex.frames))
             if ex.response is not None:
                 out["http-response"].add(max(ex.frames))
+    # The request that names the host is the exchange's last client frame (after a SOCKS5
+    # greeting). Wireshark decodes SOCKS on its registered port only.
+    out["socks"] = {max(x.frames) for x in report.evidence.socks
+                    if x.flow.server_port == WIRESHARK_SOCKS_PORT and x.request.hostname
+                    and watch.matches(x.request.hostname)}
     return out
 
 
 def _check_layers(cap: Path, watch: WatchList, config: Path, profile: str) -> None:
     report = analyze_files([cap], AnalyzeOptions(watch=watch))
-    expected = _expected(report)
-    dns, tls, http, combined = tshark_rows(
-        cap, ["${proxytrace_dns}", "${proxytrace_tls}", "${proxytrace_http}", "${proxytrace_all}"],
+    expected = _expected(report, watch)
+    dns, tls, http, socks, combined = tshark_rows(
+        cap, ["${proxytrace_dns}", "${proxytrace_tls}", "${proxytrace_http}",
+              "${proxytrace_socks}", "${proxytrace_all}"],
         ("frame.number", "http.request", "http.request_in"), config, profile)
+    assert {int(r[0]) for r in socks} == expected["socks"]
     assert {int(r[0]) for r in dns} == expected["dns"]
     assert {int(r[0]) for r in tls} == expected["tls"]
     assert {int(r[0]) for r in http if r[1]} == expected["http"]
@@ -131,7 +143,7 @@ def _check_layers(cap: Path, watch: WatchList, config: Path, profile: str) -> No
     responses = [r for r in http if not r[1]]
     assert all(r[2] for r in responses), "every selected HTTP frame is a request or a response"
     assert {int(r[2]) for r in responses} == expected["http-response"]
-    assert {int(r[0]) for r in combined} == {int(r[0]) for r in dns + tls + http}
+    assert {int(r[0]) for r in combined} == {int(r[0]) for r in dns + tls + http + socks}
 
 
 @pytest.fixture(scope="module")
@@ -264,3 +276,23 @@ def test_findings_filter_agrees_with_the_analyzer(cap: Path, tmp_path: Path) -> 
     assert all(frames & selected for frames in flagged)
     if flagged:
         assert selected
+
+
+@needs_tshark
+@pytest.mark.parametrize("name", ["socks-curl.pcapng", "socks-go.pcapng"])
+def test_socks_filter_selects_the_requests_that_name_watched_hosts(name: str,
+                                                                   tmp_path: Path) -> None:
+    """On the lab's SOCKS captures the filter selects the socks4a/socks5h requests (a name for
+    the proxy to resolve), not the ones by address, and the same frames as the analyzer."""
+    cap = CAPTURES / name
+    if not cap.exists():
+        pytest.skip(f"{name} not recorded")
+    report = analyze_files([cap], AnalyzeOptions(watch=DEFAULT))
+    by_name = {max(x.frames) for x in report.evidence.socks if x.request.hostname}
+    by_address = {max(x.frames) for x in report.evidence.socks if not x.request.hostname}
+    selected = {int(r[0]) for r in tshark_rows(cap, [socks_filter(DEFAULT)])[0]}
+    wanted = {max(x.frames) for x in report.evidence.socks
+              if x.flow.server_port == WIRESHARK_SOCKS_PORT and x.request.hostname
+              and DEFAULT.matches(x.request.hostname)}
+    assert wanted and selected == wanted
+    assert selected <= by_name and not selected & by_address
