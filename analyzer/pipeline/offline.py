@@ -159,7 +159,9 @@ def _redact_processes(contacts: list[Contact]) -> list[Contact]:
 
 def _apply_findings(contacts: list[Contact], evidence: Evidence,
                     opts: AnalyzeOptions) -> list[Contact]:
-    from ..findings import apply_findings
+    from ..findings import annotate_contacts
     from ..findings.expect import load_expectations
 
-    return apply_findings(contacts, evidence, load_expectations(opts.expect_path), opts.watch)
+    # in place: the list is this pipeline's own, and each contact replaced is freed at once
+    annotate_contacts(contacts, evidence, load_expectations(opts.expect_path), opts.watch)
+    return contacts
