@@ -59,7 +59,7 @@ def answer_findings(exchange: DnsExchange, expectations: Expectations,
 
     ``texts`` shares equal finding texts: a resolver that hands out a private address does so
     on every query for the name, and each finding would otherwise keep its own copy."""
-    share = texts or _own
+    share = _own if texts is None else texts  # (an empty Interner is falsy)
     name = name or exchange.qname.lower().rstrip(".")
     expected = expectations.for_host(name)
     ranged = expected is not None and bool(expected.addresses)
