@@ -11,7 +11,7 @@ watched host whose tunnel showed no ClientHello nor HTTP request (refused, or no
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,13 +46,18 @@ class AddressMap:
         return name, frame
 
     @classmethod
-    def from_dns(cls, exchanges: Iterable[DnsExchange]) -> AddressMap:
+    def from_dns(cls, exchanges: Iterable[DnsExchange],
+                 wanted: Container[str] | None = None) -> AddressMap:
+        """Every answered address, or only those in ``wanted`` (the ones that will be looked up:
+        a lookup reads its own address's entries alone, and a big capture answers tens of
+        thousands of queries that nothing looks up)."""
         amap = cls()
         for ex in exchanges:
             for resp, ts, frame in zip(ex.responses, ex.response_ts, ex.response_frames,
                                        strict=False):
                 for addr in resp.addresses():
-                    amap.add(addr, ts, ex.qname, frame)
+                    if wanted is None or addr in wanted:
+                        amap.add(addr, ts, ex.qname, frame)
         return amap
 
 
@@ -283,11 +288,33 @@ def _socks_summary(s: SocksExchange) -> str:
     return text
 
 
+def looked_up(evidence: Evidence) -> set[str]:
+    """The addresses ``tls_contacts`` and ``socks_contacts`` look up in the DNS answers: the
+    destination of a ClientHello with no SNI and no tunnel name, and a SOCKS request's address
+    when it names no host."""
+    wanted = {s.tunnel_address or s.flow.server for s in evidence.tls
+              if s.client_hello.sni is None and not s.tunnel_host}
+    wanted.update(s.request.address for s in evidence.socks
+                  if s.request.hostname is None and s.request.address)
+    return wanted
+
+
+_NO_FRAME = float("-inf")  # before every frame number, as () is before every (frame,)
+
+
 def build_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> list[Contact]:
-    amap = AddressMap.from_dns(evidence.dns)
+    amap = AddressMap.from_dns(evidence.dns, looked_up(evidence))
     intern = Interner()
-    contacts = (dns_contacts(evidence, watch, intern)
-                + tls_contacts(evidence, watch, amap, redact, intern)
-                + http_contacts(evidence, watch, redact) + socks_contacts(evidence, watch, amap))
-    contacts.sort(key=lambda c: (c.ts, c.frames[:1]))
+    contacts = dns_contacts(evidence, watch, intern)
+    contacts += tls_contacts(evidence, watch, amap, redact, intern)
+    contacts += http_contacts(evidence, watch, redact)
+    contacts += socks_contacts(evidence, watch, amap)
+    # By (time, first frame), stable: two stable sorts, the second key first, order exactly as
+    # one sort by the pair would, without a key tuple per contact.
+    contacts.sort(key=lambda c: c.frames[0] if c.frames else _NO_FRAME)
+    contacts.sort(key=_time)
     return contacts
+
+
+def _time(contact: Contact) -> float:
+    return contact.ts
