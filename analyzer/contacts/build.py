@@ -92,24 +92,31 @@ def dns_contacts(evidence: Evidence, watch: WatchList,
     intern = intern or Interner()  # one DnsInfo per distinct answer (see events.builtin.intern)
     out = []
     for ex in evidence.dns:
-        host = _watched_name(watch, ex)
-        if host is None:
-            continue
-        resp = ex.first_response
-        info = intern(DnsInfo(
-            qname=ex.qname, qtype=ex.qtype,
-            answers=tuple(r.value for r in resp.answers) if resp else (),
-            rcode=resp.rcode if resp else None, resolver=ex.flow.server,
-            cnames=resp.cname_chain(ex.qname) if resp else (),
-        ))
-        frames = ((ex.query_frame,) if ex.query_frame else ()) + ex.response_frames
-        notes = () if resp else ("no response seen",)
-        out.append(Contact(
-            ts=ex.ts, layer="dns", host=host, transport=ex.flow.transport, src=ex.flow.client,
-            sport=ex.flow.client_port, dst=ex.flow.server, dport=ex.flow.server_port,
-            flow_id=ex.flow.flow_id, frames=frames, capture=ex.flow.capture, dns=info,
-            notes=notes))
+        contact = dns_contact(ex, watch, intern)
+        if contact is not None:
+            out.append(contact)
     return out
+
+
+def dns_contact(ex: DnsExchange, watch: WatchList, intern: Interner) -> Contact | None:
+    """The contact of one DNS exchange (None when its name is not watched)."""
+    host = _watched_name(watch, ex)
+    if host is None:
+        return None
+    resp = ex.first_response
+    info = intern(DnsInfo(
+        qname=ex.qname, qtype=ex.qtype,
+        answers=tuple(r.value for r in resp.answers) if resp else (),
+        rcode=resp.rcode if resp else None, resolver=ex.flow.server,
+        cnames=resp.cname_chain(ex.qname) if resp else (),
+    ))
+    frames = ((ex.query_frame,) if ex.query_frame else ()) + ex.response_frames
+    notes = () if resp else ("no response seen",)
+    return Contact(
+        ts=ex.ts, layer="dns", host=host, transport=ex.flow.transport, src=ex.flow.client,
+        sport=ex.flow.client_port, dst=ex.flow.server, dport=ex.flow.server_port,
+        flow_id=ex.flow.flow_id, frames=frames, capture=ex.flow.capture, dns=info,
+        notes=notes)
 
 
 def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap,
@@ -306,14 +313,25 @@ def build_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) ->
     amap = AddressMap.from_dns(evidence.dns, looked_up(evidence))
     intern = Interner()
     contacts = dns_contacts(evidence, watch, intern)
-    contacts += tls_contacts(evidence, watch, amap, redact, intern)
+    contacts += other_contacts(evidence, watch, amap, redact, intern)
+    sort_contacts(contacts)
+    return contacts
+
+
+def other_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap, redact: bool = True,
+                   intern: Interner | None = None) -> list[Contact]:
+    """The TLS, HTTP and SOCKS contacts, in that order (``build_contacts`` without DNS)."""
+    contacts = tls_contacts(evidence, watch, amap, redact, intern)
     contacts += http_contacts(evidence, watch, redact)
     contacts += socks_contacts(evidence, watch, amap)
-    # By (time, first frame), stable: two stable sorts, the second key first, order exactly as
-    # one sort by the pair would, without a key tuple per contact.
+    return contacts
+
+
+def sort_contacts(contacts: list[Contact]) -> None:
+    """By (time, first frame), stable: two stable sorts, the second key first, order exactly as
+    one sort by the pair would, without a key tuple per contact."""
     contacts.sort(key=lambda c: c.frames[0] if c.frames else _NO_FRAME)
     contacts.sort(key=_time)
-    return contacts
 
 
 def _time(contact: Contact) -> float:

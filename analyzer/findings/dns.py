@@ -205,6 +205,33 @@ def mismatch_findings(exchanges: list[DnsExchange]) -> dict[int, list[Finding]]:
     return out
 
 
+class ExchangeRules:
+    """The findings of one exchange at a time, with what they need of every exchange (the
+    resolver comparison, each capture's start) worked out once, from all of them."""
+
+    def __init__(self, exchanges: list[DnsExchange], expectations: Expectations,
+                 watch: WatchList, capture_start: dict[str, float] | None = None) -> None:
+        self.expectations, self.watch = expectations, watch
+        self.mismatches = mismatch_findings(exchanges)
+        starts = self.capture_start = dict(capture_start or {})
+        for ex in exchanges:
+            starts.setdefault(ex.flow.capture, ex.ts)
+            starts[ex.flow.capture] = min(starts[ex.flow.capture], ex.ts)
+        self.texts = Interner()
+
+    def findings(self, index: int, ex: DnsExchange) -> tuple[Finding, ...] | None:
+        """The findings of ``ex``, the exchange at ``index`` of the list given (None for none,
+        or when its name is not watched)."""
+        name = watched_name(ex, self.watch)
+        if name is None:
+            return None
+        found = (*answer_findings(ex, self.expectations, name, self.texts),
+                 *duplicate_findings(ex),
+                 *unsolicited_findings(ex, self.capture_start.get(ex.flow.capture)),
+                 *self.mismatches.get(index, ()))
+        return found or None
+
+
 def exchange_findings(exchanges: list[DnsExchange], expectations: Expectations,
                       watch: WatchList, capture_start: dict[str, float] | None = None
                       ) -> list[tuple[Finding, ...] | None]:
@@ -214,21 +241,6 @@ def exchange_findings(exchanges: list[DnsExchange], expectations: Expectations,
     ``capture_start`` maps a capture name to the time of its first event (estimated from the
     DNS exchanges when not given).
     """
-    mismatches = mismatch_findings(exchanges)
-    capture_start = dict(capture_start or {})
-    for ex in exchanges:
-        capture_start.setdefault(ex.flow.capture, ex.ts)
-        capture_start[ex.flow.capture] = min(capture_start[ex.flow.capture], ex.ts)
-    texts = Interner()
+    rules = ExchangeRules(exchanges, expectations, watch, capture_start)
     # a list, not a dict by index: one pointer per exchange on a capture of a million
-    out: list[tuple[Finding, ...] | None] = [None] * len(exchanges)
-    for i, ex in enumerate(exchanges):
-        name = watched_name(ex, watch)
-        if name is None:
-            continue
-        found = (*answer_findings(ex, expectations, name, texts), *duplicate_findings(ex),
-                 *unsolicited_findings(ex, capture_start.get(ex.flow.capture)),
-                 *mismatches.get(i, ()))
-        if found:
-            out[i] = found
-    return out
+    return [rules.findings(i, ex) for i, ex in enumerate(exchanges)]
