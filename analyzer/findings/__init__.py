@@ -138,9 +138,12 @@ def contacts_with_findings(evidence: Evidence, watch: WatchList, expectations: E
         if contact is not None:
             contacts.append(annotator.annotated(contact))
         dns.done(i)
-    # every flagged answer is known now, which the TLS and HTTP contacts' notes need
-    for contact in other_contacts(evidence, watch, amap, redact, intern):
-        contacts.append(annotator.annotated(contact))
+    # every flagged answer is known now, which the TLS and HTTP contacts' notes need; each is
+    # replaced in its list by its annotated copy, as annotate_contacts does (not both kept)
+    others = other_contacts(evidence, watch, amap, redact, intern)
+    for position, contact in enumerate(others):
+        others[position] = annotator.annotated(contact)
+    contacts += others
     sort_contacts(contacts)
     return contacts
 
