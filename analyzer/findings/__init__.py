@@ -2,7 +2,9 @@
 
 Each layer's rules live in their own module (``dns``, ``tls``, ``http``) and read the protocol
 evidence; this module only finds the evidence behind each contact and fills ``findings`` and
-``notes``. It never drops or adds a contact.
+``notes``. It never drops or adds a contact. ``contacts_with_findings`` also builds them (with
+``contacts.build``), one DNS exchange at a time, so that a caller keeping no events holds each
+exchange only until its contact is done.
 """
 
 from __future__ import annotations
