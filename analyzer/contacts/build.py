@@ -11,7 +11,7 @@ watched host whose tunnel showed no ClientHello nor HTTP request (refused, or no
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
@@ -46,13 +46,18 @@ class AddressMap:
         return name, frame
 
     @classmethod
-    def from_dns(cls, exchanges: Iterable[DnsExchange]) -> AddressMap:
+    def from_dns(cls, exchanges: Iterable[DnsExchange],
+                 wanted: Container[str] | None = None) -> AddressMap:
+        """Every answered address, or only those in ``wanted`` (the ones that will be looked up:
+        a lookup reads its own address's entries alone, and a big capture answers tens of
+        thousands of queries that nothing looks up)."""
         amap = cls()
         for ex in exchanges:
             for resp, ts, frame in zip(ex.responses, ex.response_ts, ex.response_frames,
                                        strict=False):
                 for addr in resp.addresses():
-                    amap.add(addr, ts, ex.qname, frame)
+                    if wanted is None or addr in wanted:
+                        amap.add(addr, ts, ex.qname, frame)
         return amap
 
 
@@ -87,24 +92,31 @@ def dns_contacts(evidence: Evidence, watch: WatchList,
     intern = intern or Interner()  # one DnsInfo per distinct answer (see events.builtin.intern)
     out = []
     for ex in evidence.dns:
-        host = _watched_name(watch, ex)
-        if host is None:
-            continue
-        resp = ex.first_response
-        info = intern(DnsInfo(
-            qname=ex.qname, qtype=ex.qtype,
-            answers=tuple(r.value for r in resp.answers) if resp else (),
-            rcode=resp.rcode if resp else None, resolver=ex.flow.server,
-            cnames=resp.cname_chain(ex.qname) if resp else (),
-        ))
-        frames = ((ex.query_frame,) if ex.query_frame else ()) + ex.response_frames
-        notes = () if resp else ("no response seen",)
-        out.append(Contact(
-            ts=ex.ts, layer="dns", host=host, transport=ex.flow.transport, src=ex.flow.client,
-            sport=ex.flow.client_port, dst=ex.flow.server, dport=ex.flow.server_port,
-            flow_id=ex.flow.flow_id, frames=frames, capture=ex.flow.capture, dns=info,
-            notes=notes))
+        contact = dns_contact(ex, watch, intern)
+        if contact is not None:
+            out.append(contact)
     return out
+
+
+def dns_contact(ex: DnsExchange, watch: WatchList, intern: Interner) -> Contact | None:
+    """The contact of one DNS exchange (None when its name is not watched)."""
+    host = _watched_name(watch, ex)
+    if host is None:
+        return None
+    resp = ex.first_response
+    info = intern(DnsInfo(
+        qname=ex.qname, qtype=ex.qtype,
+        answers=tuple(r.value for r in resp.answers) if resp else (),
+        rcode=resp.rcode if resp else None, resolver=ex.flow.server,
+        cnames=resp.cname_chain(ex.qname) if resp else (),
+    ))
+    frames = ((ex.query_frame,) if ex.query_frame else ()) + ex.response_frames
+    notes = () if resp else ("no response seen",)
+    return Contact(
+        ts=ex.ts, layer="dns", host=host, transport=ex.flow.transport, src=ex.flow.client,
+        sport=ex.flow.client_port, dst=ex.flow.server, dport=ex.flow.server_port,
+        flow_id=ex.flow.flow_id, frames=frames, capture=ex.flow.capture, dns=info,
+        notes=notes)
 
 
 def tls_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap,
@@ -283,11 +295,44 @@ def _socks_summary(s: SocksExchange) -> str:
     return text
 
 
+def looked_up(evidence: Evidence) -> set[str]:
+    """The addresses ``tls_contacts`` and ``socks_contacts`` look up in the DNS answers: the
+    destination of a ClientHello with no SNI and no tunnel name, and a SOCKS request's address
+    when it names no host."""
+    wanted = {s.tunnel_address or s.flow.server for s in evidence.tls
+              if s.client_hello.sni is None and not s.tunnel_host}
+    wanted.update(s.request.address for s in evidence.socks
+                  if s.request.hostname is None and s.request.address)
+    return wanted
+
+
+_NO_FRAME = float("-inf")  # before every frame number, as () is before every (frame,)
+
+
 def build_contacts(evidence: Evidence, watch: WatchList, redact: bool = True) -> list[Contact]:
-    amap = AddressMap.from_dns(evidence.dns)
+    amap = AddressMap.from_dns(evidence.dns, looked_up(evidence))
     intern = Interner()
-    contacts = (dns_contacts(evidence, watch, intern)
-                + tls_contacts(evidence, watch, amap, redact, intern)
-                + http_contacts(evidence, watch, redact) + socks_contacts(evidence, watch, amap))
-    contacts.sort(key=lambda c: (c.ts, c.frames[:1]))
+    contacts = dns_contacts(evidence, watch, intern)
+    contacts += other_contacts(evidence, watch, amap, redact, intern)
+    sort_contacts(contacts)
     return contacts
+
+
+def other_contacts(evidence: Evidence, watch: WatchList, amap: AddressMap, redact: bool = True,
+                   intern: Interner | None = None) -> list[Contact]:
+    """The TLS, HTTP and SOCKS contacts, in that order (``build_contacts`` without DNS)."""
+    contacts = tls_contacts(evidence, watch, amap, redact, intern)
+    contacts += http_contacts(evidence, watch, redact)
+    contacts += socks_contacts(evidence, watch, amap)
+    return contacts
+
+
+def sort_contacts(contacts: list[Contact]) -> None:
+    """By (time, first frame), stable: two stable sorts, the second key first, order exactly as
+    one sort by the pair would, without a key tuple per contact."""
+    contacts.sort(key=lambda c: c.frames[0] if c.frames else _NO_FRAME)
+    contacts.sort(key=_time)
+
+
+def _time(contact: Contact) -> float:
+    return contact.ts

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 
 from ..base.model import Finding
 from ..base.watchlist import WatchList
+from ..events.builtin.intern import Interner
 from ..events.records import DnsExchange
 from .access import dns_addresses, dns_answer_key, dns_summary
 from .addresses import bogon_reason, is_public_name
@@ -53,8 +54,12 @@ def watched_name(exchange: DnsExchange, watch: WatchList) -> str | None:
 
 
 def answer_findings(exchange: DnsExchange, expectations: Expectations,
-                    name: str | None = None) -> Iterator[Finding]:
-    """Addresses that should not be there: outside the expected ranges, or bogons."""
+                    name: str | None = None, texts: Interner | None = None) -> Iterator[Finding]:
+    """Addresses that should not be there: outside the expected ranges, or bogons.
+
+    ``texts`` shares equal finding texts: a resolver that hands out a private address does so
+    on every query for the name, and each finding would otherwise keep its own copy."""
+    share = _own if texts is None else texts  # (an empty Interner is falsy)
     name = name or exchange.qname.lower().rstrip(".")
     expected = expectations.for_host(name)
     ranged = expected is not None and bool(expected.addresses)
@@ -69,18 +74,22 @@ def answer_findings(exchange: DnsExchange, expectations: Expectations,
             if outside:
                 ranges = ", ".join(str(n) for n in expected.addresses)
                 yield Finding("dns", "dns-unexpected-answer",
-                              f"{name} {exchange.qtype} answered {', '.join(outside)} "
-                              f"(response from {_source(exchange, index)}), "
-                              f"outside the expected ranges {ranges} for {expected.pattern}",
+                              share(f"{name} {exchange.qtype} answered {', '.join(outside)} "
+                                    f"(response from {_source(exchange, index)}), "
+                                    f"outside the expected ranges {ranges} for {expected.pattern}"),
                               _frames(exchange, [index]))
         elif public:
             bogons = [(a, r) for a in addresses if (r := bogon_reason(a))]
             if bogons:
                 listed = ", ".join(f"{a} ({r})" for a, r in bogons)
                 yield Finding("dns", "dns-private-answer",
-                              f"public name {name} {exchange.qtype} answered {listed} "
-                              f"(response from {_source(exchange, index)})",
+                              share(f"public name {name} {exchange.qtype} answered {listed} "
+                                    f"(response from {_source(exchange, index)})"),
                               _frames(exchange, [index]))
+
+
+def _own(text: str) -> str:
+    return text
 
 
 def duplicate_findings(exchange: DnsExchange) -> Iterator[Finding]:
@@ -126,60 +135,112 @@ def unsolicited_findings(exchange: DnsExchange, capture_start: float | None = No
 
 def mismatch_findings(exchanges: list[DnsExchange]) -> dict[int, list[Finding]]:
     """Per exchange index: answers disagreeing with another resolver's answers for the same name."""
-    # (name, qtype) -> resolver -> [(exchange index, addresses, frame)]
-    seen: dict[tuple[str, str], dict[str, list[tuple[int, frozenset[str], int | None]]]] = \
-        defaultdict(lambda: defaultdict(list))
+    # First only the union of addresses per (name, qtype) and resolver: a name no two resolvers
+    # disagree on (nearly every name) needs nothing else, and a capture of a million answers then
+    # keeps a few sets rather than one per response.
+    union: dict[tuple[str, str], dict[str, set[str]]] = {}
+    for ex in exchanges:
+        if ex.qtype not in ADDRESS_TYPES:
+            continue
+        key: tuple[str, str] | None = None
+        for r_index, response in enumerate(ex.responses):
+            addresses = dns_addresses(response)
+            if not addresses:
+                continue
+            if key is None:
+                key = (ex.qname.lower().rstrip("."), ex.qtype)
+            by_resolver = union.get(key)
+            if by_resolver is None:
+                by_resolver = union[key] = {}
+            source = _source(ex, r_index)
+            found = by_resolver.get(source)
+            if found is None:
+                by_resolver[source] = set(addresses)
+            else:
+                found.update(addresses)
+    # (name, qtype) -> resolver -> the resolvers it shares no address with, and what they said
+    disagree: dict[tuple[str, str], dict[str, list[tuple[str, set[str]]]]] = {}
+    for key, by_resolver in union.items():
+        if len(by_resolver) < 2:
+            continue
+        for resolver, mine in by_resolver.items():
+            others = [(r, addrs) for r, addrs in by_resolver.items()
+                      if r != resolver and not (addrs & mine)]
+            if others:
+                disagree.setdefault(key, {})[resolver] = others
+    out: dict[int, list[Finding]] = defaultdict(list)
+    if not disagree:
+        return out
+    # Then the responses of those names alone, in the order the findings were always listed:
+    # by name, then resolver, then response.
+    rows: dict[tuple[str, str], dict[str, list[tuple[int, tuple[str, ...], int | None]]]] = {}
     for i, ex in enumerate(exchanges):
         if ex.qtype not in ADDRESS_TYPES:
             continue
+        key = (ex.qname.lower().rstrip("."), ex.qtype)
+        if key not in disagree:
+            continue
         for r_index, response in enumerate(ex.responses):
-            addresses = frozenset(dns_addresses(response))
+            addresses = dns_addresses(response)
             if not addresses:
                 continue
             frame = ex.response_frames[r_index] if r_index < len(ex.response_frames) else None
-            key = (ex.qname.lower().rstrip("."), ex.qtype)
-            seen[key][_source(ex, r_index)].append((i, addresses, frame))
-    out: dict[int, list[Finding]] = defaultdict(list)
-    for (name, qtype), by_resolver in seen.items():
-        if len(by_resolver) < 2:
+            rows.setdefault(key, {}).setdefault(_source(ex, r_index), []).append(
+                (i, addresses, frame))
+    for key in union:
+        if key not in disagree:
             continue
-        union = {r: frozenset().union(*(a for _, a, _ in rows)) for r, rows in by_resolver.items()}
-        for resolver, rows in by_resolver.items():
-            others = [(r, addrs) for r, addrs in union.items()
-                      if r != resolver and not (addrs & union[resolver])]
-            if not others:
+        name, qtype = key
+        for resolver, resolver_rows in rows[key].items():
+            listed = disagree[key].get(resolver)
+            if not listed:
                 continue
-            for index, addresses, frame in rows:
-                other_text = "; ".join(f"{r} said {', '.join(sorted(a))}" for r, a in others)
+            other_text = "; ".join(f"{r} said {', '.join(sorted(a))}" for r, a in listed)
+            for index, addresses, frame in resolver_rows:
                 frames = tuple(f for f in (frame,) if f is not None)
                 out[index].append(Finding(
                     "dns", "dns-answer-mismatch",
-                    f"{name} {qtype}: {resolver} said {', '.join(sorted(addresses))}, "
+                    f"{name} {qtype}: {resolver} said {', '.join(sorted(set(addresses)))}, "
                     f"but {other_text} (no address in common)", frames))
     return out
 
 
+class ExchangeRules:
+    """The findings of one exchange at a time, with what they need of every exchange (the
+    resolver comparison, each capture's start) worked out once, from all of them."""
+
+    def __init__(self, exchanges: list[DnsExchange], expectations: Expectations,
+                 watch: WatchList, capture_start: dict[str, float] | None = None) -> None:
+        self.expectations, self.watch = expectations, watch
+        self.mismatches = mismatch_findings(exchanges)
+        starts = self.capture_start = dict(capture_start or {})
+        for ex in exchanges:
+            starts.setdefault(ex.flow.capture, ex.ts)
+            starts[ex.flow.capture] = min(starts[ex.flow.capture], ex.ts)
+        self.texts = Interner()
+
+    def findings(self, index: int, ex: DnsExchange) -> tuple[Finding, ...] | None:
+        """The findings of ``ex``, the exchange at ``index`` of the list given (None for none,
+        or when its name is not watched)."""
+        name = watched_name(ex, self.watch)
+        if name is None:
+            return None
+        found = (*answer_findings(ex, self.expectations, name, self.texts),
+                 *duplicate_findings(ex),
+                 *unsolicited_findings(ex, self.capture_start.get(ex.flow.capture)),
+                 *self.mismatches.get(index, ()))
+        return found or None
+
+
 def exchange_findings(exchanges: list[DnsExchange], expectations: Expectations,
                       watch: WatchList, capture_start: dict[str, float] | None = None
-                      ) -> dict[int, list[Finding]]:
-    """Findings per exchange index, for exchanges whose name is watched.
+                      ) -> list[tuple[Finding, ...] | None]:
+    """The findings of each exchange, by its index (None for none), for exchanges whose name is
+    watched.
 
     ``capture_start`` maps a capture name to the time of its first event (estimated from the
     DNS exchanges when not given).
     """
-    mismatches = mismatch_findings(exchanges)
-    capture_start = dict(capture_start or {})
-    for ex in exchanges:
-        capture_start.setdefault(ex.flow.capture, ex.ts)
-        capture_start[ex.flow.capture] = min(capture_start[ex.flow.capture], ex.ts)
-    out: dict[int, list[Finding]] = {}
-    for i, ex in enumerate(exchanges):
-        name = watched_name(ex, watch)
-        if name is None:
-            continue
-        found = [*answer_findings(ex, expectations, name), *duplicate_findings(ex),
-                 *unsolicited_findings(ex, capture_start.get(ex.flow.capture)),
-                 *mismatches.get(i, [])]
-        if found:
-            out[i] = found
-    return out
+    rules = ExchangeRules(exchanges, expectations, watch, capture_start)
+    # a list, not a dict by index: one pointer per exchange on a capture of a million
+    return [rules.findings(i, ex) for i, ex in enumerate(exchanges)]

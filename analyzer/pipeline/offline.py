@@ -18,6 +18,7 @@ from ..events.records import Evidence, FlowRef, ProgressFn
 from .options import AnalyzeOptions
 
 if TYPE_CHECKING:
+    from ..findings.expect import Expectations
     from .perfile import FileContacts
 
 
@@ -50,7 +51,6 @@ def analyze_files(paths: Sequence[str | Path], options: AnalyzeOptions | None = 
     from .parallel import expand_paths, read_all
 
     opts = options or AnalyzeOptions()
-    evidence = Evidence()
     warnings: list[str] = []
     files = expand_paths(paths)
     on_file = None
@@ -62,6 +62,7 @@ def analyze_files(paths: Sequence[str | Path], options: AnalyzeOptions | None = 
 
         parts = read_all(files, opts, progress, on_file, per_file=file_contacts)
         if independent([part.links for part in parts]):
+            evidence = Evidence()
             for part in parts:
                 evidence.extend(part.evidence)
                 for st in part.evidence.stats:
@@ -73,12 +74,25 @@ def analyze_files(paths: Sequence[str | Path], options: AnalyzeOptions | None = 
                 rendered = [parts[f].rendered[i] for f, i in order]  # type: ignore[index]
             return Report(contacts, evidence, warnings, rendered)
         # a link crosses captures (see perfile): every capture's evidence again, in one place
-    for ev in read_all(files, opts, progress, on_file):
+    evidence = _merged(read_all(files, opts, progress, on_file), warnings)
+    if opts.keep_evidence:
+        return Report(contacts_from_evidence(evidence, opts, attributor), evidence, warnings)
+    # the report keeps no events: the DNS exchanges go while their contacts are built
+    contacts = contacts_from_evidence(evidence, opts, attributor, consume=True)
+    kept = Evidence(stats=evidence.stats, flow_processes=evidence.flow_processes)
+    return Report(contacts, kept, warnings)
+
+
+def _merged(parts: list[Evidence], warnings: list[str]) -> Evidence:
+    """One capture set's evidence from each capture's, their warnings added to ``warnings``
+    (the parts are let go with the list: the merged lists hold the only references)."""
+    evidence = Evidence()
+    while parts:
+        ev = parts.pop(0)
         evidence.extend(ev)
         for st in ev.stats:
             warnings.extend(st.warnings)
-    contacts = contacts_from_evidence(evidence, opts, attributor)
-    return Report(contacts, evidence, warnings)
+    return evidence
 
 
 def file_contacts(evidence: Evidence, opts: AnalyzeOptions) -> FileContacts:
@@ -103,13 +117,26 @@ def _per_file_possible(files: Sequence[str | Path], opts: AnalyzeOptions,
 
 
 def contacts_from_evidence(evidence: Evidence, opts: AnalyzeOptions,
-                           attributor: Attributor | None = None) -> list[Contact]:
-    """Contacts, then attribution, findings and causes."""
-    contacts = build_contacts(evidence, opts.watch, redact=opts.redact)
+                           attributor: Attributor | None = None, *,
+                           consume: bool = False) -> list[Contact]:
+    """Contacts, then attribution, findings and causes.
+
+    ``consume``: the DNS exchanges are let go from ``evidence`` as their contacts are built
+    and given their findings (``findings.contacts_with_findings``), for a caller that keeps no
+    events. The contacts are the same: neither attribution nor findings read what the other
+    fills in."""
+    if consume:
+        from ..findings import contacts_with_findings
+
+        contacts = contacts_with_findings(evidence, opts.watch, _expectations(opts),
+                                          redact=opts.redact)
+    else:
+        contacts = build_contacts(evidence, opts.watch, redact=opts.redact)
     contacts = attribute(contacts, evidence, attributor)
     if opts.redact:
         contacts = _redact_processes(contacts)
-    contacts = _apply_findings(contacts, evidence, opts)
+    if not consume:
+        contacts = _apply_findings(contacts, evidence, opts)
     if opts.config is not None:
         from ..causes.contact import apply_causes  # the configuration the user named wins
 
@@ -159,7 +186,14 @@ def _redact_processes(contacts: list[Contact]) -> list[Contact]:
 
 def _apply_findings(contacts: list[Contact], evidence: Evidence,
                     opts: AnalyzeOptions) -> list[Contact]:
-    from ..findings import apply_findings
+    from ..findings import annotate_contacts
+
+    # in place: the list is this pipeline's own, and each contact replaced is freed at once
+    annotate_contacts(contacts, evidence, _expectations(opts), opts.watch)
+    return contacts
+
+
+def _expectations(opts: AnalyzeOptions) -> Expectations:
     from ..findings.expect import load_expectations
 
-    return apply_findings(contacts, evidence, load_expectations(opts.expect_path), opts.watch)
+    return load_expectations(opts.expect_path)

@@ -6,7 +6,7 @@ import ipaddress
 
 from analyzer.base.watchlist import WatchList
 from analyzer.events.records import Evidence
-from analyzer.findings import apply_findings
+from analyzer.findings import annotate_contacts, apply_findings
 from analyzer.findings.addresses import bogon_reason, is_public_name
 from analyzer.findings.expect import Expectations, HostExpectation
 
@@ -81,6 +81,71 @@ def test_mismatch_between_resolvers_only() -> None:
     # One resolver rotating through a CDN's addresses is normal.
     c = exchange("go.dev", [["216.239.34.21"]], port=40004, ts=103)
     assert run(a, c)[0] == [[], []]
+
+
+def test_mismatch_names_every_disagreeing_resolver() -> None:
+    a = exchange("go.dev", [["216.239.32.21"]], resolver="192.0.2.53")
+    b = exchange("go.dev", [["31.13.64.36", "31.13.64.35"]], resolver="192.0.2.54", port=40003,
+                 ts=101)
+    c = exchange("go.dev", [["216.239.34.21"]], resolver="192.0.2.53", port=40004, ts=102)
+    d = exchange("go.dev", [["31.13.64.36"]], resolver="192.0.2.55", port=40005, ts=103)
+    kinds, out = run(a, b, c, d)
+    assert kinds == [["dns-answer-mismatch"]] * 4
+    first = "216.239.32.21, 216.239.34.21"
+    others = "192.0.2.54 said 31.13.64.35, 31.13.64.36; 192.0.2.55 said 31.13.64.36"
+    assert [c.findings[0].detail for c in out] == [
+        f"go.dev A: 192.0.2.53 said 216.239.32.21, but {others} (no address in common)",
+        f"go.dev A: 192.0.2.54 said 31.13.64.35, 31.13.64.36, but 192.0.2.53 said {first} "
+        "(no address in common)",
+        f"go.dev A: 192.0.2.53 said 216.239.34.21, but {others} (no address in common)",
+        f"go.dev A: 192.0.2.55 said 31.13.64.36, but 192.0.2.53 said {first} "
+        "(no address in common)",
+    ]
+    assert [c.findings[0].frames for c in out] == [(2,)] * 4
+
+
+def test_mismatch_of_one_exchange_by_resolver_then_response() -> None:
+    # An injected response from another address races the resolver's: each response is
+    # compared as its source's answer.
+    a = exchange("go.dev", [["216.239.32.21"], ["31.13.64.35"]],
+                 sources=["192.0.2.53", "198.51.100.9"])
+    b = exchange("go.dev", [["216.239.34.21"]], port=40003, ts=101)
+    _, out = run(a, b)
+    mismatches = [(f.detail, f.frames) for f in out[0].findings if f.kind == "dns-answer-mismatch"]
+    assert mismatches == [
+        ("go.dev A: 192.0.2.53 said 216.239.32.21, but 198.51.100.9 said 31.13.64.35 "
+         "(no address in common)", (2,)),
+        ("go.dev A: 198.51.100.9 said 31.13.64.35, but 192.0.2.53 said 216.239.32.21, "
+         "216.239.34.21 (no address in common)", (3,)),
+    ]
+    assert [f.kind for f in out[1].findings] == ["dns-answer-mismatch"]
+
+
+def test_annotating_in_place_equals_a_new_list() -> None:
+    exchanges = [exchange("proxy.golang.org", [["10.1.2.3"]], port=40000 + i, ts=100.0 + i)
+                 for i in range(3)] + [exchange("go.dev", [["216.239.32.21"]], port=40010)]
+    evidence = Evidence(dns=exchanges)
+    contacts = [dns_contact(ex) for ex in exchanges]
+    given = list(contacts)
+    copied = apply_findings(contacts, evidence, NO_EXPECT, WATCH)
+    assert contacts == given and all(a is b for a, b in zip(contacts, given, strict=True))
+    annotate_contacts(contacts, evidence, NO_EXPECT, WATCH)
+    assert contacts == copied
+    assert [len(c.findings) for c in contacts] == [1, 1, 1, 0]
+    assert contacts[3] is given[3]  # nothing found: the same contact, not a copy
+
+
+def test_equal_findings_share_their_text() -> None:
+    # A resolver answering a private address does so for every query: one text for all.
+    exchanges = [exchange("proxy.golang.org", [["10.1.2.3"]], port=40000 + i, ts=100.0 + i)
+                 for i in range(3)]
+    _, out = run(*exchanges)
+    texts = [c.findings[0].detail for c in out]
+    assert texts[0] == "public name proxy.golang.org A answered 10.1.2.3 (private) " \
+        "(response from 192.0.2.53)"
+    assert texts[1] is texts[0] and texts[2] is texts[0]
+    # the finding's frames are the contact's: one tuple
+    assert all(c.frames == (1, 2) and c.frames is c.findings[0].frames for c in out)
 
 
 def test_unwatched_names_get_nothing() -> None:
