@@ -83,7 +83,7 @@ def test_live_tracer_sees_curl_and_a_connected_udp_socket() -> None:
     server = HTTPServer(("127.0.0.1", 0), _Ok)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    tracer = ebpf.BpftraceTracer()
+    tracer = ebpf.EbpfTracer()
     tracer.start()
     try:
         argv = ["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]
@@ -111,7 +111,7 @@ def test_live_tracer_sees_unconnected_udp_sends() -> None:
     reason = ebpf.unavailable_reason()
     if reason:
         pytest.skip(reason)
-    tracer = ebpf.BpftraceTracer()
+    tracer = ebpf.EbpfTracer()
     tracer.start()
     try:
         v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

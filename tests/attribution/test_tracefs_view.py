@@ -64,7 +64,7 @@ def test_the_tracer_still_starts_when_the_view_cannot_be_made(monkeypatch: pytes
     # a view whose bind mount is refused, as in a container without CAP_SYS_ADMIN
     monkeypatch.setattr(tracefs_view, "wrap", lambda argv, events: [
         "sh", "-c", f"exit {tracefs_view.MOUNT_FAILED}"])
-    tracer = ebpf.BpftraceTracer()
+    tracer = ebpf.EbpfTracer()
     tracer.start()
     try:
         assert tracer.sync()  # tracing works, through a plain bpftrace

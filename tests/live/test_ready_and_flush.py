@@ -118,7 +118,7 @@ def test_without_loopback_markers_the_timed_wait_still_keeps_every_packet(tmp_pa
 def test_the_tracer_has_read_a_connect_made_just_before_stop() -> None:
     if ebpf.unavailable_reason():
         pytest.skip(str(ebpf.unavailable_reason()))
-    tracer = ebpf.BpftraceTracer()
+    tracer = ebpf.EbpfTracer()
     tracer.start()
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
