@@ -183,14 +183,14 @@ class _Tracer:
 def _start_both(tracer: _Tracer, capture: Capture) -> None:
     """Start the tracer and the capture side by side (each takes a second or so); both must be
     running before the traced activity begins."""
-    def timed(what: str, fn: Callable[[], None]) -> None:
+    def timed(what: Callable[[], str], fn: Callable[[], None]) -> None:
         fn()
-        stamp(f"{what} ready")
+        stamp(f"{what()} ready")  # named after the start: the ebpf tracer may have fallen back
 
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            t = pool.submit(timed, f"tracer ({tracer.describe()})", tracer.start)
-            c = pool.submit(timed, f"capture ({capture.backend})", capture.start)
+            t = pool.submit(timed, lambda: f"tracer ({tracer.describe()})", tracer.start)
+            c = pool.submit(timed, lambda: f"capture ({capture.backend})", capture.start)
             errors = [f.exception() for f in (t, c)]
     except BaseException:  # Ctrl-C while starting: leave nothing running
         _stop_both(tracer, capture)

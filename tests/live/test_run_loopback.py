@@ -79,8 +79,13 @@ def test_short_lived_curl_is_attributed(tier: str, loader: str | None, tmp_path:
         pytest.skip("strace is not installed")
     out = tmp_path / "run.pcapng"
     proc = _proxytrace(["run", "--attribution", tier, "--filter", f"tcp port {http_port}",
-                        "-w", str(out), "-f", "jsonl", "--", *_curl(http_port)], tmp_path)
+                        "-w", str(out), "-f", "jsonl", "--", *_curl(http_port)], tmp_path,
+                       env={"PROXYTRACE_TIMING": "1"})
     assert proc.returncode == 0, proc.stderr
+    if loader:  # the timing lines name the program that loaded the kernel program
+        program = "proxytrace-ebpf" if loader == "core" else "bpftrace"
+        assert "timing +" in proc.stderr and f" tracer (ebpf, {program}) ready\n" in proc.stderr
+        assert "instead" not in proc.stderr  # forced: no fallback
     contacts = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [c["host"] for c in contacts] == ["proxy.golang.org"]
     p = contacts[0]["process"]

@@ -48,7 +48,9 @@ struct {
 	__type(value, __u64);
 } tos SEC(".maps");
 
-/* one line per socket and peer (bpftrace's @once and @udp) */
+/* one line per socket and peer (bpftrace's @once and @udp). LRU maps: when full, the oldest
+ * entries go (a socket may then be printed again); bpftrace's full maps refuse new entries, so
+ * every later send of a new socket is printed. Either way a record may repeat, none is lost. */
 struct once_key {
 	__u64 sk;
 	__u32 a;
@@ -158,7 +160,7 @@ int enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
 	return 0;
 }
 
-static __always_inline void put_sock(struct sock *sk, __u64 pid_tgid, __u8 proto, __u16 fam,
+static __always_inline void put_sock(struct sock *sk, __u64 pid_tgid, __u16 proto, __u16 fam,
 				     __u16 dport)
 {
 	struct event *e = reserve('S', bpf_ktime_get_ns());
@@ -254,7 +256,8 @@ static __always_inline int on_exit_send(void)
 	bpf_probe_read_kernel(&file, sizeof(file), fdarr + fd);
 	struct socket *sock = (struct socket *)BPF_CORE_READ(file, private_data);
 	struct sock *sk = BPF_CORE_READ(sock, sk);
-	__u8 proto = (__u8)BPF_CORE_READ(sk, sk_protocol);
+	/* 16 bits: IPPROTO_MPTCP (262) must not pass for TCP (6) */
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
 	__u16 fam = BPF_CORE_READ(sk, __sk_common.skc_family);
 	__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	if (fam != AF_INET && fam != AF_INET6)
