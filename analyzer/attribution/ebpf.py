@@ -28,8 +28,8 @@ Only tracepoints are used (kprobes are not traceable on every kernel we run on):
   exits right after (the parent pid itself is read at the connect); an exit stops a pid from
   being named after the ended process when the pid comes back without a fork seen.
 Processes already running when tracing starts are read from /proc once, at start.
-Each line bpftrace (or the loader) prints is parsed by ``parse_line`` (a pure function); ``fold_events`` turns
-the events, in kernel time order, into records.
+Each line bpftrace (or the loader) prints is parsed by ``parse_line`` (a pure function);
+``fold_events`` turns the events, in kernel time order, into records.
 """
 
 from __future__ import annotations
@@ -582,7 +582,7 @@ class EbpfTracer:
         return True
 
     def abort(self) -> None:
-        """Stop bpftrace whatever it is doing (still compiling, say), with no sync."""
+        """Stop the tracer whatever it is doing (bpftrace still compiling, say), with no sync."""
         self._forget_events_file()
         if self._proc and self._proc.poll() is None:
             self._proc.send_signal(2)
@@ -600,7 +600,8 @@ class EbpfTracer:
         more of its polls). Detaching a dozen tracepoints then takes the kernel about a second:
         with ``wait_exit=False`` (after a successful sync) the tracer sends SIGINT and returns
         at once; bpftrace finishes on its own, its later events dropped, and is reaped by
-        ``wait_exit`` or, once we have exited, by init.
+        ``wait_exit`` or, once we have exited, by init. The loader prints what its ring buffer
+        holds before it exits, but takes the same path: one way to stop either.
         """
         self._forget_events_file()  # when stopped before it was ready
         if self._proc and self._proc.poll() is None:
