@@ -62,7 +62,13 @@ $(BPF_BUILD)/tracer.skel.h: $(BPF_BUILD)/tracer.o
 $(EBPF_LOADER): $(BPF_SRC)/loader.c $(BPF_SRC)/tracer.h $(BPF_BUILD)/tracer.skel.h
 	$(BPF_CLANG) -O2 -Wall -Wextra -I$(BPF_BUILD) -I$(BPF_SRC) $< -o $@ -lbpf
 
-ebpf-loader: $(EBPF_LOADER)
+# Only the kernel types the object uses (2 KB, not 5 MB: libbpf reads it at every start), for
+# the kernel it was cut from; the loader reads the full BTF on any other (loader.c).
+$(BPF_BUILD)/vmlinux.min.btf: $(BPF_BUILD)/tracer.o
+	$(BPFTOOL) gen min_core_btf $(KERNEL_BTF) $@.tmp $< && mv $@.tmp $@
+	printf '%s %s\n' "$$(uname -r)" "$$(uname -v)" > $(BPF_BUILD)/kernel.id
+
+ebpf-loader: $(EBPF_LOADER) $(BPF_BUILD)/vmlinux.min.btf
 
 # Without the compiler, libbpf or the kernel's BTF the ebpf tier runs bpftrace instead.
 ebpf-loader-if-possible:

@@ -68,11 +68,13 @@ def _workload(port: int, tmp: Path) -> subprocess.Popen[bytes]:
         "GOCACHE": str(tmp / "gocache"), "NO_PROXY": "127.0.0.1",
         "HTTPS_PROXY": "http://user:secret@127.0.0.1:9", "URL": f"http://127.0.0.1:{port}/",
         "UDP_CODE": UDP_CODE, "PY": sys.executable,
+        # longer than the 199 bytes read of each string: both cut it at the same place
+        "GOLONG": "x" * 300, "ARG": "y" * 300,
     }
     script = ('curl -s -o /dev/null "$URL"; bash -c \'curl -s -o /dev/null "$URL"; true\'; '
               # the proxy answers "ok" to everything: go fails, after asking it
               'go mod download -json example.com/m@v1.0.0 >/dev/null 2>&1; '
-              '"$PY" -c "$UDP_CODE"; exec true one two')
+              '"$PY" -c "$UDP_CODE"; /bin/true $(seq 40) "$ARG"; exec true one two')
     return subprocess.Popen(["bash", "-c", script], env=env, cwd=tmp)  # noqa: S603 - fixed argv
 
 
@@ -171,6 +173,11 @@ def test_both_loaders_print_the_same_events(tmp_path: Path) -> None:
                                           ("127.0.0.1", 53)}
     assert sum(isinstance(e, ebpf.ForkEvent) for e in seen) >= 4
     assert any(isinstance(e, ebpf.ArgEvent) and e.value == "two" for e in seen)
+    # more than 32 arguments: the 33rd is "...", as is the rest of a long string
+    assert any(isinstance(e, ebpf.ArgEvent) and e.index == ebpf.MAX_ARGS and e.value == "..."
+               for e in seen)
+    assert any(isinstance(e, ebpf.EnvEvent) and e.entry == "GOLONG=" + "x" * (ebpf.STRLEN - 8)
+               for e in seen)
 
 
 def _socket_key(s: object) -> tuple[object, ...]:

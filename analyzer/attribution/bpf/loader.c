@@ -19,7 +19,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
 #include <sys/resource.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 #include <bpf/libbpf.h>
@@ -64,6 +66,38 @@ static void fail(const char *what, int err)
 		fprintf(stderr, "proxytrace-ebpf: %s: %s (%s)\n", what, strerror(err), last_message + 8);
 	else
 		fprintf(stderr, "proxytrace-ebpf: %s: %s\n", what, strerror(err));
+}
+
+/*
+ * The kernel types the program's CO-RE relocations need, cut from the kernel's BTF at build
+ * time (`bpftool gen min_core_btf`, 2 KB instead of 5 MB): libbpf would otherwise parse the
+ * whole of /sys/kernel/btf/vmlinux at every start, most of this loader's start-up. Used only
+ * while the running kernel is the one it was cut from (kernel.id, `uname -r` and `uname -v` at
+ * build time); after a kernel upgrade the full BTF is read as usual.
+ */
+static const char *small_btf(char *path, size_t len)
+{
+	char exe[PATH_MAX], id[512], want[sizeof(id)];
+	struct utsname u;
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n <= 0 || uname(&u) != 0)
+		return NULL;
+	exe[n] = 0;
+	char *slash = strrchr(exe, '/');
+	if (!slash)
+		return NULL;
+	*slash = 0;
+	snprintf(path, len, "%s/kernel.id", exe);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return NULL;
+	int ok = fgets(id, sizeof(id), f) != NULL;
+	fclose(f);
+	snprintf(want, sizeof(want), "%s %s\n", u.release, u.version);
+	if (!ok || strcmp(id, want) != 0)
+		return NULL;
+	snprintf(path, len, "%s/vmlinux.min.btf", exe);
+	return access(path, R_OK) == 0 ? path : NULL;
 }
 
 static const char *addr(char *buf, size_t len, int family, const __u8 *raw)
@@ -162,9 +196,17 @@ int main(void)
 	static char outbuf[1 << 16];
 	setvbuf(stdout, outbuf, _IOFBF, sizeof(outbuf));
 
-	skel = tracer_bpf__open_and_load();
+	char btf_path[PATH_MAX];
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .btf_custom_path = small_btf(btf_path, sizeof(btf_path)));
+	skel = tracer_bpf__open_opts(&opts);
 	if (!skel) {
-		fail("cannot load the kernel program", errno);
+		fail("cannot open the kernel program", errno);
+		return 4;
+	}
+	err = tracer_bpf__load(skel);
+	if (err) {
+		fail("cannot load the kernel program", -err);
+		tracer_bpf__destroy(skel);
 		return 4;
 	}
 	err = tracer_bpf__attach(skel);
