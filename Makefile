@@ -8,8 +8,21 @@ DEMO_CAPTURE ?= captures/mixed.pcapng
 # The lab answers every name with private addresses and uses its own CA: tell the analyzer so.
 DEMO_FLAGS ?= --expect captures/lab-expect.toml --watch goproxy.example --watch vanity.example
 # Debian packages the tests and the lab use.
-APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs dante-server openssh-server openssh-client valgrind time openssl
-APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node danted sshd ssh valgrind /usr/bin/time openssl
+# clang, libbpf-dev and bpftool build the ebpf tier's kernel program ahead of time (see below).
+APT_PACKAGES := tcpdump tshark strace dnsmasq bpftrace tinyproxy iproute2 ethtool procps chromium curl git nodejs dante-server openssh-server openssh-client valgrind time openssl clang libbpf-dev bpftool
+APT_BINARIES := tcpdump tshark strace dnsmasq bpftrace tinyproxy ip ethtool ps chromium curl git node danted sshd ssh valgrind /usr/bin/time openssl clang /usr/sbin/bpftool
+# packages that install no program: checked by a file they install
+APT_FILES := /usr/include/bpf/libbpf.h
+
+# The ebpf tier's kernel program compiled ahead of time as a CO-RE object, with its libbpf
+# loader: bpftrace would compile the same program with LLVM at every start (most of a second).
+# vmlinux.h comes from the running kernel's BTF; the object relocates itself on other kernels.
+BPF_SRC := analyzer/attribution/bpf
+BPF_BUILD := $(BPF_SRC)/build
+EBPF_LOADER := $(BPF_BUILD)/proxytrace-ebpf
+KERNEL_BTF := /sys/kernel/btf/vmlinux
+BPFTOOL ?= $(shell command -v bpftool 2>/dev/null || echo /usr/sbin/bpftool)
+BPF_CLANG ?= clang
 
 # Real Go tools for the lab (gopls, govulncheck), built at pinned versions with the installed Go.
 HOST_GO ?= /usr/local/go/bin/go
@@ -21,7 +34,7 @@ LAB_GOVULNCHECK := golang.org/x/vuln/cmd/govulncheck@v1.9.0
 # go); every other Go setting is explicit, caches and HOME inside $(LAB_TOOLS).
 LAB_TOOLS_REGISTRY := GOPROXY GOSUMDB GONOSUMDB GOPRIVATE GONOPROXY GOINSECURE
 
-.PHONY: install sysdeps demo test test-fast lint typecheck bench bench-live lab lab-tools lab-tools-if-possible filters clean
+.PHONY: ebpf-loader ebpf-loader-if-possible install sysdeps demo test test-fast lint typecheck bench bench-live lab lab-tools lab-tools-if-possible filters clean
 
 $(BIN)/proxytrace: pyproject.toml analyzer/events/builtin/_fastloop.c
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +44,42 @@ $(BIN)/proxytrace: pyproject.toml analyzer/events/builtin/_fastloop.c
 
 # Bytecode compiled ahead (as an installed wheel has it): with PYTHONDONTWRITEBYTECODE set, an
 # editable install would otherwise compile every module at every start (about 50 ms).
-install: $(BIN)/proxytrace
+install: $(BIN)/proxytrace ebpf-loader-if-possible
 	@$(PY) -m compileall -q analyzer >/dev/null
+
+$(BPF_BUILD)/vmlinux.h:
+	mkdir -p $(BPF_BUILD)
+	$(BPFTOOL) btf dump file $(KERNEL_BTF) format c > $@.tmp && mv $@.tmp $@
+
+# -g gives the object the BTF its CO-RE relocations need; `bpftool gen object` drops the DWARF.
+$(BPF_BUILD)/tracer.o: $(BPF_SRC)/tracer.bpf.c $(BPF_SRC)/tracer.h $(BPF_BUILD)/vmlinux.h
+	$(BPF_CLANG) -g -O2 -Wall -target bpf -I$(BPF_BUILD) -I$(BPF_SRC) -c $< -o $(BPF_BUILD)/tracer.debug.o
+	$(BPFTOOL) gen object $@ $(BPF_BUILD)/tracer.debug.o
+
+$(BPF_BUILD)/tracer.skel.h: $(BPF_BUILD)/tracer.o
+	$(BPFTOOL) gen skeleton $< name tracer_bpf > $@.tmp && mv $@.tmp $@
+
+$(EBPF_LOADER): $(BPF_SRC)/loader.c $(BPF_SRC)/tracer.h $(BPF_BUILD)/tracer.skel.h
+	$(BPF_CLANG) -O2 -Wall -Wextra -I$(BPF_BUILD) -I$(BPF_SRC) $< -o $@ -lbpf
+
+# Only the kernel types the object uses (2 KB, not 5 MB: libbpf reads it at every start), for
+# the kernel it was cut from; the loader reads the full BTF on any other (loader.c).
+$(BPF_BUILD)/vmlinux.min.btf: $(BPF_BUILD)/tracer.o
+	$(BPFTOOL) gen min_core_btf $(KERNEL_BTF) $@.tmp $< && mv $@.tmp $@
+	printf '%s %s\n' "$$(uname -r)" "$$(uname -v)" > $(BPF_BUILD)/kernel.id
+
+ebpf-loader: $(EBPF_LOADER) $(BPF_BUILD)/vmlinux.min.btf
+
+# Without the compiler, libbpf or the kernel's BTF the ebpf tier runs bpftrace instead.
+ebpf-loader-if-possible:
+	@if command -v $(BPF_CLANG) >/dev/null && [ -x $(BPFTOOL) ] && [ -e /usr/include/bpf/libbpf.h ] && [ -e $(KERNEL_BTF) ]; then \
+		$(MAKE) --no-print-directory ebpf-loader || echo "ebpf loader not built: the ebpf tier will use bpftrace"; \
+	else echo "ebpf loader not built (needs clang, bpftool, libbpf-dev and $(KERNEL_BTF)): the ebpf tier will use bpftrace"; fi
 
 # Installs missing system tools with apt when running as root; otherwise lists what is missing.
 sysdeps:
 	@missing=""; for b in $(APT_BINARIES); do command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	for f in $(APT_FILES); do [ -e $$f ] || missing="$$missing $$f"; done; \
 	if [ -z "$$missing" ]; then echo "system tools present"; \
 	elif [ "$$(id -u)" = 0 ]; then \
 		echo "installing system packages (missing:$$missing)"; \
@@ -108,3 +151,4 @@ clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info build
 	rm -f analyzer/events/builtin/_fastloop*.so
 	rm -rf $(LAB_TOOLS)
+	rm -rf $(BPF_BUILD)

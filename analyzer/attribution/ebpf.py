@@ -1,4 +1,9 @@
-"""The ``ebpf`` tier: bpftrace on kernel tracepoints, system-wide, short-lived sockets included.
+"""The ``ebpf`` tier: a BPF program on kernel tracepoints, system-wide, short-lived sockets included.
+
+The program is written twice, with the same output: the bpftrace script below, and the same
+probes in C (``bpf/tracer.bpf.c``) compiled ahead of time at install, loaded by a small libbpf
+loader that prints the script's lines (no compiler at run time: ebpf_backend.py says why and
+which one runs).
 
 Only tracepoints are used (kprobes are not traceable on every kernel we run on):
 - ``syscalls:sys_exit_connect`` / ``sys_exit_sendto`` / ``sys_exit_sendmsg`` / ``sys_exit_sendmmsg``
@@ -23,15 +28,14 @@ Only tracepoints are used (kprobes are not traceable on every kernel we run on):
   exits right after (the parent pid itself is read at the connect); an exit stops a pid from
   being named after the ended process when the pid comes back without a fork seen.
 Processes already running when tracing starts are read from /proc once, at start.
-Each line bpftrace prints is parsed by ``parse_line`` (a pure function); ``fold_events`` turns
-the events, in kernel time order, into records.
+Each line bpftrace (or the loader) prints is parsed by ``parse_line`` (a pure function);
+``fold_events`` turns the events, in kernel time order, into records.
 """
 
 from __future__ import annotations
 
 import os
 import resource
-import shutil
 import socket
 import subprocess
 import threading
@@ -42,7 +46,7 @@ from pathlib import Path
 
 from ..base.errors import ParseError
 from ..base.model import recorded_env
-from . import tracefs_view
+from . import ebpf_backend, tracefs_view
 from .joiner import SocketAttributor
 from .procfs import process_record, process_table
 from .records import ProcessRecord, SocketRecord, comm_of
@@ -356,7 +360,7 @@ def to_records(ev: SockEvent, clock_offset: float) -> tuple[SocketRecord, Proces
     return sock, ProcessRecord(pid=ev.pid, ppid=ev.ppid, uid=ev.uid)
 
 
-# -- the edge: running bpftrace -----------------------------------------------------------------
+# -- the edge: running the tracer (the loader built at install, or bpftrace) -------------------
 
 TRACEFS = Path("/sys/kernel/tracing")
 SYNC_ADDR = ("127.0.0.1", 9)  # the discard port: a UDP connect to it sends nothing
@@ -366,14 +370,14 @@ BTF = Path("/sys/kernel/btf/vmlinux")
 
 def unavailable_reason() -> str | None:
     """Why the ebpf tier cannot run here, or None when it can."""
-    if shutil.which("bpftrace") is None:
-        return "bpftrace is not installed"
+    if ebpf_backend.first_choice() is None:
+        return ebpf_backend.missing_reason()
     if os.geteuid() != 0:
-        return "the ebpf tier needs root (bpftrace loads BPF programs)"
+        return "the ebpf tier needs root (it loads BPF programs)"
     if not BTF.exists():
         return f"the kernel has no BTF ({BTF} is missing)"
     if not (TRACEFS / "events").exists():
-        # bpftrace finds tracepoints through tracefs; mount it when the system did not.
+        # bpftrace and libbpf find tracepoints through tracefs; mount it when the system did not.
         subprocess.run(  # noqa: S603 - fixed argument list
             ["mount", "-t", "tracefs", "nodev", str(TRACEFS)],
                        capture_output=True, check=False)
@@ -389,13 +393,18 @@ def _raise_memlock() -> None:
         pass  # bpftrace then reports its own clear error
 
 
-class BpftraceTracer:
-    """Runs the script and keeps its events; ``stop`` folds them into a ``SocketAttributor``."""
+class EbpfTracer:
+    """Runs the kernel program (the built loader, or bpftrace with the script) and keeps its
+    events; ``stop`` folds them into a ``SocketAttributor``."""
 
     source = "ebpf"
 
-    def __init__(self, bpftrace: str = "bpftrace") -> None:
-        self._argv = [bpftrace, "-q", "-B", "line", "-e", SCRIPT]
+    def __init__(self, bpftrace: str = "bpftrace", backend: str | None = None) -> None:
+        # "core" (the loader built at install) or "bpftrace"; see ebpf_backend.py
+        self.backend = backend or ebpf_backend.first_choice() or ebpf_backend.BPFTRACE
+        self._bpftrace_argv = [bpftrace, "-q", "-B", "line", "-e", SCRIPT]
+        # why the loader gave way to bpftrace, when it did (for the run's notes)
+        self.fallback_note: str | None = None
         self._env = {**os.environ, "BPFTRACE_STRLEN": str(STRLEN)}
         self._proc: subprocess.Popen[str] | None = None
         self._thread: threading.Thread | None = None
@@ -424,16 +433,25 @@ class BpftraceTracer:
         self.launch()
         self.wait_ready(timeout)
 
+    @property
+    def program(self) -> str:
+        return "proxytrace-ebpf" if self.backend == ebpf_backend.CORE else "bpftrace"
+
     def launch(self, narrow: bool = True) -> None:
-        """Start bpftrace without waiting: compiling the script is most of its start-up (about
-        0.7 s), and the caller has other things to do meanwhile. ``narrow``: let it see only
-        the tracepoints the script uses (tracefs_view.py), which saves a third of that."""
-        _raise_memlock()  # inherited by bpftrace (no preexec_fn: we may be called from a thread)
-        argv = self._argv
-        # the program is the last argument (a script that is not yields no view: a plain start)
-        self._view = tracefs_view.prepare(self._argv[-1]) if narrow else None
-        if self._view is not None:
-            argv = tracefs_view.wrap(argv, self._view)
+        """Start the tracer without waiting: bpftrace's compiling the script is most of its
+        start-up (about 0.7 s), and the caller has other things to do meanwhile. ``narrow``:
+        let bpftrace see only the tracepoints the script uses (tracefs_view.py), which saves a
+        third of that. The built loader starts in a few tens of milliseconds."""
+        _raise_memlock()  # inherited by the tracer (no preexec_fn: we may be called from a thread)
+        if self.backend == ebpf_backend.CORE:
+            argv = [str(ebpf_backend.LOADER)]
+            self._view = None
+        else:
+            argv = self._bpftrace_argv
+            # the program is the last argument (a script that is not yields no view: a plain start)
+            self._view = tracefs_view.prepare(argv[-1]) if narrow else None
+            if self._view is not None:
+                argv = tracefs_view.wrap(argv, self._view)
         self._ready.clear()
         self.errors = []
         self._proc = subprocess.Popen(  # noqa: S603 - fixed argument list
@@ -456,7 +474,9 @@ class BpftraceTracer:
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Return once every probe is attached. bpftrace runs BEGIN before it attaches the
         other probes, but prints BEGIN's line only from its poll loop, which it enters after
-        attaching them all: the line means tracing has started."""
+        attaching them all: the line means tracing has started. The loader prints the same
+        line once it has attached every program. A loader that exits first (a kernel that
+        refuses the object) gives way to bpftrace unless the environment forces it."""
         if self._proc is None:
             self.launch()
         assert self._proc is not None
@@ -475,26 +495,32 @@ class BpftraceTracer:
                     self.launch(narrow=False)
                     continue
                 time.sleep(0.05)  # its last stderr lines
-                raise RuntimeError("bpftrace exited: " + "; ".join(self.errors[-3:]))
-            raise RuntimeError("bpftrace did not attach its probes in time")
+                why = f"{self.program} exited: " + "; ".join(self.errors[-3:])
+                if self.backend == ebpf_backend.CORE and ebpf_backend.can_fall_back():
+                    self.fallback_note = f"ebpf tier: {why}; tracing with bpftrace instead"
+                    self.backend = ebpf_backend.BPFTRACE
+                    self.launch()
+                    continue
+                raise RuntimeError(why)
+            raise RuntimeError(f"{self.program} did not attach its probes in time")
         finally:
             self._forget_events_file()
 
     def _read_table(self) -> None:
         self._table = process_table()
 
-    def _read_stderr(self, bpftrace: subprocess.Popen[str]) -> None:
-        assert bpftrace.stderr is not None
-        for line in bpftrace.stderr:
+    def _read_stderr(self, tracer: subprocess.Popen[str]) -> None:
+        assert tracer.stderr is not None
+        for line in tracer.stderr:
             line = line.strip()
             if line and not line.startswith("WARNING") and "RLIMIT_MEMLOCK" not in line:
                 self.errors.append(line)
 
-    def _read(self, bpftrace: subprocess.Popen[str]) -> None:
-        assert bpftrace.stdout is not None
-        for line in bpftrace.stdout:
+    def _read(self, tracer: subprocess.Popen[str]) -> None:
+        assert tracer.stdout is not None
+        for line in tracer.stdout:
             if self._closed:
-                continue  # keep the pipe drained while bpftrace detaches
+                continue  # keep the pipe drained while the tracer detaches
             if line.startswith("R\t"):
                 self._ready.set()
                 continue
@@ -556,7 +582,7 @@ class BpftraceTracer:
         return True
 
     def abort(self) -> None:
-        """Stop bpftrace whatever it is doing (still compiling, say), with no sync."""
+        """Stop the tracer whatever it is doing (bpftrace still compiling, say), with no sync."""
         self._forget_events_file()
         if self._proc and self._proc.poll() is None:
             self._proc.send_signal(2)
@@ -574,7 +600,8 @@ class BpftraceTracer:
         more of its polls). Detaching a dozen tracepoints then takes the kernel about a second:
         with ``wait_exit=False`` (after a successful sync) the tracer sends SIGINT and returns
         at once; bpftrace finishes on its own, its later events dropped, and is reaped by
-        ``wait_exit`` or, once we have exited, by init.
+        ``wait_exit`` or, once we have exited, by init. The loader prints what its ring buffer
+        holds before it exits, but takes the same path: one way to stop either.
         """
         self._forget_events_file()  # when stopped before it was ready
         if self._proc and self._proc.poll() is None:

@@ -51,10 +51,12 @@ def comments_with_exe(attributor: Attributor | None, redact: bool = True) -> Com
     files: dict[tuple[Env, str | None], GoFiles] = {}
 
     def comments(p: ProcessInfo, full: bool = True) -> list[str]:
-        if redact:
-            p = redact_process(p)
         if not full:  # ptcpdump's lines only: the flow's first packet carried the rest
             p = replace(p, env=None, ancestors=(), go_files=None)
+        # after the cut: redacting every ancestor's environment for each packet of a flow was
+        # most of the time spent writing the pcapng
+        if redact:
+            p = redact_process(p)
         # the program the pid ran under this comm (it may have exec'd something else since)
         exe = joiner.exe_for(p.pid, p.comm) if joiner is not None else None
         if p.env is not None and p.go_files is None:

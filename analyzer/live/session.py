@@ -135,15 +135,15 @@ class _Tracer:
 
     def __init__(self, tier: str) -> None:
         self.tier = tier
-        self._impl: ebpf.BpftraceTracer | ProcfsPoller | None = None
+        self._impl: ebpf.EbpfTracer | ProcfsPoller | None = None
         if tier == "ebpf":
-            self._impl = early.take() or ebpf.BpftraceTracer()
+            self._impl = early.take() or ebpf.EbpfTracer()
         elif tier == "procfs":
             self._impl = ProcfsPoller()
 
     def launch(self) -> None:
-        """Start the slow part early (bpftrace compiles its script meanwhile)."""
-        if isinstance(self._impl, ebpf.BpftraceTracer) and not self._impl.launched:
+        """Start the slow part early (bpftrace, when used, compiles its script meanwhile)."""
+        if isinstance(self._impl, ebpf.EbpfTracer) and not self._impl.launched:
             try:
                 self._impl.launch()
             except OSError as exc:
@@ -154,7 +154,7 @@ class _Tracer:
         if self._impl is None:
             return
         try:
-            if isinstance(self._impl, ebpf.BpftraceTracer):
+            if isinstance(self._impl, ebpf.EbpfTracer):
                 self._impl.wait_ready()
                 self._impl.sync()  # ready means it has seen traffic: a connect of our own
             else:
@@ -162,8 +162,18 @@ class _Tracer:
         except (RuntimeError, OSError) as exc:
             raise LiveError(f"{self.tier} tracer: {exc}", MISSING_TOOL) from None
 
+    def describe(self) -> str:
+        """The tier, and for ebpf the program that loads the kernel program (timing lines)."""
+        if isinstance(self._impl, ebpf.EbpfTracer):
+            return f"{self.tier}, {self._impl.program}"
+        return self.tier
+
+    def note(self) -> str | None:
+        """What the run's summary should say about the tracer (the loader's fallback)."""
+        return self._impl.fallback_note if isinstance(self._impl, ebpf.EbpfTracer) else None
+
     def stop(self) -> SocketAttributor | None:
-        if isinstance(self._impl, ebpf.BpftraceTracer):
+        if isinstance(self._impl, ebpf.EbpfTracer):
             # Every event is read once the tracer has synced; bpftrace's own exit (detaching
             # its tracepoints, about a second) is not waited for.
             return self._impl.stop(wait_exit=False)
@@ -173,14 +183,14 @@ class _Tracer:
 def _start_both(tracer: _Tracer, capture: Capture) -> None:
     """Start the tracer and the capture side by side (each takes a second or so); both must be
     running before the traced activity begins."""
-    def timed(what: str, fn: Callable[[], None]) -> None:
+    def timed(what: Callable[[], str], fn: Callable[[], None]) -> None:
         fn()
-        stamp(f"{what} ready")
+        stamp(f"{what()} ready")  # named after the start: the ebpf tracer may have fallen back
 
     try:
         with ThreadPoolExecutor(max_workers=2) as pool:
-            t = pool.submit(timed, f"tracer ({tracer.tier})", tracer.start)
-            c = pool.submit(timed, f"capture ({capture.backend})", capture.start)
+            t = pool.submit(timed, lambda: f"tracer ({tracer.describe()})", tracer.start)
+            c = pool.submit(timed, lambda: f"capture ({capture.backend})", capture.start)
             errors = [f.exception() for f in (t, c)]
     except BaseException:  # Ctrl-C while starting: leave nothing running
         _stop_both(tracer, capture)
@@ -277,6 +287,7 @@ def run_command(command: Sequence[str], opts: LiveOptions,
         raise
     _start_both(tracer, capture)
     stamp("tracer and capture started")
+    notes.extend(n for n in [tracer.note()] if n)
     strace_out = workdir / "strace.txt"
     argv = list(command)
     kwargs = _as_user_kwargs()
@@ -400,6 +411,7 @@ def capture_for(duration: float | None, opts: LiveOptions,
     try:
         _start_both(tracer, capture)
         stamp("tracer and capture started")
+        notes.extend(n for n in [tracer.note()] if n)
         if on_started:
             on_started(tier)
         stop.wait(duration)

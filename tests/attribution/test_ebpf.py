@@ -76,15 +76,16 @@ def _skip_reason() -> str | None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the ebpf tier needs root")
-def test_live_tracer_sees_curl_and_a_connected_udp_socket() -> None:
+def test_live_tracer_sees_curl_and_a_connected_udp_socket(ebpf_loader: str) -> None:
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     server = HTTPServer(("127.0.0.1", 0), _Ok)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     port = server.server_address[1]
-    tracer = ebpf.BpftraceTracer()
+    tracer = ebpf.EbpfTracer()
     tracer.start()
+    assert tracer.backend == ebpf_loader  # forced: no fallback to the other one
     try:
         argv = ["curl", "-s", "-o", "/dev/null", f"http://127.0.0.1:{port}/"]
         proc = subprocess.run(argv, check=True, timeout=30)  # noqa: S603 - fixed argument list
@@ -105,14 +106,15 @@ def test_live_tracer_sees_curl_and_a_connected_udp_socket() -> None:
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="the ebpf tier needs root")
-def test_live_tracer_sees_unconnected_udp_sends() -> None:
+def test_live_tracer_sees_unconnected_udp_sends(ebpf_loader: str) -> None:
     """sendto and sendmsg with a destination on an unconnected socket (dig, some resolvers):
     the peer comes from the call, the local port from the kernel, one record per peer."""
     reason = ebpf.unavailable_reason()
     if reason:
         pytest.skip(reason)
-    tracer = ebpf.BpftraceTracer()
+    tracer = ebpf.EbpfTracer()
     tracer.start()
+    assert tracer.backend == ebpf_loader  # forced: no fallback to the other one
     try:
         v4 = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         v4.sendto(b"x", ("127.0.0.1", 9))

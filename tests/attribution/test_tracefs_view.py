@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -42,6 +43,8 @@ def _emit(argv_prefix: list[str], out: Path) -> bytes:
 def test_bpftrace_builds_the_same_programs_in_the_view(tmp_path: Path) -> None:
     if ebpf.unavailable_reason():
         pytest.skip(str(ebpf.unavailable_reason()))
+    if not shutil.which("bpftrace"):
+        pytest.skip("bpftrace is not installed (the view is for bpftrace only)")
     events = tracefs_view.prepare(ebpf.SCRIPT)
     if events is None:
         pytest.skip("no private view of tracefs here (unshare or mount missing)")
@@ -57,6 +60,8 @@ def test_bpftrace_builds_the_same_programs_in_the_view(tmp_path: Path) -> None:
 def test_the_tracer_still_starts_when_the_view_cannot_be_made(monkeypatch: pytest.MonkeyPatch) -> None:
     if ebpf.unavailable_reason():
         pytest.skip(str(ebpf.unavailable_reason()))
+    if not shutil.which("bpftrace"):
+        pytest.skip("bpftrace is not installed (the view is for bpftrace only)")
     events = tracefs_view.prepare(ebpf.SCRIPT)
     if events is None:
         pytest.skip("no private view of tracefs here (unshare or mount missing)")
@@ -64,7 +69,7 @@ def test_the_tracer_still_starts_when_the_view_cannot_be_made(monkeypatch: pytes
     # a view whose bind mount is refused, as in a container without CAP_SYS_ADMIN
     monkeypatch.setattr(tracefs_view, "wrap", lambda argv, events: [
         "sh", "-c", f"exit {tracefs_view.MOUNT_FAILED}"])
-    tracer = ebpf.BpftraceTracer()
+    tracer = ebpf.EbpfTracer(backend="bpftrace")
     tracer.start()
     try:
         assert tracer.sync()  # tracing works, through a plain bpftrace

@@ -500,6 +500,10 @@ class Lab:
             "GIT_SSL_CAINFO": self.ca_cert,
             "LANG": "C.UTF-8",
         }
+        # proxytrace's own choice of ebpf loader (tests run each one), not a Go setting
+        loader = os.environ.get("PROXYTRACE_EBPF_LOADER")
+        if loader:
+            env["PROXYTRACE_EBPF_LOADER"] = loader
         if extra:
             env.update(extra)
         return env

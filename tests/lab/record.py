@@ -118,11 +118,11 @@ class _Annotator:
         if not enabled:
             return
         try:
-            from analyzer.attribution.ebpf import BpftraceTracer
+            from analyzer.attribution.ebpf import EbpfTracer
         except ImportError as exc:
             self.problem = f"no eBPF tracer: {exc}"
             return
-        tracer = BpftraceTracer()
+        tracer = EbpfTracer()
         try:
             tracer.start()
         except (RuntimeError, OSError) as exc:

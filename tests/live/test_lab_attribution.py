@@ -17,6 +17,7 @@ import pytest
 from analyzer.attribution import ebpf
 from analyzer.packets.decode import Decoder
 from analyzer.source.capture_file import ReadState, open_capture
+from tests.conftest import tiers_with_loaders, use_ebpf_loader
 
 pytestmark = pytest.mark.lab
 
@@ -45,8 +46,10 @@ def _tier_skip(tier: str) -> None:
         pytest.skip("tcpdump is not installed")
 
 
-@pytest.mark.parametrize("tier", ["ebpf", "strace"])
-def test_go_mod_download_every_contact_is_the_go_process(lab: Any, tier: str) -> None:
+@pytest.mark.parametrize(("tier", "loader"), tiers_with_loaders("ebpf", "strace"))
+def test_go_mod_download_every_contact_is_the_go_process(lab: Any, tier: str, loader: str | None,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    use_ebpf_loader(monkeypatch, loader)
     _tier_skip(tier)
     _workdir(lab)  # run_client's default cwd
     out = lab.tmp / f"run-{tier}.pcapng"
@@ -85,7 +88,7 @@ def test_go_mod_download_every_contact_is_the_go_process(lab: Any, tier: str) ->
     assert len(resolver_pids) <= 1 and (tier == "ebpf" or not resolver_pids)
 
 
-def test_capture_attributes_go_node_and_curl_at_once(lab: Any) -> None:
+def test_capture_attributes_go_node_and_curl_at_once(lab: Any, ebpf_loader: str) -> None:
     _tier_skip("ebpf")
     if not shutil.which("node"):
         pytest.skip("node is not installed")

@@ -44,7 +44,7 @@ def _comm(pid: int) -> str | None:
         return None
 
 
-def test_capture_gives_every_contact_its_chain_and_cause(lab: Any) -> None:
+def test_capture_gives_every_contact_its_chain_and_cause(lab: Any, ebpf_loader: str) -> None:
     if ebpf.unavailable_reason():
         pytest.skip(str(ebpf.unavailable_reason()))
     if lab_editor.tools_missing():

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from analyzer.attribution import ebpf
+from tests.conftest import tiers_with_loaders, use_ebpf_loader
 from tests.live.loopback_http import serve_ok
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,8 +109,11 @@ def _check_parents(contacts: list[dict[str, Any]], port: int, tier: str) -> None
         assert "PATH" not in p["env"] and "LANG" not in p["env"]
 
 
-@pytest.mark.parametrize("tier", ["ebpf", "procfs"])
-def test_capture_names_the_shell_as_it_was_at_connect(tier: str, tmp_path: Path, port: int) -> None:
+@pytest.mark.parametrize(("tier", "loader"), tiers_with_loaders("ebpf", "procfs"))
+def test_capture_names_the_shell_as_it_was_at_connect(tier: str, loader: str | None, tmp_path: Path,
+                                                      port: int,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    use_ebpf_loader(monkeypatch, loader)
     if tier == "ebpf" and ebpf.unavailable_reason():
         pytest.skip(str(ebpf.unavailable_reason()))
     out = tmp_path / "c.pcapng"
@@ -126,8 +130,10 @@ def test_capture_names_the_shell_as_it_was_at_connect(tier: str, tmp_path: Path,
     _check_parents(again, port, "pcapng-comment")
 
 
-@pytest.mark.parametrize("tier", ["ebpf", "strace"])
-def test_run_names_the_shell_as_it_was_at_connect(tier: str, tmp_path: Path, port: int) -> None:
+@pytest.mark.parametrize(("tier", "loader"), tiers_with_loaders("ebpf", "strace"))
+def test_run_names_the_shell_as_it_was_at_connect(tier: str, loader: str | None, tmp_path: Path,
+                                                  port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_ebpf_loader(monkeypatch, loader)
     if tier == "ebpf" and ebpf.unavailable_reason():
         pytest.skip(str(ebpf.unavailable_reason()))
     if tier == "strace" and not shutil.which("strace"):

@@ -115,10 +115,10 @@ def test_without_loopback_markers_the_timed_wait_still_keeps_every_packet(tmp_pa
 
 
 @needs_root
-def test_the_tracer_has_read_a_connect_made_just_before_stop() -> None:
+def test_the_tracer_has_read_a_connect_made_just_before_stop(ebpf_loader: str) -> None:
     if ebpf.unavailable_reason():
         pytest.skip(str(ebpf.unavailable_reason()))
-    tracer = ebpf.BpftraceTracer()
+    tracer = ebpf.EbpfTracer()
     tracer.start()
     try:
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -145,7 +145,7 @@ def http_port() -> Iterator[int]:
 @pytest.mark.skipif(not (shutil.which("tcpdump") and shutil.which("curl")),
                     reason="tcpdump and curl are needed")
 def test_a_connection_right_after_the_ready_line_is_captured_and_attributed(
-        tmp_path: Path, http_port: int) -> None:
+        tmp_path: Path, http_port: int, ebpf_loader: str) -> None:
     """`capture` prints its ready line only once the capture and the tracer see traffic: a
     short curl started the moment the line appears is in the report, with its process; a
     Ctrl-C right after it still writes everything."""
@@ -178,7 +178,7 @@ def test_a_connection_right_after_the_ready_line_is_captured_and_attributed(
 
 
 @needs_root
-def test_a_tracer_launched_early_and_never_used_is_stopped() -> None:
+def test_a_tracer_launched_early_and_never_used_is_stopped(ebpf_loader: str) -> None:
     """`run` and `capture` launch bpftrace before anything can fail; when the session never
     takes it (an error first), it is stopped, even in the middle of compiling."""
     if ebpf.unavailable_reason():

@@ -16,6 +16,7 @@ import pytest
 
 from analyzer.attribution import ebpf
 from analyzer.source.capture_file import ReadState, open_capture
+from tests.conftest import tiers_with_loaders, use_ebpf_loader
 from tests.live.loopback_http import serve_ok
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,16 +69,23 @@ def test_without_privileges_says_what_would_work(tmp_path: Path) -> None:
 
 @needs_root
 @needs_tools
-@pytest.mark.parametrize("tier", ["ebpf", "strace"])
-def test_short_lived_curl_is_attributed(tier: str, tmp_path: Path, http_port: int) -> None:
+@pytest.mark.parametrize(("tier", "loader"), tiers_with_loaders("ebpf", "strace"))
+def test_short_lived_curl_is_attributed(tier: str, loader: str | None, tmp_path: Path,
+                                        http_port: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_ebpf_loader(monkeypatch, loader)
     if tier == "ebpf" and ebpf.unavailable_reason():
         pytest.skip(str(ebpf.unavailable_reason()))
     if tier == "strace" and not shutil.which("strace"):
         pytest.skip("strace is not installed")
     out = tmp_path / "run.pcapng"
     proc = _proxytrace(["run", "--attribution", tier, "--filter", f"tcp port {http_port}",
-                        "-w", str(out), "-f", "jsonl", "--", *_curl(http_port)], tmp_path)
+                        "-w", str(out), "-f", "jsonl", "--", *_curl(http_port)], tmp_path,
+                       env={"PROXYTRACE_TIMING": "1"})
     assert proc.returncode == 0, proc.stderr
+    if loader:  # the timing lines name the program that loaded the kernel program
+        program = "proxytrace-ebpf" if loader == "core" else "bpftrace"
+        assert "timing +" in proc.stderr and f" tracer (ebpf, {program}) ready\n" in proc.stderr
+        assert "instead" not in proc.stderr  # forced: no fallback
     contacts = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [c["host"] for c in contacts] == ["proxy.golang.org"]
     p = contacts[0]["process"]
