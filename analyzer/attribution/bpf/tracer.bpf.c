@@ -192,29 +192,40 @@ static __always_inline void put_sock(struct sock *sk, __u64 pid_tgid, __u16 prot
 }
 
 /* an unconnected UDP socket: the peer is the call's destination (user memory) */
+/* The record of a UDP socket's first send to a destination (key: socket, port, address), or
+ * NULL when that destination was already reported or the ring buffer is full. */
+static __always_inline struct event *udp_dest_event(struct sock *sk, __u64 pid_tgid,
+						    struct once_key *key, __u16 family, __u16 port)
+{
+	__u8 one = 1;
+	if (bpf_map_lookup_elem(&udp, key))
+		return NULL;
+	bpf_map_update_elem(&udp, key, &one, BPF_ANY);
+	struct event *e = reserve('S', bpf_ktime_get_ns());
+	if (!e)
+		return NULL;
+	fill_owner(e, pid_tgid);
+	e->proto = 17;
+	e->family = family;
+	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	e->rport = bpf_ntohs(port);
+	return e;
+}
+
 static __always_inline void put_udp_dest(struct sock *sk, __u64 pid_tgid, __u64 to)
 {
 	struct sockaddr_in6 sa = {};
 	if (bpf_probe_read_user(&sa, sizeof(struct sockaddr_in), (void *)to))
 		__builtin_memset(&sa, 0, sizeof(sa));
 	struct once_key key = { .sk = (__u64)sk };
-	__u8 one = 1;
 	struct event *e;
 	if (sa.sin6_family == AF_INET) {
 		struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
 		key.a = s4->sin_port;
 		key.b = s4->sin_addr.s_addr;
-		if (bpf_map_lookup_elem(&udp, &key))
-			return;
-		bpf_map_update_elem(&udp, &key, &one, BPF_ANY);
-		e = reserve('S', bpf_ktime_get_ns());
+		e = udp_dest_event(sk, pid_tgid, &key, AF_INET, s4->sin_port);
 		if (!e)
 			return;
-		fill_owner(e, pid_tgid);
-		e->proto = 17;
-		e->family = AF_INET;
-		e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-		e->rport = bpf_ntohs(s4->sin_port);
 		bpf_core_read(e->laddr, 4, &sk->__sk_common.skc_rcv_saddr);
 		__builtin_memcpy(e->raddr, &s4->sin_addr.s_addr, 4);
 		submit(e);
@@ -227,17 +238,9 @@ static __always_inline void put_udp_dest(struct sock *sk, __u64 pid_tgid, __u64 
 	__u32 *a = sa.sin6_addr.in6_u.u6_addr32;
 	key.a = sa.sin6_port;
 	key.b = a[0] ^ a[1] ^ a[2] ^ a[3];
-	if (bpf_map_lookup_elem(&udp, &key))
-		return;
-	bpf_map_update_elem(&udp, &key, &one, BPF_ANY);
-	e = reserve('S', bpf_ktime_get_ns());
+	e = udp_dest_event(sk, pid_tgid, &key, AF_INET6, sa.sin6_port);
 	if (!e)
 		return;
-	fill_owner(e, pid_tgid);
-	e->proto = 17;
-	e->family = AF_INET6;
-	e->lport = BPF_CORE_READ(sk, __sk_common.skc_num);
-	e->rport = bpf_ntohs(sa.sin6_port);
 	bpf_core_read(e->laddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 	__builtin_memcpy(e->raddr, sa.sin6_addr.in6_u.u6_addr8, 16);
 	submit(e);
