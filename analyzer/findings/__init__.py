@@ -76,14 +76,17 @@ def _by_flow(items: Sequence[E]) -> FlowIndex:
     return out
 
 
-def _in_flow(index: FlowIndex, items: Sequence[E], flow: str) -> list[E]:
-    """The items of ``flow``, in their order."""
+def _positions(index: FlowIndex, flow: str) -> list[int]:
+    """The positions of ``flow``'s items, in their order."""
     found = index.get(flow)
     if found is None:
         return []
-    if isinstance(found, int):
-        return [items[found]]
-    return [items[i] for i in found]
+    return [found] if isinstance(found, int) else found
+
+
+def _in_flow(index: FlowIndex, items: Sequence[E], flow: str) -> list[E]:
+    """The items of ``flow``, in their order."""
+    return [items[i] for i in _positions(index, flow)]
 
 
 def _dedupe(findings: list[Finding]) -> tuple[Finding, ...]:
@@ -208,9 +211,7 @@ class _DnsSide:
         seen; None when there is no such exchange."""
         qname = (contact.dns.qname if contact.dns else contact.host).lower().rstrip(".")
         qtype = contact.dns.qtype if contact.dns else None
-        ids = self.flows.get(contact.flow_id)
-        candidates = [] if ids is None else [ids] if isinstance(ids, int) else ids
-        same = [i for i in candidates if (ex := self.exchange(i)).qname.lower().rstrip(".") == qname
+        same = [i for i in _positions(self.flows, contact.flow_id) if (ex := self.exchange(i)).qname.lower().rstrip(".") == qname
                 and (qtype is None or ex.qtype == qtype)]
         at = _closest_index([self.exchange(i) for i in same], contact)
         if at is None:
@@ -226,13 +227,13 @@ class _DnsSide:
         its flow, let the whole flow go (the contacts of a flow ask only for its exchanges)."""
         ex = self.whole(i)
         key = ex.flow.flow_id
-        ids = self.flows.get(key)
-        if ids is None or (ids != i if isinstance(ids, int) else ids[-1] != i):
+        ids = _positions(self.flows, key)
+        if not ids or ids[-1] != i:
             self.exchanges[i] = _Answered(ex.ts, ex.qname, ex.qtype, ex.query_frame,
                                           ex.response_frames)
             return
         del self.flows[key]
-        for j in [ids] if isinstance(ids, int) else ids:
+        for j in ids:
             self.exchanges[j] = None
             self.found[j] = None
 

@@ -187,12 +187,10 @@ def mismatch_findings(exchanges: list[DnsExchange]) -> dict[int, list[Finding]]:
             frame = ex.response_frames[r_index] if r_index < len(ex.response_frames) else None
             rows.setdefault(key, {}).setdefault(_source(ex, r_index), []).append(
                 (i, addresses, frame))
-    for key in union:
-        if key not in disagree:
-            continue
+    for key, by_resolver_disagreeing in disagree.items():  # in the order of ``union``
         name, qtype = key
         for resolver, resolver_rows in rows[key].items():
-            listed = disagree[key].get(resolver)
+            listed = by_resolver_disagreeing.get(resolver)
             if not listed:
                 continue
             other_text = "; ".join(f"{r} said {', '.join(sorted(a))}" for r, a in listed)

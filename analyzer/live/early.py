@@ -3,10 +3,9 @@
 With bpftrace, compiling the ebpf tier's script is the longest step of a live session's start
 (about 0.7 s on an idle machine, more under load); importing the analysis takes another tenth
 of a second. The loader built at install starts in tens of milliseconds, but starting it here
-costs nothing either. The
-``run`` and ``capture`` commands call ``launch`` first thing, so both happen at once; the session
-then ``take``s the running tracer instead of starting its own, and ``discard`` stops one that
-no session took (an error before the session started).
+costs nothing either. The ``run`` and ``capture`` commands call ``launch`` first thing, so both
+happen at once; the session then ``take``s the running tracer instead of starting its own, and
+``discard`` stops one that no session took (an error before the session started).
 """
 
 from __future__ import annotations
