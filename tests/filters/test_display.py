@@ -120,12 +120,16 @@ def _expected(report: Report, watch: WatchList) -> dict[str, set[int]]:
             out["http"].add(max(ex.frames))
             if ex.response is not None:
                 out["http-response"].add(max(ex.frames))
-    # The request that names the host is the exchange's last client frame (after a SOCKS5
-    # greeting). Wireshark decodes SOCKS on its registered port only.
-    out["socks"] = {max(x.frames) for x in report.evidence.socks
-                    if x.flow.server_port == WIRESHARK_SOCKS_PORT and x.request.hostname
-                    and watch.matches(x.request.hostname)}
+    out["socks"] = _socks_requests(report, watch)
     return out
+
+
+def _socks_requests(report: Report, watch: WatchList) -> set[int]:
+    """The frames of SOCKS requests naming a watched host: the exchange's last client frame
+    (after a SOCKS5 greeting). Wireshark decodes SOCKS on its registered port only."""
+    return {max(x.frames) for x in report.evidence.socks
+            if x.flow.server_port == WIRESHARK_SOCKS_PORT and x.request.hostname
+            and watch.matches(x.request.hostname)}
 
 
 def _check_layers(cap: Path, watch: WatchList, config: Path, profile: str) -> None:
@@ -291,8 +295,6 @@ def test_socks_filter_selects_the_requests_that_name_watched_hosts(name: str,
     by_name = {max(x.frames) for x in report.evidence.socks if x.request.hostname}
     by_address = {max(x.frames) for x in report.evidence.socks if not x.request.hostname}
     selected = {int(r[0]) for r in tshark_rows(cap, [socks_filter(DEFAULT)])[0]}
-    wanted = {max(x.frames) for x in report.evidence.socks
-              if x.flow.server_port == WIRESHARK_SOCKS_PORT and x.request.hostname
-              and DEFAULT.matches(x.request.hostname)}
+    wanted = _socks_requests(report, DEFAULT)
     assert wanted and selected == wanted
     assert selected <= by_name and not selected & by_address
