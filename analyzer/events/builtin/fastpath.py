@@ -240,12 +240,36 @@ def _run_frames(fh: _Prefixed, state: ReadState, engine: Engine, slow: SlowFn,
 
 
 _POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
+# The next window overlaps the end of the one before by this much (at most half a window), so
+# that the record that crosses a window's end (where the next refill starts) is wholly in it;
+# a longer record, up to MAX_SNAP, gets a window of its own as before.
+_AHEAD_OVERLAP = 256 << 10
+
+
+def _load_prefault() -> Callable[[mmap.mmap], Any] | None:
+    """The C type that faults a window's pages in on a thread of its own (see _fastloop.c), or
+    None: without the C loop, the window is mapped with MAP_POPULATE when it is needed."""
+    if SCAN is None:
+        return None
+    try:
+        from ._fastloop import Prefault
+    except ImportError:
+        return None
+    return Prefault  # type: ignore[no-any-return]
+
+
+PREFAULT = _load_prefault()
 
 
 class _Window:
     """The file as a moving buffer: mmap windows for a regular file (no copy, and unmapping a
     finished window keeps RSS flat), large read() chunks for a pipe. ``refill(pos, need)``
-    returns (buf, pos, size) with ``need`` bytes from ``pos`` available if the file has them."""
+    returns (buf, pos, size) with ``need`` bytes from ``pos`` available if the file has them.
+
+    With the C loop, the window after the current one is mapped at once and its pages are
+    faulted in on a thread of the extension's own (``Prefault``) while the current one is
+    scanned: mapping a 2 GB file's pages costs about 0.1 s, which otherwise comes before each
+    window's scan. A refill that window covers uses it."""
 
     def __init__(self, fh: BinaryIO, offset: int) -> None:
         self.fh = fh
@@ -253,6 +277,8 @@ class _Window:
         self.buf: bytes | mmap.mmap = b""
         self.map: mmap.mmap | None = None
         self.size = -1
+        # the window being faulted in ahead: (file offset, length, map, its Prefault)
+        self._ahead: tuple[int, int, mmap.mmap, Any] | None = None
         try:
             fd = fh.fileno()
             st = os.fstat(fd)
@@ -269,28 +295,66 @@ class _Window:
             self.buf = buf
             return buf, 0, len(buf)
         at = self.base + pos
-        start = at - at % mmap.ALLOCATIONGRANULARITY
-        length = min(max(WINDOW, at - start + need), self.size - start)
-        self.close()
-        if length <= at - start:
-            self.base, self.buf = at, b""
-            return b"", 0, 0
-        if _POPULATE:
-            # map the window's pages in one call instead of one page fault per 64 KiB
-            self.map = mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED | _POPULATE,
-                                 prot=mmap.PROT_READ, offset=start)
+        self.close_current()
+        ahead = self._take_ahead(at, need)
+        if ahead is not None:
+            start, length, self.map = ahead
         else:
-            self.map = mmap.mmap(self.fd, length, offset=start, access=mmap.ACCESS_READ)
-            with contextlib.suppress(AttributeError, OSError):
-                self.map.madvise(mmap.MADV_SEQUENTIAL)
+            start = at - at % mmap.ALLOCATIONGRANULARITY
+            length = min(max(WINDOW, at - start + need), self.size - start)
+            if length <= at - start:
+                self.base, self.buf = at, b""
+                return b"", 0, 0
+            self.map = self._map(start, length, populate=True)
         self.base = start
         self.buf = self.map
+        self._map_ahead(start + length)
         return self.map, at - start, length
 
-    def close(self) -> None:
+    def _map(self, start: int, length: int, populate: bool) -> mmap.mmap:
+        if _POPULATE and populate:
+            # map the window's pages in one call instead of one page fault per 64 KiB
+            return mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED | _POPULATE,
+                             prot=mmap.PROT_READ, offset=start)
+        m = mmap.mmap(self.fd, length, offset=start, access=mmap.ACCESS_READ)
+        with contextlib.suppress(AttributeError, OSError):
+            m.madvise(mmap.MADV_SEQUENTIAL)
+        return m
+
+    def _map_ahead(self, end: int) -> None:
+        """Map the window that starts shortly before ``end`` and fault it in on the helper."""
+        if PREFAULT is None or end >= self.size:
+            return
+        start = max(end - min(_AHEAD_OVERLAP, WINDOW // 2), 0)
+        start -= start % mmap.ALLOCATIONGRANULARITY
+        length = min(WINDOW, self.size - start)
+        window = self._map(start, length, populate=False)
+        self._ahead = (start, length, window, PREFAULT(window))
+
+    def _take_ahead(self, at: int, need: int) -> tuple[int, int, mmap.mmap] | None:
+        """The window mapped ahead, once faulted in, if it holds ``need`` bytes from ``at``."""
+        if self._ahead is None:
+            return None
+        start, length, window, pages = self._ahead
+        self._ahead = None
+        pages.wait()
+        if start <= at and at + need <= start + length:
+            return start, length, window
+        window.close()
+        return None
+
+    def close_current(self) -> None:
         if self.map is not None:
             self.map.close()
             self.map = None
+
+    def close(self) -> None:
+        self.close_current()
+        if self._ahead is not None:
+            window, pages = self._ahead[2], self._ahead[3]
+            self._ahead = None
+            pages.wait()
+            window.close()
 
 
 def _wide_header(layout: tuple[int, int] | None) -> tuple[struct.Struct | None, bytes]:
