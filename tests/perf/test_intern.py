@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,26 @@ def test_remembered_dns_parse_equals_the_parser(monkeypatch: pytest.MonkeyPatch)
                 for txid in (1, 2, 1, 0xBEEF) for name in ("proxy.golang.org", "sum.golang.org")
                 for response in (False, True)]
     for data in messages:
-        got = eng._parse_dns(data)
-        assert got == parse_dns(data) and got.txid == int.from_bytes(data[:2], "big")
+        got = eng._parse_dns(data)  # the ID is the caller's to give (see Engine._dns_message)
+        assert replace(got, txid=int.from_bytes(data[:2], "big")) == parse_dns(data)
     assert len(eng._dns_bodies) <= 2
+
+
+@pytest.mark.parametrize("seed", [1, 3])
+def test_evidence_is_the_one_without_remembered_dns(seed: int, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kept DNS response carries its own ID, as a fresh parse gives it, also where the
+    same body came before with another ID (a query's remembered message is never copied)."""
+    from analyzer.events.builtin import engine as engine_mod
+    from analyzer.protocols.dns import parse_dns
+
+    gen = tmp_path / "gen.pcap"
+    write_pcap(gen, 20_000, seed)
+    remembered = read_evidence_builtin(gen)
+    monkeypatch.setattr(engine_mod.Engine, "_parse_dns",
+                        lambda self, payload: self._shared_parts(parse_dns(payload)))
+    fresh = read_evidence_builtin(gen)
+    assert remembered.dns == fresh.dns and len(fresh.dns) > 50
+    responses = [r for ex in fresh.dns for r in ex.responses]
+    assert len(responses) > 50 and all(r.txid == ex.txid for ex in fresh.dns for r in ex.responses)
+    assert len({r.txid for r in responses}) > 10

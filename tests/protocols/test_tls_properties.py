@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from analyzer.base.errors import ParseError
+from analyzer.protocols import tls as tls_module
 from analyzer.protocols.tls import (
     ClientHello,
     ServerFlight,
@@ -117,3 +118,115 @@ def test_mutated_capture_flights_with_certificates(data: st.DataObject) -> None:
 
 
 CAPTURE_FLIGHTS = _capture_server_flights()
+
+
+def _hello_body(sample: bytes) -> bytes:
+    """The ClientHello message body of a recorded client stream."""
+    handshake = b""
+    for _type, payload in tls_module._records(sample):  # lazy: later records are not read
+        handshake += payload
+        messages, _incomplete = tls_module._handshake_messages(handshake, 1 << 16)
+        if messages:
+            assert messages[0][0] == 1
+            return messages[0][1]
+    raise AssertionError("no ClientHello in the sample")
+
+
+HELLO_BODIES = [_hello_body(s) for s in CLIENT_SAMPLES]
+
+
+def _quick_agrees(body: bytes) -> bool:
+    """The offsets-only ClientHello parser gives the careful parser's result, or None (and then
+    the careful one decides); True when it gave a result."""
+    quick = tls_module._client_hello_quick(body)
+    try:
+        careful = tls_module._client_hello_careful(body)
+    except ParseError:
+        assert quick is None
+        return False
+    assert quick is None or quick == careful
+    return quick is not None
+
+
+def test_quick_hello_parser_reads_every_recorded_hello() -> None:
+    assert len(HELLO_BODIES) >= 4
+    assert all(_quick_agrees(body) for body in HELLO_BODIES)
+
+
+@SETTINGS
+@given(mutated(HELLO_BODIES))
+def test_quick_hello_parser_agrees_on_mutated_bodies(body: bytes) -> None:
+    _quick_agrees(body)
+
+
+@SETTINGS
+@given(st.binary(max_size=600))
+def test_quick_hello_parser_agrees_on_random_bodies(body: bytes) -> None:
+    # a plausible start (version, random, empty session id) so the walk gets past the header
+    _quick_agrees(b"\x03\x03" + bytes(32) + b"\x00" + body)
+
+
+def _framed(data: bytes, size: int, fudge: int) -> bytes:
+    """``data`` after a big-endian length of ``size`` bytes, the length off by ``fudge``."""
+    return max(0, len(data) + fudge).to_bytes(size, "big")[-size:] + data
+
+
+@st.composite
+def _extension_body(draw: st.DrawFn, ext_type: int) -> bytes:
+    """An extension body shaped as the parsers expect (lists of framed items), sometimes with a
+    length off by one, an odd count of u16 bytes, or a name that is not ASCII."""
+    fudge = st.sampled_from([0] * 12 + [-1, 1])
+    u16s = st.lists(st.integers(0, 0xFFFF), max_size=4).map(
+        lambda values: b"".join(v.to_bytes(2, "big") for v in values))
+    odd = st.sampled_from([b""] * 12 + [b"\x07"])
+    if ext_type == 0:  # server_name: a u16 list of (type, u16 name)
+        names = draw(st.lists(st.tuples(st.sampled_from([0, 0, 1]),
+                                        st.sampled_from([b"proxy.golang.org", b"SUM.golang.org",
+                                                         b"\xc3\xa9.example", b""])),
+                              max_size=3))
+        items = b"".join(bytes([t]) + _framed(n, 2, draw(fudge)) for t, n in names)
+        return draw(st.sampled_from([b"", _framed(items, 2, draw(fudge))]))
+    if ext_type == 16:  # ALPN: a u16 list of u8 names
+        names = draw(st.lists(st.sampled_from([b"h2", b"http/1.1", b"", b"\xff"]), max_size=3))
+        return _framed(b"".join(_framed(n, 1, draw(fudge)) for n in names), 2, draw(fudge))
+    if ext_type in (10, 13):  # u16 list of u16
+        return _framed(draw(u16s) + draw(odd), 2, draw(fudge))
+    if ext_type == 43:  # u8 list of u16 versions
+        return _framed(draw(u16s) + draw(odd), 1, draw(fudge))
+    if ext_type == 11:  # u8 list of u8 point formats
+        return _framed(draw(st.binary(max_size=4)), 1, draw(fudge))
+    return draw(st.binary(max_size=12))
+
+
+@st.composite
+def _hello_bodies(draw: st.DrawFn) -> bytes:
+    types = draw(st.lists(st.sampled_from([0, 10, 11, 13, 16, 43, 51, 0x0A0A, 65281]),
+                          max_size=6))
+    exts = b"".join(t.to_bytes(2, "big") + _framed(draw(_extension_body(t)), 2,
+                                                   draw(st.sampled_from([0] * 12 + [-1, 1])))
+                    for t in types)
+    session = draw(st.sampled_from([b"", bytes(32), bytes(33)]))
+    ciphers = _framed(draw(st.binary(max_size=8)), 2, draw(st.sampled_from([0, 0, 1])))
+    tail = draw(st.sampled_from([b"", _framed(exts, 2, 0), _framed(exts, 2, 1),
+                                 _framed(exts, 2, 0) + b"\x00"]))
+    return b"\x03\x03" + bytes(32) + _framed(session, 1, 0) + ciphers + b"\x01\x00" + tail
+
+
+@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_hello_bodies())
+def test_quick_hello_parser_agrees_on_built_bodies(body: bytes) -> None:
+    _quick_agrees(body)
+
+
+def test_built_bodies_reach_both_parsers() -> None:
+    """The strategy above makes hellos the quick parser reads whole and ones it leaves to the
+    careful parser (so the agreement test sees both)."""
+    seen = {True: 0, False: 0}
+
+    @settings(max_examples=400, deadline=None, database=None)
+    @given(_hello_bodies())
+    def count(body: bytes) -> None:
+        seen[_quick_agrees(body)] += 1
+
+    count()
+    assert seen[True] > 40 and seen[False] > 40, seen

@@ -206,35 +206,41 @@ class Engine:
 
     # -- DNS -----------------------------------------------------------------------------------
     def _udp_dns(self, seg: Segment) -> None:
+        payload = seg.payload
         try:
-            msg = self._parse_dns(seg.payload)
+            msg = self._parse_dns(payload)
         except ParseError:
             self._error("dns", seg.frame)
             return
-        self._dns_message(msg, seg, "udp")
+        self._dns_message(msg, (payload[0] << 8) | payload[1], seg, "udp")
 
-    def _dns_message(self, msg: dnsp.DnsMessage, seg: Segment, transport: str) -> None:
+    def _dns_message(self, msg: dnsp.DnsMessage, txid: int, seg: Segment, transport: str) -> None:
+        """``msg`` is the message parsed from these bytes, or an equal one from another
+        message with the same body but not always the same ID (see _parse_dns): ``txid`` is
+        this one's."""
         self._expire_dns(seg.ts)
         if not msg.is_response:
             if not msg.questions:
                 return
             q = msg.questions[0]
-            key = (transport, seg.src, seg.sport, msg.txid)
+            key = (transport, seg.src, seg.sport, txid)
             flow = FlowRef(transport, seg.src, seg.sport, seg.dst, seg.dport, self.capture)  # type: ignore[arg-type]
             old = self._dns.pop(key, None)
             if old is not None:
                 self._emit_dns(old)
-            self._dns[key] = _DnsPending(flow, msg.txid, self.intern(q.name), q.qtype, seg.ts,
+            self._dns[key] = _DnsPending(flow, txid, self.intern(q.name), q.qtype, seg.ts,
                                          seg.frame)
             if len(self._dns) > MAX_DNS_PENDING:
                 self._emit_dns(self._dns.popitem(last=False)[1])
             return
-        key = (transport, seg.dst, seg.dport, msg.txid)
+        if msg.txid != txid:
+            msg = _with_txid(msg, txid)  # a response is kept: it carries its own ID
+        key = (transport, seg.dst, seg.dport, txid)
         pending = self._dns.get(key)
         if pending is None:
             first = msg.questions[0] if msg.questions else None
             flow = FlowRef(transport, seg.dst, seg.dport, seg.src, seg.sport, self.capture)  # type: ignore[arg-type]
-            pending = _DnsPending(flow, msg.txid, first.name if first else "",
+            pending = _DnsPending(flow, txid, first.name if first else "",
                                   first.qtype if first else "", seg.ts, None)
             self._dns[key] = pending
         pending.responses.append(msg)  # its sections shared by _parse_dns
@@ -243,15 +249,16 @@ class Engine:
         pending.times.append(seg.ts)
 
     def _parse_dns(self, payload: bytes) -> dnsp.DnsMessage:
-        """``parse_dns(payload)``, remembered per message body (everything after the ID): a
-        client asks the same question every time (only the ID differs), and a resolver often
-        gives the same answer within a TTL second, so most DNS messages of a capture were parsed
-        before. The parser is pure, so the remembered message with this ID is the same value."""
+        """``parse_dns(payload)`` but for the ID, remembered per message body (everything after
+        the ID): a client asks the same question every time (only the ID differs), and a
+        resolver often gives the same answer within a TTL second, so most DNS messages of a
+        capture were parsed before. The parser is pure, so the remembered message with the ID
+        of ``payload`` is the same value; the caller gives it that ID where it keeps it (a
+        query's message is not kept: copying it would be a third of a query's cost)."""
         body = bytes(payload[2:])
         known = self._dns_bodies.get(body)
         if known is not None:
-            txid = (payload[0] << 8) | payload[1]
-            return known if known.txid == txid else _with_txid(known, txid)
+            return known
         msg = self._shared_parts(dnsp.parse_dns(payload))
         if len(self._dns_bodies) >= DNS_BODIES:
             self._dns_bodies.clear()
@@ -559,7 +566,7 @@ class Engine:
             else:
                 seg = Segment(chunk.frame, ts, "tcp", ref.server, ref.server_port, ref.client,
                               ref.client_port, b"")
-            self._dns_message(msg, seg, "tcp")
+            self._dns_message(msg, (raw[0] << 8) | raw[1], seg, "tcp")
 
     def _retire(self, flow: _TcpFlow) -> None:
         """A flow just became ``done``: free its reassembly buffers, index it for skipping."""

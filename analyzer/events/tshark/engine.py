@@ -412,7 +412,7 @@ class _Reader:
                       pkt.dport, b"")
         # The builtin engine's pairing of queries and responses (by 5-tuple and id, with its
         # linger time), so both engines group responses the same way.
-        self.dns._dns_message(msg, seg, pkt.transport or "udp")
+        self.dns._dns_message(msg, msg.txid, seg, pkt.transport or "udp")
 
     # -- TLS -------------------------------------------------------------------------------
     def _tls(self, pkt: _Packet, conn: _Conn, tree: dict[str, Any]) -> None:
