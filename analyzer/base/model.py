@@ -267,6 +267,22 @@ def replace_contact(contact: Contact, **changes: Any) -> Contact:
     return new
 
 
+def _copier(changed: tuple[str, ...]) -> Any:
+    """A function (contact, *values of ``changed``) -> copy, one statement per field: a third
+    of replace_contact's time, for the copy the findings stage makes of most contacts."""
+    lines = [f"def copy(c, {', '.join(changed)}):", "    new = _new(Contact)"]
+    for name in _CONTACT_FIELDS:
+        lines.append(f"    _set(new, {name!r}, {name if name in changed else 'c.' + name})")
+    lines.append("    return new")
+    scope: dict[str, Any] = {"_new": _new, "_set": _set, "Contact": Contact}
+    exec("\n".join(lines), scope)  # noqa: S102 -- the source is built from the field names only
+    return scope["copy"]
+
+
+# contact_with_findings(contact, findings, notes, frames)
+contact_with_findings = _copier(("findings", "notes", "frames"))
+
+
 def _plain(obj: Any) -> dict[str, Any] | None:
     # The per-layer records hold only scalars and tuples of scalars, so one level is enough;
     # dataclasses.asdict's recursive deep copy was a tenth of a big report's run time.

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from ..base.model import Contact, Finding, replace_contact
+from ..base.model import Contact, Finding, contact_with_findings
 from ..base.watchlist import WatchList
 from ..contacts.build import AddressMap, dns_contact, looked_up, other_contacts, sort_contacts
 from ..events.builtin.intern import Interner
@@ -307,7 +307,7 @@ class _Annotator:
             new_findings = found_here  # the exchange's own tuple, not a second one
         if new_notes != contact.notes:
             new_notes = self.shared(new_notes)
-        return replace_contact(contact, findings=new_findings, notes=new_notes, frames=frames)
+        return contact_with_findings(contact, new_findings, new_notes, frames)
 
 
 def _capture_starts(evidence: Evidence) -> dict[str, float]:

@@ -80,8 +80,11 @@ def emit_text(text: str, output: str | None) -> None:
 
 def contact_line(contact: Any) -> str:
     """A contact's JSON line without its newline, as ``emit_jsonl`` writes it (a module-level
-    function: worker processes render their own captures' lines with it)."""
-    return _JSONL_ENCODER.encode(contact.to_dict())
+    function: worker processes render their own captures' lines with it). The same bytes as
+    ``_JSONL_ENCODER.encode(contact.to_dict())``, made without the dictionaries (jsonline.py)."""
+    from .jsonline import contact_json
+
+    return contact_json(contact)
 
 
 def emit_jsonl(records: Iterable[dict[str, Any]], output: str | None) -> None:
