@@ -4,6 +4,7 @@ decisions and the same evidence on hostile bytes, and no crash whatever the buff
 from __future__ import annotations
 
 import functools
+import random
 import struct
 import tempfile
 from pathlib import Path
@@ -324,3 +325,44 @@ def test_scan_last_ts_of_flows_with_two_keys(flows: int, tmp_path: Path) -> None
     assert got == _py_scan(buf, 24, len(buf), False, 1e-6, layout, py_index, 1e12)
     assert [f.last_ts for f in c_flows.values()] == [f.last_ts for f in py_flows.values()]
     assert all(f.last_ts > 0 for f in c_flows.values())
+
+
+def test_mapped_window_reads_as_the_file_does(tmp_path: Path) -> None:
+    """The C loop's mmap window: the file's bytes by index and slice, len(), a buffer for
+    struct and scan(); close() refused while a buffer is in use, then every read refused."""
+    from analyzer.events.builtin._fastloop import MappedWindow
+
+    data = bytes(random.Random(7).randrange(256) for _ in range(3 * 4096 + 123))
+    path = tmp_path / "w.bin"
+    path.write_bytes(data)
+    with path.open("rb") as fh:
+        with pytest.raises(ValueError):
+            MappedWindow(fh.fileno(), 0, 0)
+        with pytest.raises(OSError):
+            MappedWindow(fh.fileno(), 1, 10)  # not a page-aligned offset
+        w = MappedWindow(fh.fileno(), 4096, len(data) - 4096)
+        w.wait()
+        part = data[4096:]
+        assert len(w) == len(part)
+        assert [w[i] for i in (0, 1, 5000, len(part) - 1, -1, -len(part))] == \
+            [part[i] for i in (0, 1, 5000, len(part) - 1, -1, -len(part))]
+        for sl in (slice(0, 10), slice(100, 5000), slice(-50, None), slice(None, None, 7),
+                   slice(9000, 3, -3), slice(5, 5), slice(len(part) - 3, len(part) + 99)):
+            assert w[sl] == part[sl]
+        with pytest.raises(IndexError):
+            w[len(part)]
+        with pytest.raises(TypeError):
+            w["x"]  # type: ignore[index]
+        assert struct.unpack_from("<I", w, 8) == struct.unpack_from("<I", part, 8)
+        view = memoryview(w)
+        with pytest.raises(BufferError):
+            w.close()
+        assert bytes(view[:4]) == part[:4]
+        view.release()
+        w.close()
+        assert len(w) == 0
+        with pytest.raises(ValueError):
+            w[0]
+        with pytest.raises(ValueError):
+            memoryview(w)
+        w.close()  # twice is fine

@@ -121,17 +121,17 @@ def test_windows_faulted_in_ahead_give_the_same_evidence(window: int, tmp_path: 
     """The window after the current one is mapped and faulted in ahead (C loop only): most
     refills use it, a record longer than its overlap with the one before does not (records of
     20 000 bytes here, longer than a whole small window), and the evidence is the same."""
-    if fastpath.PREFAULT is None:
-        pytest.skip("no Prefault without the C loop")
+    if fastpath.MAPPED_WINDOW is None:
+        pytest.skip("no MappedWindow without the C loop")
     monkeypatch.setattr(fastpath, "WINDOW", window)
     made: list[int] = []
-    real = fastpath.PREFAULT
+    real = fastpath.MAPPED_WINDOW
 
-    def counting(buf: object) -> object:
-        made.append(len(buf))  # type: ignore[arg-type]
-        return real(buf)
+    def counting(fd: int, offset: int, length: int) -> object:
+        made.append(length)
+        return real(fd, offset, length)
 
-    monkeypatch.setattr(fastpath, "PREFAULT", counting)
+    monkeypatch.setattr(fastpath, "MAPPED_WINDOW", counting)
     used: list[bool] = []
     take = fastpath._Window._take_ahead
 

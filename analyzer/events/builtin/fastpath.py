@@ -246,19 +246,22 @@ _POPULATE: int = getattr(mmap, "MAP_POPULATE", 0)  # Linux only
 _AHEAD_OVERLAP = 256 << 10
 
 
-def _load_prefault() -> Callable[[mmap.mmap], Any] | None:
-    """The C type that faults a window's pages in on a thread of its own (see _fastloop.c), or
-    None: without the C loop, the window is mapped with MAP_POPULATE when it is needed."""
+def _load_mapped_window() -> Callable[[int, int, int], Any] | None:
+    """The C loop's mmap window (see _fastloop.c: its pages are faulted in, and it is unmapped,
+    on threads that never take the GIL), or None: then Python's mmap."""
     if SCAN is None:
         return None
     try:
-        from ._fastloop import Prefault
+        from ._fastloop import MappedWindow
     except ImportError:
         return None
-    return Prefault  # type: ignore[no-any-return]
+    return MappedWindow  # type: ignore[no-any-return]
 
 
-PREFAULT = _load_prefault()
+MAPPED_WINDOW = _load_mapped_window()
+# Off where every CPU reads a capture of its own (pipeline.parallel): faulting the next window
+# in ahead then only competes with the other readers for the cores.
+READ_AHEAD = True
 
 
 class _Window:
@@ -266,19 +269,20 @@ class _Window:
     finished window keeps RSS flat), large read() chunks for a pipe. ``refill(pos, need)``
     returns (buf, pos, size) with ``need`` bytes from ``pos`` available if the file has them.
 
-    With the C loop, the window after the current one is mapped at once and its pages are
-    faulted in on a thread of the extension's own (``Prefault``) while the current one is
-    scanned: mapping a 2 GB file's pages costs about 0.1 s, which otherwise comes before each
-    window's scan. A refill that window covers uses it."""
+    With the C loop, windows are its ``MappedWindow``s: the window after the current one is
+    mapped at once and its pages are faulted in on a thread of the extension's own while the
+    current one is scanned, and a finished window is unmapped on another (on a 2 GB capture,
+    0.1 s of faulting in and 0.06 s of unmapping otherwise on the main thread). A refill that
+    window covers uses it."""
 
     def __init__(self, fh: BinaryIO, offset: int) -> None:
         self.fh = fh
         self.base = offset            # file offset of buf[0]
         self.buf: bytes | mmap.mmap = b""
-        self.map: mmap.mmap | None = None
+        self.map: Any = None  # a MappedWindow, or an mmap without the C loop
         self.size = -1
-        # the window being faulted in ahead: (file offset, length, map, its Prefault)
-        self._ahead: tuple[int, int, mmap.mmap, Any] | None = None
+        # the window being faulted in ahead: (file offset, length, window)
+        self._ahead: tuple[int, int, Any] | None = None
         try:
             fd = fh.fileno()
             st = os.fstat(fd)
@@ -311,7 +315,13 @@ class _Window:
         self._map_ahead(start + length)
         return self.map, at - start, length
 
-    def _map(self, start: int, length: int, populate: bool) -> mmap.mmap:
+    def _map(self, start: int, length: int, populate: bool) -> Any:
+        """The window at ``start``; with ``populate``, its pages are in when this returns."""
+        if MAPPED_WINDOW is not None:
+            window = MAPPED_WINDOW(self.fd, start, length)
+            if populate:
+                window.wait()
+            return window
         if _POPULATE and populate:
             # map the window's pages in one call instead of one page fault per 64 KiB
             return mmap.mmap(self.fd, length, flags=mmap.MAP_SHARED | _POPULATE,
@@ -322,23 +332,22 @@ class _Window:
         return m
 
     def _map_ahead(self, end: int) -> None:
-        """Map the window that starts shortly before ``end`` and fault it in on the helper."""
-        if PREFAULT is None or end >= self.size:
+        """Map the window that starts shortly before ``end``; its pages come in meanwhile."""
+        if MAPPED_WINDOW is None or not READ_AHEAD or end >= self.size:
             return
         start = max(end - min(_AHEAD_OVERLAP, WINDOW // 2), 0)
         start -= start % mmap.ALLOCATIONGRANULARITY
         length = min(WINDOW, self.size - start)
-        window = self._map(start, length, populate=False)
-        self._ahead = (start, length, window, PREFAULT(window))
+        self._ahead = (start, length, self._map(start, length, populate=False))
 
-    def _take_ahead(self, at: int, need: int) -> tuple[int, int, mmap.mmap] | None:
-        """The window mapped ahead, once faulted in, if it holds ``need`` bytes from ``at``."""
+    def _take_ahead(self, at: int, need: int) -> tuple[int, int, Any] | None:
+        """The window mapped ahead, its pages in, if it holds ``need`` bytes from ``at``."""
         if self._ahead is None:
             return None
-        start, length, window, pages = self._ahead
+        start, length, window = self._ahead
         self._ahead = None
-        pages.wait()
         if start <= at and at + need <= start + length:
+            window.wait()
             return start, length, window
         window.close()
         return None
@@ -351,10 +360,8 @@ class _Window:
     def close(self) -> None:
         self.close_current()
         if self._ahead is not None:
-            window, pages = self._ahead[2], self._ahead[3]
+            self._ahead[2].close()
             self._ahead = None
-            pages.wait()
-            window.close()
 
 
 def _wide_header(layout: tuple[int, int] | None) -> tuple[struct.Struct | None, bytes]:
