@@ -91,7 +91,40 @@ def main() -> None:
         click.echo("proxytrace: interrupted", err=True)
         sys.exit(exitcodes.INTERRUPTED)
     else:
-        sys.exit(status if isinstance(status, int) else exitcodes.OK)
+        code = status if isinstance(status, int) else exitcodes.OK
+        if TEARDOWN.skippable:
+            _exit_at_once(code)
+        sys.exit(code)
+
+
+class _Teardown:
+    """Whether the command that ran may end the process without the interpreter's teardown."""
+
+    skippable = False
+
+
+TEARDOWN = _Teardown()
+
+
+def skip_teardown() -> None:
+    """Called by a command whose output is all written and closed (``analyze``): at the end,
+    the process exits at once instead of freeing every object one by one and tearing the
+    modules down (0.05-0.09 s after a 2 million packet capture; the kernel frees it all)."""
+    TEARDOWN.skippable = True
+
+
+def _exit_at_once(code: int) -> None:
+    import os
+
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = exitcodes.OK  # as a closed pipe is answered above
+    try:
+        sys.stderr.flush()
+    except OSError:
+        pass
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..base import exitcodes
+from ..cli import skip_teardown
 from ..pipeline import analyze_files
 from ..pipeline.parallel import default_workers
 from ..report.contacts import CONTACT_FORMATS, render_report
@@ -56,4 +57,5 @@ def command(captures: tuple[str, ...], watch: tuple[str, ...], watch_file: Path 
         for warning in report.warnings:
             click.echo(f"proxytrace: warning: {warning}", err=True)
     damaged = any(st.damaged for st in report.stats)
+    skip_teardown()  # everything is written: no need to free the report object by object
     return exitcodes.BAD_INPUT if damaged else exitcodes.OK

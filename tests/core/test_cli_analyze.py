@@ -120,3 +120,28 @@ def test_every_command_has_help() -> None:
         proc = _run(name, "--help")
         assert proc.returncode == 0 and b"Usage:" in proc.stdout, name
     assert os.access(ROOT / ".ci" / "run", os.X_OK)
+
+
+def test_exit_without_teardown_loses_nothing(tmp_path: Path) -> None:
+    """`analyze` ends the process without the interpreter's teardown once its output is
+    written (cli.skip_teardown): a pipe still gets every line (far more than a pipe buffer),
+    a file too, warnings reach stderr, and the status is the command's."""
+    from click.testing import CliRunner
+
+    from analyzer.cli import cli
+    from bench.gen import write_pcap
+
+    path = tmp_path / "mix.pcap"
+    write_pcap(path, 20_000, 3)
+    expected = CliRunner().invoke(cli, ["analyze", "-q", "--all", "-f", "jsonl", str(path)])
+    assert expected.exit_code == 0 and len(expected.output) > 1 << 16
+    piped = _run("analyze", "-q", "--all", "-f", "jsonl", str(path))
+    assert piped.returncode == 0 and piped.stdout.decode() == expected.output
+    out = tmp_path / "out.jsonl"
+    written = _run("analyze", "-q", "--all", "-f", "jsonl", "-o", str(out), str(path))
+    assert written.returncode == 0 and out.read_text() == expected.output
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(path.read_bytes()[:-500])
+    damaged = _run("analyze", "-q", "--all", "-f", "jsonl", str(cut))
+    assert damaged.returncode == 3 and b"truncated" in damaged.stderr
+    assert damaged.stdout.decode().count("\n") > 50
