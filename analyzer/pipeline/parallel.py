@@ -49,16 +49,6 @@ def _worker_start() -> None:
     hang the run; and Ctrl-C belongs to the parent, which stops the workers itself."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _read_ahead(False)
-
-
-def _read_ahead(on: bool) -> bool:
-    """Let the fast path fault the next window in on a thread of its own, or not (while every
-    CPU reads a capture, that thread would only compete for them); the setting before."""
-    from ..events.builtin import fastpath
-
-    before, fastpath.READ_AHEAD = fastpath.READ_AHEAD, on
-    return before
 
 
 def _read_one(job: tuple[str | Path, AnalyzeOptions, PerFile | None]) -> Any:
@@ -100,11 +90,7 @@ def read_all(paths: Sequence[str | Path], opts: AnalyzeOptions,
     with ctx.Pool(workers - first, initializer=_worker_start) as pool:
         pending = pool.imap(_read_one, [(p, opts, per_file) for p in paths[first:]])
         if first:
-            before = _read_ahead(False)
-            try:
-                results.append(own(paths[0]))
-            finally:
-                _read_ahead(before)
+            results.append(own(paths[0]))
             if on_file is not None:
                 on_file(1, len(paths))
         for i, result in enumerate(pending, start=first):

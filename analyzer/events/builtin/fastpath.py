@@ -259,9 +259,6 @@ def _load_mapped_window() -> Callable[[int, int, int], Any] | None:
 
 
 MAPPED_WINDOW = _load_mapped_window()
-# Off where every CPU reads a capture of its own (pipeline.parallel): faulting the next window
-# in ahead then only competes with the other readers for the cores.
-READ_AHEAD = True
 
 
 class _Window:
@@ -333,7 +330,7 @@ class _Window:
 
     def _map_ahead(self, end: int) -> None:
         """Map the window that starts shortly before ``end``; its pages come in meanwhile."""
-        if MAPPED_WINDOW is None or not READ_AHEAD or end >= self.size:
+        if MAPPED_WINDOW is None or end >= self.size:
             return
         start = max(end - min(_AHEAD_OVERLAP, WINDOW // 2), 0)
         start -= start % mmap.ALLOCATIONGRANULARITY
