@@ -145,6 +145,8 @@ class Finding:
 
 @dataclass(frozen=True, slots=True)
 class DnsInfo:
+    """What a DNS contact shows: the question, the first response's answers and code, the resolver."""
+
     qname: str
     qtype: str
     answers: tuple[str, ...]
@@ -155,6 +157,8 @@ class DnsInfo:
 
 @dataclass(frozen=True, slots=True)
 class TlsInfo:
+    """What a TLS contact shows: the ClientHello's name, ALPN and fingerprints, the server's answer."""
+
     sni: str | None
     alpn: tuple[str, ...]
     version: str | None
@@ -169,6 +173,8 @@ class TlsInfo:
 
 @dataclass(frozen=True, slots=True)
 class HttpInfo:
+    """What an HTTP contact shows: the request line, its User-Agent, and the response status."""
+
     method: str | None
     path: str | None
     user_agent: str | None
@@ -184,6 +190,8 @@ ProxyKind = Literal["http-connect", "http-forward", "socks4", "socks5"]
 
 @dataclass(frozen=True, slots=True)
 class ProxyHop:
+    """The proxy a contact went through: its address, port and kind."""
+
     address: str
     port: int
     kind: ProxyKind = "http-connect"

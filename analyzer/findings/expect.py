@@ -36,6 +36,8 @@ _ALLOWED_KEYS = frozenset({"addresses", "issuers", "min_tls_version"})
 
 @dataclass(frozen=True, slots=True)
 class HostExpectation:
+    """What is expected of one watched host (addresses, issuers...)."""
+
     pattern: str
     addresses: tuple[IPNetwork, ...] = ()
     issuers: tuple[str, ...] = ()
@@ -62,6 +64,8 @@ class HostExpectation:
 
 @dataclass(frozen=True, slots=True)
 class Expectations:
+    """The expectations file: per-host expectations and the rules that use them."""
+
     hosts: tuple[HostExpectation, ...] = ()
     # name -> for_host(name): a busy capture asks about the same few names thousands of times
     _cache: dict[str, HostExpectation | None] = field(default_factory=dict, init=False,

@@ -17,6 +17,8 @@ HALF = 1 << 31
 
 @dataclass(slots=True)
 class Chunk:
+    """In-order stream bytes starting at ``offset``, and the frame that completed them."""
+
     offset: int   # stream offset of data[0]
     data: bytes
     frame: int

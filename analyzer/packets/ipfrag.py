@@ -20,6 +20,8 @@ class FragmentKey(NamedTuple):
 
 @dataclass
 class _Pending:
+    """The fragments of one datagram received so far."""
+
     first_ts: float
     pieces: dict[int, bytes] = field(default_factory=dict)
     total: int | None = None

@@ -30,6 +30,8 @@ class Attributor(Protocol):
 
 @dataclass
 class Report:
+    """What the offline pipeline gives: contacts, the evidence kept, warnings."""
+
     contacts: list[Contact]
     evidence: Evidence
     warnings: list[str] = field(default_factory=list)

@@ -12,6 +12,8 @@ from ..base.watchlist import WatchList
 
 @dataclass(frozen=True)
 class AnalyzeOptions:
+    """How to analyse: watch list, expectations, engine, workers, redaction."""
+
     watch: WatchList = field(default_factory=WatchList.build)
     expect_path: Path | None = None      # expectations TOML merged over the shipped defaults
     config: Any = None                   # an analyzer.causes GoConfig, for causes on contacts

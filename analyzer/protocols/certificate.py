@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class CertificateInfo:
+    """The parts of a server certificate the report shows."""
+
     subject: str  # RFC 4514 string
     issuer: str
     subject_cn: str | None

@@ -52,6 +52,8 @@ def rcode_name(code: int) -> str:
 
 @dataclass(frozen=True, slots=True)
 class DnsQuestion:
+    """One question of a DNS message."""
+
     name: str        # lower-case, no trailing dot
     qtype: str
 
@@ -72,6 +74,8 @@ class SvcbData:
 
 @dataclass(frozen=True, slots=True)
 class DnsRecord:
+    """One resource record of a DNS message, its data as text."""
+
     name: str
     rtype: str
     ttl: int
@@ -82,6 +86,8 @@ class DnsRecord:
 
 @dataclass(frozen=True, slots=True)
 class DnsMessage:
+    """A parsed DNS message: header flags, sections, EDNS."""
+
     txid: int
     is_response: bool
     opcode: int

@@ -78,6 +78,8 @@ def _strip_port(authority: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
+    """One HTTP request head."""
+
     method: str
     target: str
     version: str
@@ -163,6 +165,8 @@ class HttpRequest:
 
 @dataclass(frozen=True, slots=True)
 class HttpResponse:
+    """One HTTP response head."""
+
     version: str
     status: int
     reason: str

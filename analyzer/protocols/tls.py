@@ -221,6 +221,8 @@ def alpn_text(raw: bytes) -> str:
 
 @dataclass(frozen=True, slots=True)
 class ClientHello:
+    """A parsed ClientHello: what JA3/JA4 need, the SNI and ALPN, and the fingerprints."""
+
     legacy_version: int
     versions: tuple[int, ...]  # supported_versions extension values as sent (GREASE included), () if absent
     ciphers: tuple[int, ...]  # as sent, GREASE included
@@ -453,6 +455,8 @@ def parse_client_hello(data: bytes) -> ClientHello | None:
 
 @dataclass(frozen=True, slots=True)
 class ServerHello:
+    """A parsed ServerHello: the version and cipher chosen."""
+
     legacy_version: int
     version: int  # negotiated: supported_versions extension if present, else legacy_version
     cipher: int
@@ -500,6 +504,8 @@ def _certificate_body(body: bytes) -> tuple[tuple[CertificateInfo, ...], int]:
 
 @dataclass(frozen=True, slots=True)
 class ServerFlight:
+    """The server's first flight: ServerHello, certificates, an alert, as far as seen."""
+
     server_hello: ServerHello | None  # the real ServerHello; the HelloRetryRequest if only that was seen
     certificates: tuple[CertificateInfo, ...]  # leaf first; () under TLS 1.3 (encrypted) or when unseen
     alert: tuple[int, int] | None  # (level, description) if the server sent an alert first

@@ -121,6 +121,8 @@ def _read_pcap(fh: BinaryIO, magic: bytes, state: ReadState) -> Iterator[RawFram
 
 @dataclass
 class _Interface:
+    """A pcapng interface: its link type and time resolution."""
+
     linktype: int
     unit: float = 1e-6
     offset: int = 0

