@@ -129,3 +129,76 @@ def test_done_flow_buffers_are_freed(tmp_path: Path) -> None:
     assert len(eng.skip_index) == 2
     eng.finish()
     assert not eng.skip_index
+
+
+def _plain_expiry(self: Engine, now: float) -> None:
+    """The DNS expiry loop without its remembered oldest time (the reference)."""
+    while self._dns:
+        key, pending = next(iter(self._dns.items()))
+        if now - pending.ts <= engine_mod.DNS_LINGER:
+            return
+        del self._dns[key]
+        self._emit_dns(pending)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_dns_expiry_remembering_the_oldest_query_is_exact(seed: int,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queries and answers with times that go back and forth across the linger time, IDs reused
+    by the same client (a query replacing a pending one), answers without a query, and a pending
+    map at its bound: the same exchanges, in the same order, as the plain loop gives."""
+    import random
+
+    rng = random.Random(seed)
+    monkeypatch.setattr(engine_mod, "MAX_DNS_PENDING", 40)
+    segments = []
+    ts = 1000.0
+    for i in range(3000):
+        ts += rng.choice([0.01, 0.5, 3.0, 12.0, -8.0, -35.0, 31.0, 0.0])
+        client = f"10.0.{rng.randrange(3)}.{rng.randrange(1, 4)}"
+        port, txid = 30000 + rng.randrange(5), rng.randrange(60)
+        response = rng.random() < 0.45
+        name = rng.choice(["proxy.golang.org", "sum.golang.org"])
+        payload = dns_message(txid, name, response)
+        if response:
+            segments.append(Segment(i + 1, ts, "udp", "10.0.0.53", 53, client, port, payload))
+        else:
+            segments.append(Segment(i + 1, ts, "udp", client, port, "10.0.0.53", 53, payload))
+
+    def run() -> list[object]:
+        eng = Engine("t")
+        for seg in segments:
+            eng.feed(seg)
+        return list(eng.finish().dns)
+
+    remembered = run()
+    monkeypatch.setattr(Engine, "_expire_dns", _plain_expiry)
+    plain = run()
+    assert remembered == plain and len(plain) > 500
+
+
+def test_dns_expiry_after_the_oldest_query_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The oldest query replaced by a new one with its ID leaves an older-stamped query first:
+    that one must expire on time (a response after it is then an exchange of its own)."""
+    q = "10.0.0.53"
+    segments = [
+        Segment(1, 100.0, "udp", "10.0.0.1", 30000, q, 53, dns_message(1, "proxy.golang.org", False)),
+        Segment(2, 90.0, "udp", "10.0.0.2", 30000, q, 53, dns_message(2, "sum.golang.org", False)),
+        Segment(3, 101.0, "udp", "10.0.0.3", 30000, q, 53, dns_message(3, "sum.golang.org", False)),
+        Segment(4, 105.0, "udp", "10.0.0.1", 30000, q, 53, dns_message(1, "proxy.golang.org", False)),
+        Segment(5, 125.0, "udp", "10.0.0.3", 30001, q, 53, dns_message(4, "sum.golang.org", False)),
+        Segment(6, 126.0, "udp", q, 53, "10.0.0.2", 30000, dns_message(2, "sum.golang.org", True)),
+    ]
+
+    def run() -> list[object]:
+        eng = Engine("t")
+        for seg in segments:
+            eng.feed(seg)
+        return list(eng.finish().dns)
+
+    remembered = run()
+    monkeypatch.setattr(Engine, "_expire_dns", _plain_expiry)
+    plain = run()
+    assert remembered == plain
+    late = [ex for ex in plain if ex.txid == 2]  # type: ignore[attr-defined]
+    assert len(late) == 2 and {ex.query_frame for ex in late} == {2, None}  # type: ignore[attr-defined]
