@@ -466,6 +466,59 @@ class ServerHello:
 
 
 def _server_hello_body(body: bytes) -> ServerHello:
+    quick = _server_hello_quick(body)
+    return quick if quick is not None else _server_hello_careful(body)
+
+
+def _server_hello_quick(body: bytes) -> ServerHello | None:
+    """``_server_hello_careful(body)`` for a well-formed body, by plain offsets; None at the
+    first thing out of the ordinary (the careful parser then decides, word for word)."""
+    n = len(body)
+    if n < 35 or body[34] > 32:
+        return None
+    p = 35 + body[34]  # after the version, the random and the session id
+    if p + 3 > n:
+        return None
+    legacy_version = (body[0] << 8) | body[1]
+    cipher = (body[p] << 8) | body[p + 1]
+    p += 3  # and the compression method
+    version, alpn, ext_types = legacy_version, None, []
+    if p < n:
+        if p + 2 > n or p + 2 + ((body[p] << 8) | body[p + 1]) != n:
+            return None
+        p += 2
+        while p < n:
+            if p + 4 > n:
+                return None
+            ext_type = (body[p] << 8) | body[p + 1]
+            end = p + 4 + ((body[p + 2] << 8) | body[p + 3])
+            if end > n:
+                return None
+            ext_types.append(ext_type)
+            q, p = p + 4, end
+            if ext_type == EXT_SUPPORTED_VERSIONS:
+                if end - q != 2:
+                    return None
+                version = (body[q] << 8) | body[q + 1]
+            elif ext_type == EXT_ALPN:
+                if q + 2 > end or q + 2 + ((body[q] << 8) | body[q + 1]) != end:
+                    return None
+                q += 2
+                first: bytes | None = None
+                while q < end:
+                    stop = q + 1 + body[q]
+                    if stop > end:
+                        return None
+                    if first is None:
+                        first = body[q + 1:stop]
+                    q = stop
+                alpn = alpn_text(first) if first is not None else None
+    return ServerHello(legacy_version, version, cipher, alpn, tuple(ext_types),
+                       body[2:34] == HELLO_RETRY_RANDOM)
+
+
+def _server_hello_careful(body: bytes) -> ServerHello:
+    """The reference parser (see _client_hello_careful)."""
     r = _Reader(body, "ServerHello")
     legacy_version = r.u16()
     random = r.take(32)

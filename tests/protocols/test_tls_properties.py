@@ -230,3 +230,83 @@ def test_built_bodies_reach_both_parsers() -> None:
 
     count()
     assert seen[True] > 40 and seen[False] > 40, seen
+
+
+def _server_hello_body(sample: bytes) -> bytes | None:
+    """The ServerHello message body of a recorded server stream (None if it has none)."""
+    handshake = b""
+    for ctype, payload in tls_module._records(sample):
+        if ctype != 22:
+            return None
+        handshake += payload
+        messages, _incomplete = tls_module._handshake_messages(handshake, 1 << 20)
+        if messages:
+            return messages[0][1] if messages[0][0] == 2 else None
+    return None
+
+
+SERVER_HELLO_BODIES = [b for b in map(_server_hello_body, SERVER_SAMPLES) if b is not None]
+
+
+def _quick_server_agrees(body: bytes) -> bool:
+    quick = tls_module._server_hello_quick(body)
+    try:
+        careful = tls_module._server_hello_careful(body)
+    except ParseError:
+        assert quick is None
+        return False
+    assert quick is None or quick == careful
+    return quick is not None
+
+
+def test_quick_server_hello_parser_reads_every_recorded_hello() -> None:
+    assert len(SERVER_HELLO_BODIES) >= 3
+    assert all(_quick_server_agrees(body) for body in SERVER_HELLO_BODIES)
+
+
+@SETTINGS
+@given(mutated(SERVER_HELLO_BODIES))
+def test_quick_server_hello_parser_agrees_on_mutated_bodies(body: bytes) -> None:
+    _quick_server_agrees(body)
+
+
+@st.composite
+def _server_hello_bodies(draw: st.DrawFn) -> bytes:
+    types = draw(st.lists(st.sampled_from([43, 16, 51, 0x0A0A]), max_size=4))
+    exts = b"".join(t.to_bytes(2, "big") + _framed(draw(_server_extension(t)), 2,
+                                                   draw(st.sampled_from([0] * 12 + [-1, 1])))
+                    for t in types)
+    random = draw(st.sampled_from([bytes(32), tls_module.HELLO_RETRY_RANDOM]))
+    session = draw(st.sampled_from([b"", bytes(32), bytes(33)]))
+    tail = draw(st.sampled_from([b"", _framed(exts, 2, 0), _framed(exts, 2, 1),
+                                 _framed(exts, 2, 0) + b"\x00", b"\x00"]))
+    return b"\x03\x03" + random + _framed(session, 1, 0) + b"\x13\x01\x00" + tail
+
+
+@st.composite
+def _server_extension(draw: st.DrawFn, ext_type: int) -> bytes:
+    if ext_type == 43:  # supported_versions: one u16 (sometimes one byte more or less)
+        return draw(st.sampled_from([b"\x03\x04", b"\x03", b"\x03\x04\x00", b""]))
+    if ext_type == 16:
+        names = draw(st.lists(st.sampled_from([b"h2", b"http/1.1", b"", b"\xff"]), max_size=2))
+        fudge = st.sampled_from([0] * 8 + [-1, 1])
+        return _framed(b"".join(_framed(n, 1, draw(fudge)) for n in names), 2, draw(fudge))
+    return draw(st.binary(max_size=8))
+
+
+@settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(_server_hello_bodies())
+def test_quick_server_hello_parser_agrees_on_built_bodies(body: bytes) -> None:
+    _quick_server_agrees(body)
+
+
+def test_built_server_bodies_reach_both_parsers() -> None:
+    seen = {True: 0, False: 0}
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(_server_hello_bodies())
+    def count(body: bytes) -> None:
+        seen[_quick_server_agrees(body)] += 1
+
+    count()
+    assert seen[True] > 30 and seen[False] > 30, seen
