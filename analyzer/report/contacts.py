@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from .output import emit_jsonl, emit_text, render_machine
+from .output import emit_lines, emit_text, render_machine
 
 if TYPE_CHECKING:
     from ..pipeline import Report
@@ -63,6 +63,8 @@ def render_report(report: Report, fmt: str, output: str | None) -> None:
         emit_text(contacts_csv(report), output)
         return
     if fmt == "jsonl":
-        emit_jsonl((c.to_dict() for c in report.contacts), output)
+        from .jsonline import contact_json  # the bytes of emit_jsonl over to_dict(), faster
+
+        emit_lines((contact_json(c) for c in report.contacts), output)
         return
     emit_text(render_machine([c.to_dict() for c in report.contacts], fmt), output)

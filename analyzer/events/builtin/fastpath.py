@@ -296,20 +296,26 @@ class _Window:
             self.buf = buf
             return buf, 0, len(buf)
         at = self.base + pos
-        self.close_current()
-        ahead = self._take_ahead(at, need)
-        if ahead is not None:
-            start, length, self.map = ahead
-        else:
-            start = at - at % mmap.ALLOCATIONGRANULARITY
-            length = min(max(WINDOW, at - start + need), self.size - start)
-            if length <= at - start:
-                self.base, self.buf = at, b""
-                return b"", 0, 0
-            self.map = self._map(start, length, populate=True)
-        self.base = start
-        self.buf = self.map
-        self._map_ahead(start + length)
+        # The finished window is closed last: its unmapping (on a thread of its own with the C
+        # loop) holds the kernel's lock on the address space, which mapping the next one needs.
+        old, self.map = self.map, None
+        try:
+            ahead = self._take_ahead(at, need)
+            if ahead is not None:
+                start, length, self.map = ahead
+            else:
+                start = at - at % mmap.ALLOCATIONGRANULARITY
+                length = min(max(WINDOW, at - start + need), self.size - start)
+                if length <= at - start:
+                    self.base, self.buf = at, b""
+                    return b"", 0, 0
+                self.map = self._map(start, length, populate=True)
+            self.base = start
+            self.buf = self.map
+            self._map_ahead(start + length)
+        finally:
+            if old is not None:
+                old.close()
         return self.map, at - start, length
 
     def _map(self, start: int, length: int, populate: bool) -> Any:
