@@ -49,8 +49,20 @@ def comments_with_exe(attributor: Attributor | None, redact: bool = True) -> Com
     unless ``redact`` is False."""
     joiner = attributor if isinstance(attributor, SocketAttributor) else None
     files: dict[tuple[Env, str | None], GoFiles] = {}
+    # the lines of a process object, full or cut: the attributor hands out one object per
+    # process, and its lines are the same on every packet of its flows
+    made: dict[tuple[int, bool], tuple[ProcessInfo, list[str]]] = {}
 
     def comments(p: ProcessInfo, full: bool = True) -> list[str]:
+        hit = made.get((id(p), full))
+        if hit is not None and hit[0] is p:  # the object is held: its id is not reused
+            return hit[1]
+        if len(made) >= 4096:
+            made.clear()
+        lines = made[(id(p), full)] = (p, _comments(p, full))
+        return lines[1]
+
+    def _comments(p: ProcessInfo, full: bool) -> list[str]:
         if not full:  # ptcpdump's lines only: the flow's first packet carried the rest
             p = replace(p, env=None, ancestors=(), go_files=None)
         # after the cut: redacting every ancestor's environment for each packet of a flow was

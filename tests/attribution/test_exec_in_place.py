@@ -36,3 +36,19 @@ def test_latest_program_still_known_for_later_times() -> None:
     rec = att.record_at(700, 12.0)
     assert rec is not None and rec.exe == TOOLCHAIN
     assert att.record_at(700, 10.2) is not None and att.record_at(700, 10.2).exe == GO  # type: ignore[union-attr]
+
+
+def test_remembered_comment_lines_equal_fresh_ones() -> None:
+    """comments_with_exe remembers a process object's lines (full and cut): every call gives
+    what a fresh one gives, for the same object and for an equal one made anew."""
+    att = _attributor()
+    proc = att.process_for(FlowRef("tcp", "10.0.0.2", 40000, "10.0.0.1", 443), 10.6)
+    assert proc is not None
+    remembering = comments_with_exe(att)
+    for _ in range(3):
+        for full in (True, False):
+            assert remembering(proc, full=full) == comments_with_exe(att)(proc, full=full)
+    assert remembering(proc, full=True) != remembering(proc, full=False)
+    other = att.process_for(FlowRef("tcp", "10.0.0.2", 40000, "10.0.0.1", 443), 12.0)
+    assert other is not None
+    assert remembering(other) == comments_with_exe(att)(other)

@@ -187,3 +187,33 @@ def test_ptcpdump_files_have_no_chain_or_environment(shared_captures: Path) -> N
         procs = {process_from_comments(f.comments, f.pid) for f in _frames(shared_captures / "ptcpdump" / name)}
         procs.discard(None)
         assert procs and all(p.ancestors == () and p.env is None for p in procs if p), name
+
+
+def test_comments_of_a_flow_with_its_process_are_not_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A packet's comments are read only while its flow has no process yet: the evidence is the
+    one every comment read gives, on every repository capture that carries processes, and the
+    comments of most packets are left unread."""
+    from analyzer.events.builtin.engine import Engine
+    from analyzer.events.builtin.read import read_evidence_builtin
+    from analyzer.source import process_comments
+    from tests.conftest import CAPTURES
+
+    parsed: list[int] = []
+    real = process_comments.process_from_comments
+
+    def counting(*args: object) -> object:
+        parsed.append(1)
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(process_comments, "process_from_comments", counting)
+    paths = [p for p in sorted(CAPTURES.glob("*.pcapng"))]
+    skipping = [read_evidence_builtin(p) for p in paths]
+    read_some = len(parsed)
+    monkeypatch.setattr(Engine, "wants_process", lambda self, seg: True)
+    parsed.clear()
+    every = [read_evidence_builtin(p) for p in paths]
+    assert sum(len(ev.flow_processes) for ev in every) > 20
+    for a, b in zip(skipping, every, strict=True):
+        assert a.flow_processes == b.flow_processes
+        assert (a.dns, a.tls, a.http, a.socks) == (b.dns, b.tls, b.http, b.socks)
+    assert read_some < len(parsed) / 2, (read_some, len(parsed))

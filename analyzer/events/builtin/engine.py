@@ -211,7 +211,16 @@ class Engine:
         self.first_error_frame.setdefault(proto, frame)
 
     def note_process(self, seg: Segment, process: ProcessInfo) -> None:
-        """Process information carried by the capture (pcapng comments) for this packet's flow."""
+        """Process information carried by the capture (pcapng comments) for this packet's flow
+        (the first one noted for a flow stays)."""
+        self.evidence.flow_processes.setdefault(self._process_flow(seg), process)
+
+    def wants_process(self, seg: Segment) -> bool:
+        """False when this packet's flow has its process already: a note would change nothing,
+        so its comments need not be read (proxytrace writes one on every packet)."""
+        return self._process_flow(seg) not in self.evidence.flow_processes
+
+    def _process_flow(self, seg: Segment) -> str:
         key = (seg.src, seg.sport, seg.dst, seg.dport)
         flow = self._flows.get(key) or self._flows.get((seg.dst, seg.dport, seg.src, seg.sport))
         if seg.transport == "tcp" and flow is not None:
@@ -220,7 +229,7 @@ class Engine:
             ref = FlowRef(seg.transport, seg.src, seg.sport, seg.dst, seg.dport, self.capture)  # type: ignore[arg-type]
         else:
             ref = FlowRef("tcp", seg.src, seg.sport, seg.dst, seg.dport, self.capture)
-        self.evidence.flow_processes.setdefault(ref.flow_id, process)
+        return ref.flow_id
 
     # -- entry point ---------------------------------------------------------------------------
     def feed(self, seg: Segment) -> None:

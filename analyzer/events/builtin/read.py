@@ -36,7 +36,7 @@ def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None, 
             seg = decoder.decode(frame.number, frame.ts, frame.linktype, frame.data)
             if seg is None:
                 return
-            if frame.comments or frame.pid or frame.process_block:
+            if (frame.comments or frame.pid or frame.process_block) and engine.wants_process(seg):
                 # imported here: captures without comments (plain pcap) skip the import
                 from ...source.process_comments import process_from_comments
 
