@@ -121,6 +121,8 @@ _USERINFO = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<user>[^/@\s,|
 
 def redact(value: str) -> str:
     """Hide credentials in URLs (``https://user:secret@host`` -> ``https://xxxxx@host``)."""
+    if "@" not in value:
+        return value  # nothing to hide (most values): no regex scan of every variable
     return _USERINFO.sub(lambda m: m.group("scheme") + "xxxxx@", value)
 
 

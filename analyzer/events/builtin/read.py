@@ -27,6 +27,9 @@ def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None, 
         state = ReadState(name)
         engine = Engine(name)
         warned: set[int] = set()
+        # process by (comments, pid): every flow of a process carries the same lines (a parse
+        # is pure); bounded, whatever a capture holds
+        processes: dict[tuple[tuple[str, ...], int | None], ProcessInfo | None] = {}
 
         def slow(frame: RawFrame) -> None:
             if frame.linktype not in SUPPORTED_LINKTYPES and frame.linktype not in warned:
@@ -40,7 +43,13 @@ def read_evidence_builtin(path: str | Path, progress: ProgressFn | None = None, 
                 # imported here: captures without comments (plain pcap) skip the import
                 from ...source.process_comments import process_from_comments
 
-                proc = process_from_comments(frame.comments, frame.pid)
+                key = (frame.comments, frame.pid)
+                if key in processes:
+                    proc = processes[key]
+                else:
+                    if len(processes) >= 1024:
+                        processes.clear()
+                    proc = processes[key] = process_from_comments(frame.comments, frame.pid)
                 if proc is None and frame.process_block is not None:
                     proc = _apple_process(frame.process_block)
                 if proc is not None:
