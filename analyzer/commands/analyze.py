@@ -8,12 +8,11 @@ from pathlib import Path
 import click
 
 from ..base import exitcodes
-from ..cli import skip_teardown
 from ..pipeline import analyze_files
 from ..pipeline.parallel import default_workers
 from ..report.contacts import CONTACT_FORMATS, render_report
 from ..report.output import contact_line, emit_lines, output_options
-from .common import analyze_options, source_options, watch_options
+from .common import analyze_options, skip_teardown, source_options, watch_options
 from .progress import Progress
 
 

@@ -65,3 +65,20 @@ def analyze_options(watch: Sequence[str], watch_file: Path | None, all_hosts: bo
     return AnalyzeOptions(watch=build_watch(watch, watch_file, all_hosts), expect_path=expect_path,
                           config=config, redact=not no_redact,
                           engine="tshark" if keylog else engine, keylog=keylog, **extra)
+
+
+class _Teardown:
+    """Whether the command that ran may end the process without the interpreter's teardown
+    (``analyzer.cli.main`` asks once the command has returned)."""
+
+    skippable = False
+
+
+TEARDOWN = _Teardown()
+
+
+def skip_teardown() -> None:
+    """Called by a command whose output is all written and closed (``analyze``): at the end,
+    the process exits at once instead of freeing every object one by one and tearing the
+    modules down (0.05-0.09 s after a 2 million packet capture; the kernel frees it all)."""
+    TEARDOWN.skippable = True
