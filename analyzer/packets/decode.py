@@ -7,8 +7,11 @@ scapy on the same bytes). Unknown link or network types are counted, not fatal.
 
 from __future__ import annotations
 
-import socket
 import struct
+
+# _socket, not socket: socket.py wraps these same functions and, when imported, builds its enum
+# classes and imports selectors (about 5 ms of every start-up)
+from _socket import AF_INET6, inet_ntoa, inet_ntop
 from typing import NamedTuple
 
 from .ipfrag import FragmentKey, Ipv4Reassembler
@@ -76,7 +79,7 @@ class Decoder:
         names = self._ipv4_text
         if len(names) >= _IPV4_NAMES_MAX:
             names.clear()
-        text = names[packed] = socket.inet_ntoa(packed)
+        text = names[packed] = inet_ntoa(packed)
         return text
 
     def _skip(self, why: str) -> None:
@@ -189,8 +192,8 @@ class Decoder:
             self._skip("short IPv6 header")
             return None
         nxt = pkt[6]
-        src = socket.inet_ntop(socket.AF_INET6, pkt[8:24])
-        dst = socket.inet_ntop(socket.AF_INET6, pkt[24:40])
+        src = inet_ntop(AF_INET6, pkt[8:24])
+        dst = inet_ntop(AF_INET6, pkt[24:40])
         plen = (pkt[4] << 8) | pkt[5]
         body = pkt[40:40 + plen] if plen else pkt[40:]
         for _ in range(8):  # bounded walk over extension headers

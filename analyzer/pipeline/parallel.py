@@ -4,7 +4,6 @@ the order the captures were given, so the report equals the serial one."""
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -47,6 +46,8 @@ def _worker_start() -> None:
     """A forked worker inherits the parent's signal handlers. A handler the caller installed for
     SIGTERM (a test harness, a service) would keep ``Pool.terminate`` from ending the worker and
     hang the run; and Ctrl-C belongs to the parent, which stops the workers itself."""
+    import signal  # here: a run with one capture starts no worker (and skips the import)
+
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 

@@ -16,8 +16,8 @@ Only ParseError leaves this module.
 from __future__ import annotations
 
 import ipaddress
-import socket
 import struct
+from _socket import AF_INET6, inet_ntoa, inet_ntop  # not socket.py: see packets/decode.py
 from dataclasses import dataclass
 
 from ..base.errors import ParseError
@@ -263,8 +263,8 @@ def _address_text(packed: bytes) -> str:
     of the cost; for IPv6 (RFC 5952) the two differ only for embedded IPv4 (``::ffff:1.2.3.4``),
     left to ipaddress."""
     if len(packed) == 4:
-        return socket.inet_ntoa(packed)
-    text = socket.inet_ntop(socket.AF_INET6, packed)
+        return inet_ntoa(packed)
+    text = inet_ntop(AF_INET6, packed)
     return str(ipaddress.ip_address(packed)) if "." in text else text
 
 

@@ -10,8 +10,8 @@ HTTP too) exactly as a direct connection's.
 
 from __future__ import annotations
 
-import socket
 import struct
+from _socket import AF_INET, AF_INET6, inet_pton  # not socket.py: see packets/decode.py
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -768,8 +768,8 @@ def _looks_like_client(payload: bytes, sport: int, dport: int) -> bool:
 def wire_key(src: str, sport: int, dst: str, dport: int) -> bytes:
     """Addresses and ports as a packet carries them: IPv4 header bytes 12-19 (or IPv6 8-39),
     then the first four bytes of the TCP header."""
-    family = socket.AF_INET6 if ":" in src else socket.AF_INET
-    return (socket.inet_pton(family, src) + socket.inet_pton(family, dst)
+    family = AF_INET6 if ":" in src else AF_INET
+    return (inet_pton(family, src) + inet_pton(family, dst)
             + struct.pack("!HH", sport, dport))
 
 
