@@ -285,78 +285,97 @@ def _client_hello_quick(body: bytes) -> ClientHello | None:
     groups: tuple[int, ...] = ()
     point_formats: tuple[int, ...] = ()
     sig_algs: tuple[int, ...] = ()
-    ext_types: list[int] = []
-    if p < n:
-        if p + 2 > n or p + 2 + ((body[p] << 8) | body[p + 1]) != n:
-            return None
-        p += 2
-        seen: set[int] = set()
-        while p < n:
-            if p + 4 > n:
-                return None
-            ext_type = (body[p] << 8) | body[p + 1]
-            end = p + 4 + ((body[p + 2] << 8) | body[p + 3])
-            if end > n:
-                return None
-            ext_types.append(ext_type)
-            if ext_type in seen or ext_type not in _HELLO_READS:
-                seen.add(ext_type)
-                p = end
-                continue
+    extensions = _quick_extensions(body, p)
+    if extensions is None:
+        return None
+    seen: set[int] = set()
+    for ext_type, q, end in extensions:
+        if ext_type in seen or ext_type not in _HELLO_READS:
             seen.add(ext_type)
-            q = p + 4
-            p = end
-            if ext_type == EXT_SERVER_NAME:
-                if q == end:
-                    continue
-                if q + 2 + ((body[q] << 8) | body[q + 1]) != end if q + 2 <= end else True:
+            continue  # a repeated extension is counted (JA3/JA4 do) but the first one is used
+        seen.add(ext_type)
+        if ext_type == EXT_SERVER_NAME:
+            if q == end:
+                continue
+            if q + 2 > end or q + 2 + ((body[q] << 8) | body[q + 1]) != end:
+                return None
+            q += 2
+            while q < end:
+                if q + 3 > end:
                     return None
-                q += 2
-                while q < end:
-                    if q + 3 > end:
+                stop = q + 3 + ((body[q + 1] << 8) | body[q + 2])
+                if stop > end:
+                    return None
+                if body[q] == 0 and sni is None:
+                    name = body[q + 3:stop]
+                    if not name.isascii():
                         return None
-                    stop = q + 3 + ((body[q + 1] << 8) | body[q + 2])
-                    if stop > end:
-                        return None
-                    if body[q] == 0 and sni is None:
-                        name = body[q + 3:stop]
-                        if not name.isascii():
-                            return None
-                        sni = name.decode("ascii").lower()
-                    q = stop
-            elif ext_type == EXT_ALPN:
-                if q + 2 > end or q + 2 + ((body[q] << 8) | body[q + 1]) != end:
-                    return None
-                q += 2
-                protocols = []
-                while q < end:
-                    stop = q + 1 + body[q]
-                    if stop > end:
-                        return None
-                    protocols.append(body[q + 1:stop])
-                    q = stop
-                alpn_raw = tuple(protocols)
-            elif ext_type == EXT_SUPPORTED_VERSIONS:
-                if q >= end or q + 1 + body[q] != end or body[q] & 1:
-                    return None
-                versions = struct.unpack_from(f">{body[q] >> 1}H", body, q + 1)
-            elif ext_type == EXT_EC_POINT_FORMATS:
-                if q >= end or q + 1 + body[q] != end:
-                    return None
-                point_formats = tuple(body[q + 1:end])
-            else:  # supported_groups, signature_algorithms: a u16 length, then u16 values
-                if q + 2 > end:
-                    return None
-                length = (body[q] << 8) | body[q + 1]
-                if q + 2 + length != end or length & 1:
-                    return None
-                values = struct.unpack_from(f">{length >> 1}H", body, q + 2)
-                if ext_type == EXT_SUPPORTED_GROUPS:
-                    groups = values
-                else:
-                    sig_algs = values
-    return _hello(legacy_version, versions, ciphers, tuple(ext_types), sni, alpn_raw, groups,
-                  point_formats, sig_algs)
+                    sni = name.decode("ascii").lower()
+                q = stop
+        elif ext_type == EXT_ALPN:
+            protocols = _quick_alpn(body, q, end)
+            if protocols is None:
+                return None
+            alpn_raw = protocols
+        elif ext_type == EXT_SUPPORTED_VERSIONS:
+            if q >= end or q + 1 + body[q] != end or body[q] & 1:
+                return None
+            versions = struct.unpack_from(f">{body[q] >> 1}H", body, q + 1)
+        elif ext_type == EXT_EC_POINT_FORMATS:
+            if q >= end or q + 1 + body[q] != end:
+                return None
+            point_formats = tuple(body[q + 1:end])
+        else:  # supported_groups, signature_algorithms: a u16 length, then u16 values
+            if q + 2 > end:
+                return None
+            length = (body[q] << 8) | body[q + 1]
+            if q + 2 + length != end or length & 1:
+                return None
+            values = struct.unpack_from(f">{length >> 1}H", body, q + 2)
+            if ext_type == EXT_SUPPORTED_GROUPS:
+                groups = values
+            else:
+                sig_algs = values
+    return _hello(legacy_version, versions, ciphers, tuple(e[0] for e in extensions), sni,
+                  alpn_raw, groups, point_formats, sig_algs)
+
+
+def _quick_extensions(body: bytes, p: int) -> list[tuple[int, int, int]] | None:
+    """The extension block that starts at ``p`` and ends the body, as (type, start, end)
+    offsets of each extension's data in wire order ([] when the body ends at ``p``: an old
+    hello without extensions); None when it is not well formed (_extensions says how)."""
+    n = len(body)
+    if p == n:
+        return []
+    if p + 2 > n or p + 2 + ((body[p] << 8) | body[p + 1]) != n:
+        return None
+    p += 2
+    out = []
+    while p < n:
+        if p + 4 > n:
+            return None
+        end = p + 4 + ((body[p + 2] << 8) | body[p + 3])
+        if end > n:
+            return None
+        out.append(((body[p] << 8) | body[p + 1], p + 4, end))
+        p = end
+    return out
+
+
+def _quick_alpn(body: bytes, q: int, end: int) -> tuple[bytes, ...] | None:
+    """An ALPN extension's protocol names (a u16 list of u8-framed names at ``body[q:end]``),
+    or None when it is not well formed (_alpn_list says how)."""
+    if q + 2 > end or q + 2 + ((body[q] << 8) | body[q + 1]) != end:
+        return None
+    q += 2
+    protocols = []
+    while q < end:
+        stop = q + 1 + body[q]
+        if stop > end:
+            return None
+        protocols.append(body[q + 1:stop])
+        q = stop
+    return tuple(protocols)
 
 
 def _hello(legacy_version: int, versions: tuple[int, ...], ciphers: tuple[int, ...],
@@ -482,38 +501,21 @@ def _server_hello_quick(body: bytes) -> ServerHello | None:
     legacy_version = (body[0] << 8) | body[1]
     cipher = (body[p] << 8) | body[p + 1]
     p += 3  # and the compression method
-    version, alpn, ext_types = legacy_version, None, []
-    if p < n:
-        if p + 2 > n or p + 2 + ((body[p] << 8) | body[p + 1]) != n:
-            return None
-        p += 2
-        while p < n:
-            if p + 4 > n:
+    extensions = _quick_extensions(body, p)
+    if extensions is None:
+        return None
+    version, alpn = legacy_version, None
+    for ext_type, q, end in extensions:
+        if ext_type == EXT_SUPPORTED_VERSIONS:
+            if end - q != 2:
                 return None
-            ext_type = (body[p] << 8) | body[p + 1]
-            end = p + 4 + ((body[p + 2] << 8) | body[p + 3])
-            if end > n:
+            version = (body[q] << 8) | body[q + 1]
+        elif ext_type == EXT_ALPN:
+            protocols = _quick_alpn(body, q, end)
+            if protocols is None:
                 return None
-            ext_types.append(ext_type)
-            q, p = p + 4, end
-            if ext_type == EXT_SUPPORTED_VERSIONS:
-                if end - q != 2:
-                    return None
-                version = (body[q] << 8) | body[q + 1]
-            elif ext_type == EXT_ALPN:
-                if q + 2 > end or q + 2 + ((body[q] << 8) | body[q + 1]) != end:
-                    return None
-                q += 2
-                first: bytes | None = None
-                while q < end:
-                    stop = q + 1 + body[q]
-                    if stop > end:
-                        return None
-                    if first is None:
-                        first = body[q + 1:stop]
-                    q = stop
-                alpn = alpn_text(first) if first is not None else None
-    return ServerHello(legacy_version, version, cipher, alpn, tuple(ext_types),
+            alpn = alpn_text(protocols[0]) if protocols else None
+    return ServerHello(legacy_version, version, cipher, alpn, tuple(e[0] for e in extensions),
                        body[2:34] == HELLO_RETRY_RANDOM)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
 
 from hypothesis import HealthCheck, given, settings
@@ -120,27 +121,30 @@ def test_mutated_capture_flights_with_certificates(data: st.DataObject) -> None:
 CAPTURE_FLIGHTS = _capture_server_flights()
 
 
-def _hello_body(sample: bytes) -> bytes:
-    """The ClientHello message body of a recorded client stream."""
+def _first_message_body(sample: bytes, msg_type: int) -> bytes | None:
+    """The body of a recorded stream's first handshake message when it is of ``msg_type``
+    (1 ClientHello, 2 ServerHello), else None."""
     handshake = b""
-    for _type, payload in tls_module._records(sample):  # lazy: later records are not read
+    for ctype, payload in tls_module._records(sample):  # lazy: later records are not read
+        if ctype != 22:
+            return None
         handshake += payload
-        messages, _incomplete = tls_module._handshake_messages(handshake, 1 << 16)
+        messages, _incomplete = tls_module._handshake_messages(handshake, 1 << 20)
         if messages:
-            assert messages[0][0] == 1
-            return messages[0][1]
-    raise AssertionError("no ClientHello in the sample")
+            return messages[0][1] if messages[0][0] == msg_type else None
+    return None
 
 
-HELLO_BODIES = [_hello_body(s) for s in CLIENT_SAMPLES]
+HELLO_BODIES = [b for b in (_first_message_body(s, 1) for s in CLIENT_SAMPLES) if b is not None]
 
 
-def _quick_agrees(body: bytes) -> bool:
-    """The offsets-only ClientHello parser gives the careful parser's result, or None (and then
-    the careful one decides); True when it gave a result."""
-    quick = tls_module._client_hello_quick(body)
+def _agrees(quick_parser: Callable[[bytes], object], careful_parser: Callable[[bytes], object],
+            body: bytes) -> bool:
+    """An offsets-only parser gives the careful parser's result, or None (and then the careful
+    one decides); True when it gave a result."""
+    quick = quick_parser(body)
     try:
-        careful = tls_module._client_hello_careful(body)
+        careful = careful_parser(body)
     except ParseError:
         assert quick is None
         return False
@@ -148,8 +152,27 @@ def _quick_agrees(body: bytes) -> bool:
     return quick is not None
 
 
+def _quick_agrees(body: bytes) -> bool:
+    return _agrees(tls_module._client_hello_quick, tls_module._client_hello_careful, body)
+
+
+def _reaches_both(bodies: st.SearchStrategy[bytes], agrees: Callable[[bytes], bool],
+                  examples: int) -> dict[bool, int]:
+    """How many bodies of ``examples`` drawn the quick parser read whole (True) and left to
+    the careful one (False)."""
+    seen = {True: 0, False: 0}
+
+    @settings(max_examples=examples, deadline=None, database=None)
+    @given(bodies)
+    def count(body: bytes) -> None:
+        seen[agrees(body)] += 1
+
+    count()
+    return seen
+
+
 def test_quick_hello_parser_reads_every_recorded_hello() -> None:
-    assert len(HELLO_BODIES) >= 4
+    assert len(HELLO_BODIES) == len(CLIENT_SAMPLES) >= 4
     assert all(_quick_agrees(body) for body in HELLO_BODIES)
 
 
@@ -221,42 +244,16 @@ def test_quick_hello_parser_agrees_on_built_bodies(body: bytes) -> None:
 def test_built_bodies_reach_both_parsers() -> None:
     """The strategy above makes hellos the quick parser reads whole and ones it leaves to the
     careful parser (so the agreement test sees both)."""
-    seen = {True: 0, False: 0}
-
-    @settings(max_examples=400, deadline=None, database=None)
-    @given(_hello_bodies())
-    def count(body: bytes) -> None:
-        seen[_quick_agrees(body)] += 1
-
-    count()
+    seen = _reaches_both(_hello_bodies(), _quick_agrees, 400)
     assert seen[True] > 40 and seen[False] > 40, seen
 
 
-def _server_hello_body(sample: bytes) -> bytes | None:
-    """The ServerHello message body of a recorded server stream (None if it has none)."""
-    handshake = b""
-    for ctype, payload in tls_module._records(sample):
-        if ctype != 22:
-            return None
-        handshake += payload
-        messages, _incomplete = tls_module._handshake_messages(handshake, 1 << 20)
-        if messages:
-            return messages[0][1] if messages[0][0] == 2 else None
-    return None
-
-
-SERVER_HELLO_BODIES = [b for b in map(_server_hello_body, SERVER_SAMPLES) if b is not None]
+SERVER_HELLO_BODIES = [b for b in (_first_message_body(s, 2) for s in SERVER_SAMPLES)
+                       if b is not None]
 
 
 def _quick_server_agrees(body: bytes) -> bool:
-    quick = tls_module._server_hello_quick(body)
-    try:
-        careful = tls_module._server_hello_careful(body)
-    except ParseError:
-        assert quick is None
-        return False
-    assert quick is None or quick == careful
-    return quick is not None
+    return _agrees(tls_module._server_hello_quick, tls_module._server_hello_careful, body)
 
 
 def test_quick_server_hello_parser_reads_every_recorded_hello() -> None:
@@ -301,12 +298,5 @@ def test_quick_server_hello_parser_agrees_on_built_bodies(body: bytes) -> None:
 
 
 def test_built_server_bodies_reach_both_parsers() -> None:
-    seen = {True: 0, False: 0}
-
-    @settings(max_examples=300, deadline=None, database=None)
-    @given(_server_hello_bodies())
-    def count(body: bytes) -> None:
-        seen[_quick_server_agrees(body)] += 1
-
-    count()
+    seen = _reaches_both(_server_hello_bodies(), _quick_server_agrees, 300)
     assert seen[True] > 30 and seen[False] > 30, seen
