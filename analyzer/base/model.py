@@ -275,20 +275,26 @@ def replace_contact(contact: Contact, **changes: Any) -> Contact:
     return new
 
 
-def _copier(changed: tuple[str, ...]) -> Any:
-    """A function (contact, *values of ``changed``) -> copy, one statement per field: a third
-    of replace_contact's time, for the copy the findings stage makes of most contacts."""
-    lines = [f"def copy(c, {', '.join(changed)}):", "    new = _new(Contact)"]
-    for name in _CONTACT_FIELDS:
+def field_copier(cls: type, changed: tuple[str, ...]) -> Any:
+    """A function (obj, *values of ``changed``) -> a copy of the frozen dataclass ``obj`` of
+    type ``cls`` with those fields changed, one statement per field: a third of
+    ``dataclasses.replace``'s time (no keyword dict, no frozen ``__init__``), for copies made
+    once per contact or per DNS response. ``cls`` must have no ``__post_init__``."""
+    names = tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+    unknown = set(changed) - set(names)
+    if unknown:
+        raise TypeError(f"{cls.__name__} has no field {sorted(unknown)[0]!r}")
+    lines = [f"def copy(c, {', '.join(changed)}):", "    new = _new(cls)"]
+    for name in names:
         lines.append(f"    _set(new, {name!r}, {name if name in changed else 'c.' + name})")
     lines.append("    return new")
-    scope: dict[str, Any] = {"_new": _new, "_set": _set, "Contact": Contact}
+    scope: dict[str, Any] = {"_new": _new, "_set": _set, "cls": cls}
     exec("\n".join(lines), scope)  # noqa: S102 -- the source is built from the field names only
     return scope["copy"]
 
 
 # contact_with_findings(contact, findings, notes, frames)
-contact_with_findings = _copier(("findings", "notes", "frames"))
+contact_with_findings = field_copier(Contact, ("findings", "notes", "frames"))
 
 
 def _plain(obj: Any) -> dict[str, Any] | None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ...base.errors import ParseError
-from ...base.model import ProcessInfo, ProxyHop
+from ...base.model import ProcessInfo, ProxyHop, field_copier
 from ...flows.reassembly import Chunk, FrameIndex, StreamBuffer
 from ...packets.decode import TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Segment
 from ...protocols import dns as dnsp
@@ -53,23 +53,11 @@ SWEEP_INTERVAL = 60.0              # capture seconds between scans for idle flow
 
 
 DNS_BODIES = 4096                  # DNS message bodies remembered (at most ~2 MB of bytes)
-_DNS_FIELDS = tuple(dnsp.DnsMessage.__dataclass_fields__)
 
 
-def _txid_copier() -> Callable[[dnsp.DnsMessage, int], dnsp.DnsMessage]:
-    """``dataclasses.replace(msg, txid=txid)`` at a fraction of its cost: one statement per
-    field (no keyword dict, no frozen ``__init__``; DnsMessage has no ``__post_init__``)."""
-    lines = ["def with_txid(msg, txid):", "    new = _new(DnsMessage)"]
-    lines += [f"    _set(new, {name!r}, {'txid' if name == 'txid' else 'msg.' + name})"
-              for name in _DNS_FIELDS]
-    lines.append("    return new")
-    scope: dict[str, object] = {"_new": object.__new__, "_set": object.__setattr__,
-                                "DnsMessage": dnsp.DnsMessage}
-    exec("\n".join(lines), scope)  # noqa: S102 -- the source is built from the field names only
-    return scope["with_txid"]  # type: ignore[return-value]
-
-
-_with_txid = _txid_copier()
+# with_txid(msg, txid): the message with another ID (see field_copier)
+_with_txid: Callable[[dnsp.DnsMessage, int], dnsp.DnsMessage] = field_copier(dnsp.DnsMessage,
+                                                                             ("txid",))
 
 
 @dataclass(slots=True)
