@@ -12,6 +12,7 @@ tests/report/test_jsonline.py checks both give the same line on every repository
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
@@ -38,27 +39,27 @@ def _number(value: Any) -> str:
     return _encode(value)
 
 
-def _shared(obj: Any, kind: str) -> str:
-    """The JSON of a part contacts share: a record (``kind`` "plain"), a process, or a tuple of
-    findings or of scalars."""
+def _shared(obj: Any, shape: Callable[[Any], Any]) -> str:
+    """The JSON of a part contacts share (``shape`` makes what the encoder is given)."""
     if obj is None:
         return "null"
     key = id(obj)
     hit = _parts.get(key)
     if hit is not None and hit[0] is obj:
         return hit[1]
-    if kind == "plain":
-        text = _encode(_plain(obj))
-    elif kind == "process":
-        text = _encode(obj.to_dict())
-    elif kind == "findings":
-        text = _encode([f.to_dict() for f in obj])
-    else:
-        text = _encode(list(obj))
+    text = _encode(shape(obj))
     if len(_parts) >= _LIMIT:
         _parts.clear()
     _parts[key] = (obj, text)
     return text
+
+
+def _dict(obj: Any) -> Any:
+    return obj.to_dict()
+
+
+def _dicts(items: Any) -> list[Any]:
+    return [item.to_dict() for item in items]
 
 
 def contact_json(c: Contact) -> str:
@@ -75,18 +76,18 @@ def contact_json(c: Contact) -> str:
         ', "sport": ', _number(c.sport),
         ', "dst": ', _text(c.dst),
         ', "dport": ', _number(c.dport),
-        ', "process": ', _shared(c.process, "process") if c.process else "null",
+        ', "process": ', _shared(c.process, _dict) if c.process else "null",
         ', "client": ', _text(c.client),
         ', "client_evidence": ', _text(c.client_evidence),
-        ', "dns": ', _shared(c.dns, "plain"),
-        ', "tls": ', _shared(c.tls, "plain"),
-        ', "http": ', _shared(c.http, "plain"),
-        ', "via_proxy": ', _shared(c.via_proxy, "plain"),
+        ', "dns": ', _shared(c.dns, _plain),
+        ', "tls": ', _shared(c.tls, _plain),
+        ', "http": ', _shared(c.http, _plain),
+        ', "via_proxy": ', _shared(c.via_proxy, _plain),
         ', "operation": ', _text(c.operation),
-        ', "operations": ', _shared(c.operations, "list") if c.operations else "[]",
+        ', "operations": ', _shared(c.operations, list) if c.operations else "[]",
         ', "url": ', _text(c.url),
-        ', "findings": ', _shared(c.findings, "findings") if c.findings else "[]",
-        ', "notes": ', _shared(c.notes, "list") if c.notes else "[]",
+        ', "findings": ', _shared(c.findings, _dicts) if c.findings else "[]",
+        ', "notes": ', _shared(c.notes, list) if c.notes else "[]",
         ', "cause": ', _text(c.cause),
         ', "flow_id": ', _text(c.flow_id),
         ', "frames": ', "[" + ", ".join(map(int.__repr__, frames)) + "]"

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from analyzer.events.builtin import engine as engine_mod
-from analyzer.events.builtin.engine import FLOW_IDLE_TIMEOUT, Engine
+from analyzer.events.builtin.engine import FLOW_IDLE_TIMEOUT, Engine, run_engine
 from analyzer.events.builtin.read import read_evidence_builtin
 from analyzer.flows.reassembly import StreamBuffer
 from analyzer.packets.decode import TCP_ACK, TCP_SYN, Segment
@@ -141,6 +141,14 @@ def _plain_expiry(self: Engine, now: float) -> None:
         self._emit_dns(pending)
 
 
+def _remembered_and_plain(segments: list[Segment], monkeypatch: pytest.MonkeyPatch
+                          ) -> tuple[list[object], list[object]]:
+    """The DNS exchanges of ``segments``, with the engine's expiry and with the plain loop."""
+    remembered = list(run_engine(segments, "t").dns)
+    monkeypatch.setattr(Engine, "_expire_dns", _plain_expiry)
+    return remembered, list(run_engine(segments, "t").dns)
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_dns_expiry_remembering_the_oldest_query_is_exact(seed: int,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,7 +159,7 @@ def test_dns_expiry_remembering_the_oldest_query_is_exact(seed: int,
 
     rng = random.Random(seed)
     monkeypatch.setattr(engine_mod, "MAX_DNS_PENDING", 40)
-    segments = []
+    segments: list[Segment] = []
     ts = 1000.0
     for i in range(3000):
         ts += rng.choice([0.01, 0.5, 3.0, 12.0, -8.0, -35.0, 31.0, 0.0])
@@ -165,15 +173,7 @@ def test_dns_expiry_remembering_the_oldest_query_is_exact(seed: int,
         else:
             segments.append(Segment(i + 1, ts, "udp", client, port, "10.0.0.53", 53, payload))
 
-    def run() -> list[object]:
-        eng = Engine("t")
-        for seg in segments:
-            eng.feed(seg)
-        return list(eng.finish().dns)
-
-    remembered = run()
-    monkeypatch.setattr(Engine, "_expire_dns", _plain_expiry)
-    plain = run()
+    remembered, plain = _remembered_and_plain(segments, monkeypatch)
     assert remembered == plain and len(plain) > 500
 
 
@@ -190,15 +190,7 @@ def test_dns_expiry_after_the_oldest_query_is_replaced(monkeypatch: pytest.Monke
         Segment(6, 126.0, "udp", q, 53, "10.0.0.2", 30000, dns_message(2, "sum.golang.org", True)),
     ]
 
-    def run() -> list[object]:
-        eng = Engine("t")
-        for seg in segments:
-            eng.feed(seg)
-        return list(eng.finish().dns)
-
-    remembered = run()
-    monkeypatch.setattr(Engine, "_expire_dns", _plain_expiry)
-    plain = run()
+    remembered, plain = _remembered_and_plain(segments, monkeypatch)
     assert remembered == plain
     late = [ex for ex in plain if ex.txid == 2]  # type: ignore[attr-defined]
     assert len(late) == 2 and {ex.query_frame for ex in late} == {2, None}  # type: ignore[attr-defined]
